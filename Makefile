@@ -1,0 +1,48 @@
+# One way to run each thing. Every target creates the virtualenv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run up test test-fast lint fmt bench chaos sandbox services clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the demo stack (Redis, SQLite ledger, sandbox, worker, beat, Flower) and a demo batch
+run: $(STAMP)
+	$(BIN)/postier demo
+
+## up: the same stack without the demo batch
+up: $(STAMP)
+	$(BIN)/postier up
+
+## sandbox: the provider simulator alone on 127.0.0.1:8025
+sandbox: $(STAMP)
+	$(BIN)/postier sandbox
+
+## services: start Redis and PostgreSQL when they are not already answering
+services:
+	bash deploy/dev/ensure-services.sh
+
+## test: the whole suite (unit, sandbox over HTTP, integration with a real worker and Redis)
+test: $(STAMP) services
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy postier producers worker scheduler
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

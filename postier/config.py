@@ -1,0 +1,131 @@
+"""All of Postier's settings, in one pydantic-settings class.
+
+Every value comes from the environment (prefix ``POSTIER_``, nested with ``__``, e.g.
+``POSTIER_OCTOPUSH__API_KEY``) or a ``.env`` file; nothing else in the code reads
+``os.environ``. Secrets are ``SecretStr`` so they never print in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HttpSettings(BaseModel):
+    """Timeouts and the short in-process retry budget shared by every provider client."""
+
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    pool_timeout: float = 2.0
+    max_connections: int = 20
+    #: attempts of one call (first included) for errors that surely did not reach the provider
+    short_retry_attempts: int = 3
+    #: a Retry-After longer than this is not waited for in-process: the caller reschedules
+    max_inline_wait: float = 1.0
+
+
+class AfilnetSettings(BaseModel):
+    """Afilnet account (WhatsApp, contacts, SMS): one endpoint, credentials in the POST body."""
+
+    base_url: str = "https://www.afilnet.com/api/http/"
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    #: "post": credentials as form fields; "basic": an Authorization header. Never the URL.
+    auth: Literal["post", "basic"] = "post"
+    #: WhatsApp channel ids to send from and to poll for inbound messages
+    whatsapp_platform_ids: list[str] = Field(default_factory=list)
+    sms_sender: str = "Postier"
+
+
+class PrimotextoSettings(BaseModel):
+    """Primotexto REST API v2."""
+
+    base_url: str = "https://api.primotexto.com/v2/"
+    api_key: SecretStr = SecretStr("")
+    sender: str | None = None
+
+
+class OctopushSettings(BaseModel):
+    """Octopush: the legacy form API (XML or JSON answers) or the v1 JSON API."""
+
+    base_url: str = "https://www.octopush-dm.com/api/"
+    v1_base_url: str = "https://api.octopush.com/v1/public/"
+    login: str = ""
+    api_key: SecretStr = SecretStr("")
+    transport: Literal["legacy", "v1"] = "legacy"
+    answer_format: Literal["xml", "json"] = "json"
+    #: legacy types: XXX low cost, FR premium, WWW world
+    sms_type: Literal["XXX", "FR", "WWW"] = "FR"
+    sender: str | None = "Postier"
+    #: sign legacy requests with request_keys/request_sha1
+    sign_requests: bool = True
+
+
+class SandboxSettings(BaseModel):
+    """The local provider simulator."""
+
+    host: str = "127.0.0.1"
+    port: int = 8025
+    #: seconds after which a sent message moves on to its final delivery state
+    delivery_delay: float = 1.0
+
+
+class Settings(BaseSettings):
+    """Postier's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POSTIER_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    afilnet: AfilnetSettings = Field(default_factory=AfilnetSettings)
+    primotexto: PrimotextoSettings = Field(default_factory=PrimotextoSettings)
+    octopush: OctopushSettings = Field(default_factory=OctopushSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    default_region: str = "FR"
+
+    def pointed_at_sandbox(self, base_url: str) -> Settings:
+        """A copy whose provider URLs and credentials are the sandbox's at ``base_url``."""
+        from postier.sandbox.accounts import SANDBOX_ACCOUNTS
+
+        root = base_url.rstrip("/")
+        acc = SANDBOX_ACCOUNTS
+        return self.model_copy(
+            update={
+                "afilnet": self.afilnet.model_copy(
+                    update={
+                        "base_url": f"{root}/api/http/",
+                        "user": acc.afilnet_user,
+                        "password": SecretStr(acc.afilnet_password),
+                        "whatsapp_platform_ids": self.afilnet.whatsapp_platform_ids
+                        or [acc.afilnet_platform_id],
+                    }
+                ),
+                "primotexto": self.primotexto.model_copy(
+                    update={
+                        "base_url": f"{root}/v2/",
+                        "api_key": SecretStr(acc.primotexto_api_key),
+                    }
+                ),
+                "octopush": self.octopush.model_copy(
+                    update={
+                        "base_url": f"{root}/api/",
+                        "v1_base_url": f"{root}/v1/public/",
+                        "login": acc.octopush_login,
+                        "api_key": SecretStr(acc.octopush_api_key),
+                    }
+                ),
+            }
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

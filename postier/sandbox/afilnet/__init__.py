@@ -1,0 +1,133 @@
+"""Simulated Afilnet HTTP API: one endpoint, ``class`` + ``method``, three ways to authenticate.
+
+Parameters arrive as a query string (GET), an urlencoded or multipart form (POST), and the
+credentials either as ``user``/``password`` parameters or a Basic ``Authorization`` header,
+as the real service accepts (PROVIDERS.md, "Afilnet"). Answers are HTTP 200 with
+``{"status": "success", "result": ...}`` or ``{"status": "error", "error": CODE}``.
+
+Each class's methods live in their own module and register in ``METHODS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from postier.sandbox.accounts import SANDBOX_ACCOUNTS
+from postier.sandbox.afilnet.state import AfilnetFault, AfilnetState
+from postier.sandbox.core import SandboxCore
+
+Params = Mapping[str, str]
+Handler = Callable[[AfilnetState, Params], Any]
+
+
+def _methods() -> dict[str, dict[str, Handler]]:
+    from postier.sandbox.afilnet import groups, sms, whatsapp
+
+    return {
+        "whatsapp": whatsapp.METHODS,
+        "group": groups.METHODS,
+        "sms": sms.METHODS,
+        "user": sms.USER_METHODS,
+    }
+
+
+def require(params: Params, *names: str) -> list[str]:
+    """The values of ``names``; a missing or empty one is MISSING_COMPULSORY_PARAM."""
+    values = []
+    for name in names:
+        value = params.get(name, "")
+        if value == "":
+            raise AfilnetFault("MISSING_COMPULSORY_PARAM")
+        values.append(value)
+    return values
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip()).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+class AfilnetSim:
+    """The Afilnet endpoint ``/api/http/``."""
+
+    name = "afilnet"
+
+    def __init__(self, core: SandboxCore) -> None:
+        self.core = core
+        self.state = AfilnetState(core)
+        self.methods = _methods()
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    async def _params(self, request: Request) -> dict[str, str]:
+        params = dict(request.query_params)
+        if request.method == "POST":
+            form = await request.form()
+            for key, value in form.items():
+                if isinstance(value, str):
+                    params[key] = value
+        basic = _basic_credentials(request.headers.get("authorization"))
+        if basic is not None:
+            params.setdefault("user", basic[0])
+            params.setdefault("password", basic[1])
+        return params
+
+    def dispatch(self, params: Params) -> Any:
+        """Authenticate, find the class and method, run it; raise AfilnetFault on error."""
+        for name, code in (
+            ("user", "MISSING_USER"),
+            ("password", "MISSING_PASSWORD"),
+            ("class", "MISSING_CLASS"),
+            ("method", "MISSING_METHOD"),
+        ):
+            if not params.get(name):
+                raise AfilnetFault(code)
+        if (params["user"], params["password"]) != (
+            SANDBOX_ACCOUNTS.afilnet_user,
+            SANDBOX_ACCOUNTS.afilnet_password,
+        ):
+            raise AfilnetFault("INCORRECT_USER_PASSWORD")
+        cls = self.methods.get(params["class"])
+        if cls is None:
+            raise AfilnetFault("INCORRECT_CLASS")
+        handler = cls.get(params["method"])
+        if handler is None:
+            raise AfilnetFault("INCORRECT_METHOD")
+        return handler(self.state, params)
+
+    async def endpoint(self, request: Request) -> Response:
+        params = await self._params(request)
+        try:
+            with self.core.lock:
+                result = self.dispatch(params)
+        except AfilnetFault as fault:
+            return JSONResponse({"status": "error", "error": fault.code})
+        body: dict[str, Any] = {"status": "success"}
+        if result is not None:
+            body["result"] = result
+        return JSONResponse(body)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/api/http/", self.endpoint, methods=["GET", "POST"]),
+            Route("/api/http", self.endpoint, methods=["GET", "POST"]),
+        ]
+
+    def admin_routes(self) -> list[BaseRoute]:
+        from postier.sandbox.afilnet import whatsapp
+
+        return whatsapp.admin_routes(self.state)

@@ -1,0 +1,63 @@
+"""The simulated Afilnet account: WhatsApp channels and chats, groups and contacts, SMS, credit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from postier.sandbox.accounts import SANDBOX_ACCOUNTS
+from postier.sandbox.core import SandboxCore
+
+
+class AfilnetFault(Exception):
+    """An Afilnet error code to answer with ``{"status": "error", "error": code}``."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class ChatMessage:
+    """One WhatsApp message in a chat, inbound (``sent`` False) or outbound."""
+
+    messageid: str
+    platformid: str
+    destination: str
+    message: str
+    sent: bool
+    status: str
+    datetime: str
+    read: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Group:
+    idgroup: str
+    name: str
+    type: str
+    fields: list[str]
+    countryiso3: str | None = None
+    contacts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class AfilnetState:
+    """Everything the simulated Afilnet account holds; reset between tests."""
+
+    def __init__(self, core: SandboxCore) -> None:
+        self.core = core
+        self.reset()
+
+    def reset(self) -> None:
+        self.platforms: set[str] = {SANDBOX_ACCOUNTS.afilnet_platform_id}
+        #: (platformid, destination) -> messages in order
+        self.chats: dict[tuple[str, str], list[ChatMessage]] = {}
+        #: template id -> template text with {{name}} placeholders
+        self.templates: dict[str, str] = {
+            "1": "Bonjour {{name}}, votre commande {{orderid}} est prête.",
+            "2": "Votre code est {{code}}.",
+        }
+        self.groups: dict[str, Group] = {}
+        self.credits = SANDBOX_ACCOUNTS.afilnet_credits
+        self.sms: dict[str, dict[str, Any]] = {}
