@@ -1,0 +1,171 @@
+"""Phone numbers: everything Postier stores or sends is E.164 (``+33612345678``).
+
+Accepted input forms (region ``FR`` by default):
+
+* international with ``+``: ``+33612345678``, ``+33 6 12 34 56 78``, ``+33 (0)6 12 34 56 78``;
+* international with the ``00`` prefix: ``0033612345678``;
+* national: ``0612345678``, ``06.12.34.56.78``, ``06-12-34-56-78`` (and ``612345678``, which
+  libphonenumber reads as the national number without its trunk ``0``).
+
+Rejected: bare international digits without ``+`` or ``00`` (``33612345678``). They are the
+form Afilnet *returns* and wants in ``destination`` (seed 000), but read as input they are
+ambiguous (a national number in some regions, a country code in others), and libphonenumber
+would guess silently; callers holding that form write ``"+" + digits``.
+
+With region ``FR``, a national number of an overseas department (``0692…`` Réunion, ``0690…``
+Guadeloupe…) is part of the French numbering plan although libphonenumber files it under its
+own region; it is normalised to its own country code (``+262692…``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+import phonenumbers
+from phonenumbers import CountryCodeSource, NumberParseException, PhoneNumber, PhoneNumberType
+
+from postier.rules.errors import RuleViolation
+
+NumberType = Literal[
+    "fixed_line",
+    "mobile",
+    "fixed_line_or_mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "unknown",
+]
+
+_NUMBER_TYPES: Final[dict[int, NumberType]] = {
+    PhoneNumberType.FIXED_LINE: "fixed_line",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+}
+
+#: separators people type inside numbers; anything else (letters, "ext") is refused
+_INPUT_SHAPE: Final = re.compile(r"\+?[0-9 .\-()/]+")
+_E164_SHAPE: Final = re.compile(r"\+[1-9][0-9]{1,14}")
+
+#: regions that share the French national numbering plan (ARCEP): dialled 0ABPQ… from France
+_FRENCH_PLAN_REGIONS: Final = ("GP", "BL", "MF", "MQ", "GF", "RE", "YT", "PM")
+
+_UNMASKED_HEAD: Final = 1
+_UNMASKED_TAIL: Final = 2
+_MIN_MASKABLE: Final = 6
+
+
+def normalize_number(raw: str, *, region: str = "FR", field: str = "recipient") -> str:
+    """Return ``raw`` as a valid E.164 number, or raise ``RuleViolation`` (rules ``e164.*``).
+
+    Validity is libphonenumber's: the number must be possible (length) and valid (assigned
+    range) for its country, so typos are caught before a provider bills or refuses them
+    (Primotexto code 11, Octopush 117).
+    """
+    text = raw.strip()
+    if not text:
+        raise RuleViolation(field, "e164.empty", "phone number is empty")
+    if not _INPUT_SHAPE.fullmatch(text):
+        raise RuleViolation(
+            field,
+            "e164.characters",
+            "phone number may hold only digits, a leading '+', spaces and . - ( ) /",
+        )
+    try:
+        number = phonenumbers.parse(text, region, keep_raw_input=True)
+    except NumberParseException as exc:
+        raise RuleViolation(field, "e164.unparsable", "not a phone number") from exc
+    if number.country_code_source == CountryCodeSource.FROM_NUMBER_WITHOUT_PLUS_SIGN:
+        raise RuleViolation(
+            field,
+            "e164.prefix",
+            "international numbers need a '+' or '00' prefix (write +33…, not 33…)",
+        )
+    if number.country_code_source == CountryCodeSource.FROM_DEFAULT_COUNTRY and region == "FR":
+        number = _french_plan_number(text, number)
+    if not phonenumbers.is_possible_number(number):
+        raise RuleViolation(field, "e164.impossible", "phone number has an impossible length")
+    if not phonenumbers.is_valid_number(number):
+        raise RuleViolation(field, "e164.invalid", "phone number is not in an assigned range")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _french_plan_number(text: str, number: PhoneNumber) -> PhoneNumber:
+    """A national French number that libphonenumber files under an overseas region."""
+    if phonenumbers.is_valid_number(number):
+        return number
+    for region in _FRENCH_PLAN_REGIONS:
+        try:
+            candidate = phonenumbers.parse(text, region)
+        except NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(candidate):
+            return candidate
+    return number
+
+
+def _parse_e164(e164: str, field: str) -> PhoneNumber:
+    if not _E164_SHAPE.fullmatch(e164):
+        raise RuleViolation(field, "e164.format", "expected an E.164 number such as +33612345678")
+    try:
+        return phonenumbers.parse(e164, None)
+    except NumberParseException as exc:
+        raise RuleViolation(field, "e164.unparsable", "not a phone number") from exc
+
+
+def number_type(e164: str, *, field: str = "recipient") -> NumberType:
+    """libphonenumber's type of an E.164 number (``"mobile"``, ``"fixed_line"``, …).
+
+    Primotexto refuses fixed lines (code 19); knowing the type lets producers refuse first.
+    """
+    kind = phonenumbers.number_type(_parse_e164(e164, field))
+    return _NUMBER_TYPES.get(kind, "unknown")
+
+
+def is_mobile(e164: str, *, field: str = "recipient") -> bool:
+    """Whether an SMS can reach the number: mobile, or a range that mixes fixed and mobile.
+
+    ``fixed_line_or_mobile`` counts as mobile because some plans (North America) do not tell
+    them apart; refusing those would refuse every such recipient.
+    """
+    return number_type(e164, field=field) in ("mobile", "fixed_line_or_mobile")
+
+
+def to_international_digits(e164: str, *, field: str = "recipient") -> str:
+    """``+33612345678`` → ``33612345678``: Afilnet's ``destination`` form (seed 000)."""
+    if not _E164_SHAPE.fullmatch(e164):
+        raise RuleViolation(field, "e164.format", "expected an E.164 number such as +33612345678")
+    return e164[1:]
+
+
+def mask_number(e164: str) -> str:
+    """A number safe for logs: ``+33612345678`` → ``+336******78``.
+
+    Keeps the country code, the first digit and the last two of the national part; national
+    parts shorter than six digits are masked whole. Never raises (logging must not fail): a
+    value that is not E.164 comes back as stars of the same length.
+    """
+    if not _E164_SHAPE.fullmatch(e164):
+        return "*" * len(e164)
+    try:
+        country = str(phonenumbers.parse(e164, None).country_code)
+    except NumberParseException:
+        return "+" + "*" * (len(e164) - 1)
+    national = e164[1 + len(country) :]
+    if len(national) < _MIN_MASKABLE:
+        return f"+{country}" + "*" * len(national)
+    hidden = len(national) - _UNMASKED_HEAD - _UNMASKED_TAIL
+    return f"+{country}{national[:_UNMASKED_HEAD]}{'*' * hidden}{national[-_UNMASKED_TAIL:]}"
