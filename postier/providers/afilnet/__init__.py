@@ -1,10 +1,7 @@
-"""Afilnet clients: one endpoint (``api``), one module per ``class``."""
+"""Afilnet: one HTTP endpoint for WhatsApp, SMS and contacts (``class`` + ``method``)."""
 
 from postier.providers.afilnet.api import AfilnetApi
-from postier.providers.afilnet.groups import AfilnetGroups, Contact
+from postier.providers.afilnet.sms import AfilnetSms
+from postier.providers.afilnet.whatsapp import AfilnetWhatsApp
 
-__all__ = [
-    "AfilnetApi",
-    "AfilnetGroups",
-    "Contact",
-]
+__all__ = ["AfilnetApi", "AfilnetSms", "AfilnetWhatsApp"]

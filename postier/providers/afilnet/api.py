@@ -10,7 +10,9 @@ so the comparison ignores case.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -29,6 +31,29 @@ from postier.providers.results import Provider
 from postier.providers.transport import Transport
 
 NAME = Provider.AFILNET.value
+
+#: Afilnet writes and reads times as ``yyyy-mm-dd hh:mm:ss`` with no zone (seed 000). Afilnet
+#: is a Spanish service: we take them as Madrid local time (unconfirmed; same as Paris).
+TIMEZONE = ZoneInfo("Europe/Madrid")
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An Afilnet time as an aware datetime; None when empty or not in Afilnet's format."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return datetime.strptime(value.strip(), DATETIME_FORMAT).replace(tzinfo=TIMEZONE)
+    except ValueError:
+        return None
+
+
+def format_datetime(when: datetime) -> str:
+    """An aware datetime as Afilnet expects it (``scheduledatetime``): Madrid local time."""
+    if when.tzinfo is None:
+        raise ValueError("when: a timezone-aware datetime is required")
+    return when.astimezone(TIMEZONE).strftime(DATETIME_FORMAT)
+
 
 #: Afilnet error code -> error class (seeds 000, 001; PROVIDERS.md). Unknown codes: permanent.
 ERROR_CLASSES: dict[str, type[ProviderError]] = {

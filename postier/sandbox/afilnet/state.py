@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
-from postier.sandbox.core import SandboxCore
+from postier.sandbox.core import SandboxCore, SentRecord
+
+#: Afilnet is a Spanish service; its ``yyyy-mm-dd hh:mm:ss`` times are taken as Madrid local
+#: time (unconfirmed; same offset as Paris). The client assumes the same.
+AFILNET_TIMEZONE = ZoneInfo("Europe/Madrid")
+AFILNET_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def afilnet_datetime(timestamp: float) -> str:
+    """``timestamp`` (Unix seconds) as Afilnet writes times: ``yyyy-mm-dd hh:mm:ss``, local."""
+    return datetime.fromtimestamp(timestamp, AFILNET_TIMEZONE).strftime(AFILNET_DATETIME_FORMAT)
 
 
 class AfilnetFault(Exception):
@@ -30,6 +42,8 @@ class ChatMessage:
     datetime: str
     read: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the provider's record of an outbound message; its delivery state drives ``status``
+    record: SentRecord | None = None
 
 
 @dataclass
