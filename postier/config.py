@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,6 +73,31 @@ class SandboxSettings(BaseModel):
     delivery_delay: float = 1.0
 
 
+class RateLimit(BaseModel):
+    """A provider account's global send rate: GCRA with ``rate`` per second and ``burst``.
+
+    Enforced across every worker by :class:`postier.ratelimit.RateLimiter` in Redis.
+    """
+
+    #: sustained requests per second
+    rate: float = Field(gt=0)
+    #: requests that may go at once after an idle spell (at least 1)
+    burst: int = Field(ge=1)
+
+
+def _default_rate_limits() -> dict[str, RateLimit]:
+    """Assumed per-account limits: PROVIDERS.md says none of the providers publishes one.
+
+    Conservative guesses, to be overridden per deployment, e.g.
+    ``POSTIER_RATE_LIMITS__OCTOPUSH__RATE=5``.
+    """
+    return {
+        "afilnet": RateLimit(rate=20.0, burst=20),
+        "primotexto": RateLimit(rate=20.0, burst=20),
+        "octopush": RateLimit(rate=10.0, burst=10),
+    }
+
+
 class Settings(BaseSettings):
     """Postier's configuration."""
 
@@ -89,6 +114,31 @@ class Settings(BaseSettings):
     octopush: OctopushSettings = Field(default_factory=OctopushSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     default_region: str = "FR"
+    #: the broker and the shared rate limiter's store; must run with maxmemory-policy noeviction
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: global rate limit per provider account, keyed by provider name
+    rate_limits: dict[str, RateLimit] = Field(default_factory=_default_rate_limits)
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _merge_rate_limits(cls, value: object) -> object:
+        """Overlay what is given on the defaults, field by field.
+
+        So ``POSTIER_RATE_LIMITS__OCTOPUSH__RATE=5`` changes one number instead of replacing
+        every provider's limit.
+        """
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, object] = {
+            name: limit.model_dump() for name, limit in _default_rate_limits().items()
+        }
+        for name, given in value.items():
+            base = merged.get(name)
+            if isinstance(given, dict) and isinstance(base, dict):
+                merged[name] = {**base, **given}
+            else:
+                merged[name] = given
+        return merged
 
     def pointed_at_sandbox(self, base_url: str) -> Settings:
         """A copy whose provider URLs and credentials are the sandbox's at ``base_url``."""
