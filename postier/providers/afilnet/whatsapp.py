@@ -20,9 +20,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import PurePosixPath
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from postier.providers.afilnet.api import NAME, AfilnetApi, parse_datetime
 from postier.providers.errors import (
@@ -40,19 +38,11 @@ from postier.providers.results import (
 )
 from postier.providers.transport import now_utc
 from postier.rules.errors import RuleViolation
+from postier.rules.files import FileType, file_type_for_url
 from postier.rules.phones import to_international_digits
 
 CLASS = "whatsapp"
 CHANNEL = "whatsapp"
-
-FileType = Literal["image", "video", "document"]
-
-#: allowed formats per sendfile ``type`` (seed 000, sendfile and the template annex)
-FILE_FORMATS: dict[FileType, frozenset[str]] = {
-    "image": frozenset({"jpg", "jpeg", "png", "webp"}),
-    "video": frozenset({"mp4", "mpeg", "mpg", "3gp"}),
-    "document": frozenset({"txt", "pdf", "ppt", "doc", "docx", "xls", "pptx", "xlsx"}),
-}
 
 #: WhatsApp message status (lower-cased) -> our state; values unconfirmed (PROVIDERS.md)
 STATUS_STATES: dict[str, DeliveryState] = {
@@ -173,15 +163,11 @@ def _digits(e164: str) -> str:
 
 
 def _file_type_for_url(url: str) -> FileType:
-    """The sendfile ``type`` of ``url`` from its extension (to move to ``postier.rules.files``)."""
-    extension = PurePosixPath(urlsplit(url).path).suffix.lower().lstrip(".")
-    for kind, formats in FILE_FORMATS.items():
-        if extension in formats:
-            return kind
-    raise ContentRejectedError(
-        f"file_url: cannot tell the file type from {extension or 'no'} extension; pass file_type",
-        provider=NAME,
-    )
+    """The sendfile ``type`` its extension names (``postier.rules.files``)."""
+    try:
+        return file_type_for_url(url, field="file_url")
+    except RuleViolation as exc:
+        raise ContentRejectedError(str(exc), provider=NAME) from exc
 
 
 class AfilnetWhatsApp:

@@ -54,7 +54,7 @@ SEND_RESULT_HAS_MESSAGEID = False
 #: sendfile ``type`` -> allowed file extensions (seed 000, sendfile and template annex)
 FILE_FORMATS: dict[str, frozenset[str]] = {
     "image": frozenset({"jpg", "jpeg", "png", "webp"}),
-    "video": frozenset({"mp4", "mpeg", "mpg", "3gp"}),
+    "video": frozenset({"mp4", "mpeg", "3gp"}),
     "document": frozenset({"txt", "pdf", "ppt", "doc", "docx", "xls", "pptx", "xlsx"}),
 }
 _ALL_FORMATS = frozenset().union(*FILE_FORMATS.values())
