@@ -1,0 +1,215 @@
+"""What beat runs periodically: delivery state, the WhatsApp inbox, stuck sends, lost publishes.
+
+Each function is one pass, bounded by ``limit``, so a slow provider delays a pass but never
+piles passes up; beat runs the next one on its period.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from celery import Celery
+from sqlalchemy import update
+
+from postier.dispatch.publishing import Publisher
+from postier.dispatch.resolving import Resolution, resolve_ambiguous
+from postier.dispatch.sending import Dispatcher
+from postier.ledger.db import session_scope
+from postier.ledger.models import InboundMessage, Message, MessageStatus
+from postier.ledger.queries import (
+    awaiting_delivery,
+    record_inbound,
+    release_due,
+    stuck_sending,
+    unpublished,
+)
+from postier.ledger.states import transition
+from postier.providers.errors import ProviderError, UnsupportedFeatureError
+from postier.providers.results import DeliveryState, StatusReport
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def release_due_messages(dispatcher: Dispatcher, publisher: Publisher, limit: int = 5000) -> int:
+    """Scheduled rows whose time has come: ``scheduled → queued``, then published."""
+    total = 0
+    while True:
+        with session_scope(dispatcher.engine) as session:
+            ids = release_due(session, _now(), limit=limit)
+        if not ids:
+            return total
+        publisher.publish(ids)
+        total += len(ids)
+        if len(ids) < limit:
+            return total
+
+
+def republish_unpublished(dispatcher: Dispatcher, publisher: Publisher, limit: int = 5000) -> int:
+    """Queued rows never handed to the broker (or whose task was lost): publish them again.
+
+    A row published twice is harmless: the worker's conditional claim sends it once.
+    """
+    older_than = _now() - timedelta(seconds=dispatcher.settings.dispatch.republish_after)
+    with session_scope(dispatcher.engine) as session:
+        ids = unpublished(session, older_than, limit)
+    return publisher.publish(ids) if ids else 0
+
+
+def reap_stuck_sends(dispatcher: Dispatcher, publisher: Publisher, limit: int = 500) -> int:
+    """Rows stuck in ``sending`` (a worker died mid-call): look them up, never resend blindly."""
+    older_than = _now() - timedelta(seconds=dispatcher.settings.dispatch.stuck_after)
+    with session_scope(dispatcher.engine) as session:
+        stuck = stuck_sending(session, older_than, limit)
+        for row in stuck:
+            session.expunge(row)
+    count = 0
+    for message in stuck:
+        with session_scope(dispatcher.engine) as session:
+            moved = transition(
+                session,
+                message.id,
+                MessageStatus.SENDING,
+                MessageStatus.UNKNOWN,
+                detail="stuck in sending: the worker was lost mid-call",
+            )
+        if not moved:
+            continue
+        count += 1
+        if resolve_ambiguous(dispatcher, message) is Resolution.RESEND:
+            publisher.publish([message.id])
+    return count
+
+
+def _apply_report(dispatcher: Dispatcher, message: Message, report: StatusReport) -> bool:
+    if report.state is DeliveryState.DELIVERED or report.state is DeliveryState.UNDELIVERED:
+        target = (
+            MessageStatus.DELIVERED
+            if report.state is DeliveryState.DELIVERED
+            else MessageStatus.UNDELIVERED
+        )
+        with session_scope(dispatcher.engine) as session:
+            return transition(
+                session,
+                message.id,
+                MessageStatus.SENT,
+                target,
+                provider_status=report.provider_status,
+                raw=dict(report.raw),
+                status_checked_at=_now(),
+            )
+    return False
+
+
+def _touch_checked(dispatcher: Dispatcher, ids: list[str]) -> None:
+    if not ids:
+        return
+    with session_scope(dispatcher.engine) as session:
+        session.execute(
+            update(Message).where(Message.id.in_(ids)).values(status_checked_at=_now())  # type: ignore[attr-defined]
+        )
+
+
+def _lookup(dispatcher: Dispatcher, message: Message) -> StatusReport:
+    clients = dispatcher.clients
+    provider_id = message.provider_message_id or ""
+    if message.channel == "whatsapp":
+        platform = str(
+            (message.payload or {}).get("platform_id")
+            or dispatcher.settings.afilnet.whatsapp_platform_ids[0]
+        )
+        return clients.whatsapp.delivery_status(platform, message.recipient, provider_id)
+    return clients.sms(message.provider or "").delivery_status(provider_id)
+
+
+def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
+    """Ask providers about ``sent`` rows; move them to ``delivered``/``undelivered`` when final."""
+    checked_before = _now() - timedelta(seconds=dispatcher.settings.dispatch.poll_delivery_interval)
+    with session_scope(dispatcher.engine) as session:
+        rows = awaiting_delivery(session, checked_before, limit)
+        for row in rows:
+            session.expunge(row)
+    by_provider: dict[str, list[Message]] = defaultdict(list)
+    for row in rows:
+        by_provider[row.provider or ""].append(row)
+    finished = 0
+    for provider, messages in by_provider.items():
+        pending: list[str] = []
+        for message in messages:
+            if not message.provider_message_id:
+                pending.append(message.id)
+                continue
+            try:
+                report = _lookup(dispatcher, message)
+            except UnsupportedFeatureError:
+                pending.append(message.id)
+                continue
+            except ProviderError as exc:
+                log.warning("status lookup failed", extra={"message_id": message.id,
+                                                          "provider": provider, "error": str(exc)})
+                pending.append(message.id)
+                continue
+            if _apply_report(dispatcher, message, report):
+                finished += 1
+            else:
+                pending.append(message.id)
+        _touch_checked(dispatcher, pending)
+    return finished
+
+
+def apply_receipt(dispatcher: Dispatcher, report: StatusReport) -> bool:
+    """A pushed delivery receipt (Octopush callback): apply it to the row with that provider id."""
+    from postier.ledger.queries import find_by_provider_message_id
+
+    with session_scope(dispatcher.engine) as session:
+        message = find_by_provider_message_id(session, report.provider.value, report.message_id)
+        if message is None:
+            return False
+        session.expunge(message)
+    return _apply_report(dispatcher, message, report)
+
+
+def poll_whatsapp_inbox(
+    dispatcher: Dispatcher, app: Celery | None = None
+) -> list[int]:
+    """Fetch unread WhatsApp messages of every configured channel; store each once; run the hook."""
+    whatsapp = dispatcher.clients.whatsapp
+    stored: list[int] = []
+    for platform in dispatcher.settings.afilnet.whatsapp_platform_ids:
+        chats = whatsapp.get_chats(platform)
+        for chat in chats:
+            for inbound in whatsapp.get_unread_messages(platform, chat.destination):
+                row = InboundMessage(
+                    provider=inbound.provider.value,
+                    provider_message_id=inbound.message_id,
+                    channel=inbound.channel,
+                    sender=inbound.sender,
+                    text=inbound.text,
+                    received_at=inbound.received_at or _now(),
+                )
+                with session_scope(dispatcher.engine) as session:
+                    if record_inbound(session, row):
+                        session.flush()
+                        stored.append(int(row.id or 0))
+    hook = dispatcher.settings.dispatch.inbound_hook
+    if hook:
+        for inbound_id in stored:
+            _run_hook(hook, inbound_id, app)
+    return stored
+
+
+def _run_hook(hook: str, inbound_id: int, app: Celery | None) -> None:
+    """Call the application's hook: ``module:function`` in-process, else a Celery task name."""
+    if ":" in hook:
+        module, _, name = hook.partition(":")
+        func: Callable[[int], object] = getattr(importlib.import_module(module), name)
+        func(inbound_id)
+    elif app is not None:
+        app.send_task(hook, args=[inbound_id])

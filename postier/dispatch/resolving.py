@@ -1,0 +1,114 @@
+"""Settling a send whose outcome is not known (``unknown``), by lookup before any resend.
+
+Each provider offers a different way to find out whether a request took effect:
+
+- Octopush: the legacy and v1 APIs deduplicate on ``request_id`` (our message id), so the
+  same request is sent again: an acceptance means the first never arrived, error 120
+  ("duplicate request_id") means it did.
+- Afilnet WhatsApp: ``getmessages`` lists the chat; our text sent after the attempt started
+  means it arrived, none means it did not.
+- Primotexto and Afilnet SMS: no lookup can tell. ``dispatch.ambiguous_policy`` decides: keep
+  the row ``unknown`` for a person (``hold``, the default) or send again (``resend``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from postier.ledger.db import session_scope
+from postier.ledger.models import Message, MessageKind, MessageStatus
+from postier.ledger.states import transition
+from postier.providers.errors import AmbiguousError, NotFoundError, ProviderError
+
+if TYPE_CHECKING:
+    from postier.dispatch.sending import Dispatcher
+
+log = logging.getLogger(__name__)
+
+#: Octopush's "duplicate request_id" error code (PROVIDERS.md)
+OCTOPUSH_DUPLICATE = "120"
+#: clock skew allowed between our attempt's start and the provider's message time
+LOOKUP_SLACK = timedelta(minutes=2)
+
+
+class Resolution(Enum):
+    SENT = "sent"
+    RESEND = "resend"
+    HOLD = "hold"
+
+
+def resolve_ambiguous(dispatcher: Dispatcher, message: Message) -> Resolution:
+    """Decide an ``unknown`` message: mark it sent, queue it again, or hold it for a person."""
+    try:
+        if message.provider == "octopush" and message.kind == MessageKind.SMS:
+            resolution = _resolve_by_dedupe(dispatcher, message)
+        elif message.channel == "whatsapp":
+            resolution = _resolve_by_chat(dispatcher, message)
+        else:
+            resolution = (
+                Resolution.RESEND
+                if dispatcher.settings.dispatch.ambiguous_policy == "resend"
+                else Resolution.HOLD
+            )
+    except ProviderError as exc:
+        log.warning("lookup failed", extra={"message_id": message.id, "error": str(exc)})
+        return Resolution.HOLD
+    if resolution is Resolution.RESEND:
+        with session_scope(dispatcher.engine) as session:
+            transition(
+                session,
+                message.id,
+                MessageStatus.UNKNOWN,
+                MessageStatus.QUEUED,
+                detail="lookup: not received by the provider; sending again",
+            )
+    return resolution
+
+
+def _mark_sent(dispatcher: Dispatcher, message: Message, provider_id: str | None, how: str) -> None:
+    with session_scope(dispatcher.engine) as session:
+        transition(
+            session,
+            message.id,
+            MessageStatus.UNKNOWN,
+            MessageStatus.SENT,
+            detail=f"lookup: {how}",
+            provider_message_id=provider_id,
+        )
+
+
+def _resolve_by_dedupe(dispatcher: Dispatcher, message: Message) -> Resolution:
+    try:
+        receipt = dispatcher.call_provider(message)
+    except AmbiguousError:
+        return Resolution.HOLD
+    except ProviderError as exc:
+        if exc.code == OCTOPUSH_DUPLICATE:
+            _mark_sent(dispatcher, message, None, "request_id already accepted (120)")
+            return Resolution.SENT
+        raise
+    _mark_sent(dispatcher, message, receipt.message_id, "first request had not arrived; resent")
+    return Resolution.SENT
+
+
+def _resolve_by_chat(dispatcher: Dispatcher, message: Message) -> Resolution:
+    payload = message.payload or {}
+    platform = str(payload.get("platform_id") or dispatcher.settings.afilnet.whatsapp_platform_ids[0])
+    started = message.sending_started_at
+    try:
+        entries = dispatcher.clients.whatsapp.get_messages(platform, message.recipient)
+    except NotFoundError:
+        return Resolution.RESEND
+    for entry in entries:
+        if not entry.outbound:
+            continue
+        if message.body and entry.text != message.body:
+            continue
+        if started is not None and entry.at is not None and entry.at < started - LOOKUP_SLACK:
+            continue
+        _mark_sent(dispatcher, message, entry.message_id, "found in the WhatsApp chat")
+        return Resolution.SENT
+    return Resolution.RESEND

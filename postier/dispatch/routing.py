@@ -1,0 +1,49 @@
+"""The choice of provider, in one place: at enqueue, and on failover."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from postier.config import Settings
+from postier.rules.errors import RuleViolation
+
+SMS_PROVIDERS = ("primotexto", "octopush", "afilnet")
+WHATSAPP_PROVIDERS = ("afilnet",)
+
+
+def choose_provider(
+    settings: Settings, *, channel: str, category: str, requested: str | None = None
+) -> str:
+    """The provider for a new message: the one asked for, else the routing table's."""
+    allowed = SMS_PROVIDERS if channel == "sms" else WHATSAPP_PROVIDERS
+    if requested is not None:
+        if requested not in allowed:
+            raise RuleViolation(
+                "provider", "provider.channel", f"{requested!r} cannot send {channel}; use one of {allowed}"
+            )
+        return requested
+    if channel == "whatsapp":
+        return "afilnet"
+    routing = settings.routing
+    return routing.sms_marketing if category == "marketing" else routing.sms_notification
+
+
+def fallback_for(
+    settings: Settings, *, channel: str, provider: str, tried: Collection[str]
+) -> str | None:
+    """The provider to fail over to, or None when the routing names none left to try."""
+    if channel != "sms":
+        return None
+    candidate = settings.routing.sms_fallback.get(provider)
+    if candidate is None or candidate in tried or candidate == provider:
+        return None
+    return candidate
+
+
+def account_id(settings: Settings, provider: str) -> str:
+    """The provider account a rate limit applies to (hashed by the limiter before use)."""
+    if provider == "afilnet":
+        return settings.afilnet.user
+    if provider == "octopush":
+        return settings.octopush.login
+    return settings.primotexto.api_key.get_secret_value()[-6:]

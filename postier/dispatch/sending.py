@@ -1,0 +1,289 @@
+"""Sending one message: claim, rate-limit, call the provider, record the outcome.
+
+The rules (ARCHITECTURE.md, "Data flow" and "Retries"):
+
+- the row is claimed ``queued → sending`` by one conditional UPDATE, so a task the broker
+  delivers twice sends once;
+- a rate-limit wait of up to ``rate_limit_max_block`` seconds blocks; a longer one asks the
+  task to come back later without claiming the row, so it costs no attempt;
+- ``RetryableError`` (the request surely did not take effect): back to ``queued`` and retried
+  with exponential backoff and full jitter, or after the provider's Retry-After;
+- ``PermanentError``: ``failed`` at once, or failed over when the error is the account's
+  (credentials, credit, a missing feature) and routing names a fallback;
+- ``AmbiguousError``: ``unknown``, then resolved by a status lookup (``resolving``), never by
+  a blind resend;
+- after the last attempt: ``failed`` with its reason, or the fallback provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from postier.config import Settings
+from postier.dispatch.clients import ProviderClients
+from postier.dispatch.resolving import Resolution, resolve_ambiguous
+from postier.dispatch.routing import account_id, fallback_for
+from postier.ledger.db import session_scope
+from postier.ledger.models import Message, MessageKind, MessageStatus
+from postier.ledger.queries import claim_for_sending, get_message
+from postier.ledger.states import transition
+from postier.providers.base import OutgoingSms
+from postier.providers.errors import (
+    AmbiguousError,
+    AuthenticationError,
+    InsufficientCreditError,
+    PermanentError,
+    ProviderError,
+    RetryableError,
+    UnsupportedFeatureError,
+)
+from postier.providers.results import SendReceipt
+from postier.ratelimit import RateLimiter, limiter_key
+from postier.rules.errors import RuleViolation
+from postier.rules.phones import mask_number
+from postier.rules.stop import add_stop_mention, has_stop_mention
+
+log = logging.getLogger(__name__)
+
+#: permanent errors that belong to the account, not the message: worth another provider
+ACCOUNT_ERRORS = (AuthenticationError, InsufficientCreditError, UnsupportedFeatureError)
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What one attempt did: the row's status after it, and when to run the task again."""
+
+    status: MessageStatus | None
+    retry_in: float | None = None
+    #: True when ``retry_in`` is a rate-limit wait, which must not use up the retry budget
+    throttled: bool = False
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return max(0.05, ceiling * rng())
+
+
+class Dispatcher:
+    """Sends messages of the ledger through the provider clients of this process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        clients: ProviderClients,
+        limiter: RateLimiter | None,
+        *,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clients = clients
+        self.limiter = limiter
+        self.rng = rng
+
+    # -- the one public step -------------------------------------------------------------
+    def send(self, message_id: str) -> SendOutcome:
+        """Make one attempt at sending ``message_id``; idempotent for a message already handled."""
+        with session_scope(self.engine) as session:
+            message = get_message(session, message_id)
+            if message is None or message.status != MessageStatus.QUEUED:
+                return SendOutcome(message.status if message else None)
+            provider = message.provider or ""
+        wait = self._take_token(provider)
+        if wait > 0:
+            return SendOutcome(MessageStatus.QUEUED, retry_in=wait, throttled=True)
+        with session_scope(self.engine) as session:
+            claimed = claim_for_sending(session, message_id)
+            if claimed is None:
+                return SendOutcome(None)
+            session.expunge(claimed)
+        return self._attempt(claimed)
+
+    # -- steps ---------------------------------------------------------------------------
+    def _take_token(self, provider: str) -> float:
+        if self.limiter is None:
+            return 0.0
+        limit = self.settings.rate_limits.get(provider)
+        if limit is None:
+            return 0.0
+        key = limiter_key(provider, account_id(self.settings, provider))
+        return self.limiter.wait(
+            key, limit.rate, limit.burst, max_block=self.settings.dispatch.rate_limit_max_block
+        )
+
+    def _attempt(self, message: Message) -> SendOutcome:
+        try:
+            receipt = self.call_provider(message)
+        except RetryableError as exc:
+            return self._after_retryable(message, exc)
+        except AmbiguousError as exc:
+            return self._after_ambiguous(message, exc)
+        except PermanentError as exc:
+            return self._after_permanent(message, exc)
+        except RuleViolation as exc:
+            return self._fail(message, f"invalid at send time: {exc}", None)
+        self._record_sent(message, receipt)
+        return SendOutcome(MessageStatus.SENT)
+
+    def call_provider(self, message: Message) -> SendReceipt:
+        """The provider call for ``message``'s kind; raises ``ProviderError`` subclasses."""
+        payload: dict[str, Any] = dict(message.payload or {})
+        provider = message.provider or ""
+        if message.kind == MessageKind.SMS:
+            sms = OutgoingSms(
+                recipients=(message.recipient,),
+                text=self._text_for(provider, message.body),
+                sender=payload.get("sender"),
+                category="marketing" if message.category == "marketing" else "notification",
+                request_id=message.id,
+                campaign=payload.get("campaign"),
+            )
+            return self.clients.sms(provider).send_sms(sms)
+        whatsapp = self.clients.whatsapp
+        platform = str(payload.get("platform_id") or self.settings.afilnet.whatsapp_platform_ids[0])
+        if message.kind == MessageKind.WHATSAPP_TEXT:
+            return whatsapp.send_message(platform, message.recipient, message.body)
+        if message.kind == MessageKind.WHATSAPP_FILE:
+            return whatsapp.send_file(
+                platform,
+                message.recipient,
+                payload["file_url"],
+                file_type=payload.get("file_type"),
+                caption=message.body or None,
+                thumb_url=payload.get("thumb_url"),
+            )
+        if message.kind == MessageKind.WHATSAPP_TEMPLATE:
+            from postier.dispatch.templates import header_from_payload
+
+            return whatsapp.send_template(
+                platform,
+                message.recipient,
+                str(payload["template_id"]),
+                params=payload.get("params") or None,
+                header=header_from_payload(payload.get("header")),
+            )
+        raise UnsupportedFeatureError(f"unknown message kind {message.kind!r}", provider=provider)
+
+    def _text_for(self, provider: str, text: str) -> str:
+        """Octopush French premium refuses a text without "STOP au XXXXX" (seed 003, error 121)."""
+        octopush = self.settings.octopush
+        if provider == "octopush" and octopush.sms_type == "FR" and not has_stop_mention(text):
+            return add_stop_mention(text, octopush.stop_short_code)
+        return text
+
+    # -- outcomes ------------------------------------------------------------------------
+    def _record_sent(self, message: Message, receipt: SendReceipt) -> None:
+        with session_scope(self.engine) as session:
+            transition(
+                session,
+                message.id,
+                MessageStatus.SENDING,
+                MessageStatus.SENT,
+                provider_status="accepted",
+                raw=dict(receipt.raw),
+                provider_message_id=receipt.message_id,
+                cost=float(receipt.cost) if receipt.cost is not None else None,
+                parts=receipt.parts,
+                last_error=None,
+            )
+        log.info(
+            "sent",
+            extra={"message_id": message.id, "provider": message.provider,
+                   "attempt": message.attempts, "recipient": mask_number(message.recipient)},
+        )
+
+    def _after_retryable(self, message: Message, exc: RetryableError) -> SendOutcome:
+        if message.attempts >= self.settings.dispatch.max_attempts:
+            return self._give_up(message, f"gave up after {message.attempts} attempts: {exc}", exc)
+        delay = exc.retry_after
+        if delay is None:
+            delay = backoff_delay(
+                message.attempts,
+                base=self.settings.dispatch.backoff_base,
+                cap=self.settings.dispatch.backoff_max,
+                rng=self.rng,
+            )
+        with session_scope(self.engine) as session:
+            transition(
+                session,
+                message.id,
+                MessageStatus.SENDING,
+                MessageStatus.QUEUED,
+                provider_status=exc.code,
+                detail=f"retry in {delay:.2f}s: {exc}",
+                last_error=str(exc),
+            )
+        return SendOutcome(MessageStatus.QUEUED, retry_in=delay)
+
+    def _after_permanent(self, message: Message, exc: PermanentError) -> SendOutcome:
+        if isinstance(exc, ACCOUNT_ERRORS):
+            return self._give_up(message, str(exc), exc)
+        return self._fail(message, str(exc), exc)
+
+    def _after_ambiguous(self, message: Message, exc: AmbiguousError) -> SendOutcome:
+        with session_scope(self.engine) as session:
+            transition(
+                session,
+                message.id,
+                MessageStatus.SENDING,
+                MessageStatus.UNKNOWN,
+                provider_status=exc.code,
+                detail=f"ambiguous: {exc}",
+                last_error=str(exc),
+            )
+        resolution = resolve_ambiguous(self, message)
+        if resolution is Resolution.RESEND:
+            return SendOutcome(MessageStatus.QUEUED, retry_in=0.0)
+        if resolution is Resolution.SENT:
+            return SendOutcome(MessageStatus.SENT)
+        return SendOutcome(MessageStatus.UNKNOWN)
+
+    def _give_up(self, message: Message, reason: str, exc: ProviderError | None) -> SendOutcome:
+        """Fail over to the routing's fallback when there is one, else fail."""
+        tried = [*(message.payload or {}).get("tried_providers", []), message.provider or ""]
+        fallback = fallback_for(
+            self.settings, channel=message.channel, provider=message.provider or "", tried=tried
+        )
+        if fallback is None:
+            return self._fail(message, reason, exc)
+        payload = {**(message.payload or {}), "tried_providers": tried}
+        with session_scope(self.engine) as session:
+            moved = transition(
+                session,
+                message.id,
+                MessageStatus.SENDING,
+                MessageStatus.QUEUED,
+                provider_status=exc.code if exc else None,
+                detail=f"failover {message.provider} -> {fallback}: {reason}",
+                provider=fallback,
+                attempts=0,
+                payload=payload,
+                last_error=reason,
+            )
+        log.warning("failover", extra={"message_id": message.id, "provider": message.provider,
+                                       "fallback": fallback})
+        return SendOutcome(MessageStatus.QUEUED if moved else None, retry_in=0.0 if moved else None)
+
+    def _fail(self, message: Message, reason: str, exc: ProviderError | None) -> SendOutcome:
+        with session_scope(self.engine) as session:
+            transition(
+                session,
+                message.id,
+                MessageStatus.SENDING,
+                MessageStatus.FAILED,
+                provider_status=exc.code if exc else None,
+                detail=reason,
+                raw=dict(exc.raw) if exc is not None and isinstance(exc.raw, dict) else None,
+                last_error=reason,
+            )
+        log.warning("failed", extra={"message_id": message.id, "provider": message.provider,
+                                     "attempt": message.attempts, "reason": reason})
+        return SendOutcome(MessageStatus.FAILED)

@@ -1,0 +1,36 @@
+"""The beat schedule: periods come from ``dispatch`` settings, task names from ``tasknames``.
+
+Each entry expires after its own period so a backlog of periodic tasks never piles up while
+the workers are down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postier import tasknames
+from postier.celery_app import create_celery_app
+from postier.config import DispatchSettings, get_settings
+
+
+def beat_schedule(dispatch: DispatchSettings) -> dict[str, dict[str, Any]]:
+    """The periodic tasks and their periods (seconds)."""
+    entries = {
+        "release-due-messages": (tasknames.RELEASE_DUE_MESSAGES, dispatch.release_interval),
+        "republish-unpublished": (tasknames.REPUBLISH_UNPUBLISHED, dispatch.republish_interval),
+        "poll-delivery-states": (tasknames.POLL_DELIVERY_STATES, dispatch.poll_delivery_interval),
+        "poll-whatsapp-inbox": (tasknames.POLL_WHATSAPP_INBOX, dispatch.poll_inbox_interval),
+        "reap-stuck-sends": (tasknames.REAP_STUCK_SENDS, dispatch.reap_interval),
+    }
+    return {
+        name: {
+            "task": task,
+            "schedule": period,
+            "options": {"queue": tasknames.QUEUE_SCHEDULED, "expires": max(period, 1.0)},
+        }
+        for name, (task, period) in entries.items()
+    }
+
+
+app = create_celery_app(main="scheduler")
+app.conf.beat_schedule = beat_schedule(get_settings().dispatch)
