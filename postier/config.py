@@ -62,6 +62,9 @@ class OctopushSettings(BaseModel):
     sender: str | None = "Postier"
     #: sign legacy requests with request_keys/request_sha1
     sign_requests: bool = True
+    #: the short number of the "STOP au XXXXX" mention French premium SMS must carry (seed 003);
+    #: set it to the one Octopush gives your account
+    stop_short_code: str = "36111"
 
 
 class SandboxSettings(BaseModel):
@@ -71,6 +74,43 @@ class SandboxSettings(BaseModel):
     port: int = 8025
     #: seconds after which a sent message moves on to its final delivery state
     delivery_delay: float = 1.0
+
+
+class RoutingSettings(BaseModel):
+    """Which provider sends what, and where a message goes when its provider gives up."""
+
+    sms_notification: Literal["primotexto", "octopush", "afilnet"] = "primotexto"
+    sms_marketing: Literal["primotexto", "octopush", "afilnet"] = "octopush"
+    #: provider -> fallback provider for the same channel (SMS only; WhatsApp has one provider)
+    sms_fallback: dict[str, str] = Field(
+        default_factory=lambda: {"primotexto": "octopush", "octopush": "primotexto"}
+    )
+
+
+class DispatchSettings(BaseModel):
+    """Retry budget and schedules of the workers and beat."""
+
+    #: attempts of one message with one provider before it fails (or fails over)
+    max_attempts: int = 5
+    #: exponential backoff with full jitter for Celery retries: base * 2**n, capped
+    backoff_base: float = 2.0
+    backoff_max: float = 300.0
+    #: a rate-limit wait up to this many seconds blocks the worker; longer ones reschedule
+    rate_limit_max_block: float = 1.0
+    #: beat periods, in seconds
+    release_interval: float = 0.5
+    republish_interval: float = 30.0
+    republish_after: float = 120.0
+    poll_delivery_interval: float = 5.0
+    poll_inbox_interval: float = 5.0
+    reap_interval: float = 30.0
+    #: a row in ``sending`` for longer than this is reconciled by a status lookup
+    stuck_after: float = 120.0
+    #: what to do with a send whose outcome no lookup can settle: keep it ``unknown`` for a
+    #: person ("hold") or send it again ("resend", accepting a possible duplicate)
+    ambiguous_policy: Literal["hold", "resend"] = "hold"
+    #: Celery task name (or "module:function") called with each stored inbound message id
+    inbound_hook: str | None = None
 
 
 class RateLimit(BaseModel):
@@ -113,7 +153,11 @@ class Settings(BaseSettings):
     primotexto: PrimotextoSettings = Field(default_factory=PrimotextoSettings)
     octopush: OctopushSettings = Field(default_factory=OctopushSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     default_region: str = "FR"
+    #: when set (e.g. http://127.0.0.1:8025), every provider URL and credential is the sandbox's
+    sandbox_url: str | None = None
     #: the broker and the shared rate limiter's store; must run with maxmemory-policy noeviction
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: global rate limit per provider account, keyed by provider name
@@ -177,5 +221,8 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once (pointed at the sandbox when ``sandbox_url`` is set)."""
+    settings = Settings()
+    if settings.sandbox_url:
+        return settings.pointed_at_sandbox(settings.sandbox_url)
+    return settings
