@@ -333,13 +333,15 @@ def test_template_with_file_and_location_headers(
         ({"options": ""}, "MISSING_COMPULSORY_PARAM"),  # template 1 has placeholders
         (
             {
-                "options": '{"header": {"file": "(1.0, 2.0)"}, "params": {"name": "a", "orderid": "b"}}'
+                "options": '{"header": {"file": "(1.0, 2.0)"}, '
+                '"params": {"name": "a", "orderid": "b"}}'
             },
             "MISSING_COMPULSORY_PARAM",
         ),
         (
             {
-                "options": '{"header": {"file": "ftp://x/a.jpg"}, "params": {"name": "a", "orderid": "b"}}'
+                "options": '{"header": {"file": "ftp://x/a.jpg"}, '
+                '"params": {"name": "a", "orderid": "b"}}'
             },
             "INCORRECT_FILEURL",
         ),
