@@ -176,7 +176,16 @@ def test_is_gsm7(text: str, gsm: bool) -> None:
 _gsm_alphabet = sorted(GSM7_BASIC_CHARS | GSM7_EXTENSION_CHARS)
 _gsm_text = st.text(alphabet=st.sampled_from(_gsm_alphabet), max_size=700)
 _ucs2_text = st.text(alphabet=st.sampled_from([*"aé€ê€ç", "😀", "𝄞", "\U0001f600"]), max_size=300)
-_any_text = st.one_of(_gsm_text, _ucs2_text, st.text(max_size=400))
+_near_boundary = st.builds(
+    lambda filler, parts, back, tail: (
+        filler * (parts * (153 if filler == "a" else 67) - back) + tail
+    ),
+    st.sampled_from(["a", "ê"]),
+    st.integers(1, 3),
+    st.integers(0, 3),
+    st.text(alphabet=st.sampled_from(["a", "€", "ê", "😀", "{"]), min_size=1, max_size=6),
+)
+_any_text = st.one_of(_gsm_text, _ucs2_text, _near_boundary, st.text(max_size=400))
 
 
 @given(_any_text)
