@@ -28,7 +28,7 @@ def with_db(url: str, db: int) -> str:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisHandle]:
     """The Redis at settings' ``redis_url`` if it answers, else a private one for the session."""
-    url = Settings(_env_file=None).redis_url  # type: ignore[call-arg]
+    url = Settings(_env_file=None).redis_url
     with ensure_redis(url) as handle:
         yield handle
 
