@@ -7,6 +7,7 @@ Every value comes from the environment (prefix ``POSTIER_``, nested with ``__``,
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Literal
 
@@ -156,6 +157,9 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     default_region: str = "FR"
+    #: the ledger: ``sqlite:///var/postier.db`` (relative to the working directory; the
+    #: directory is created) or ``postgresql+psycopg://user@host/db`` for several hosts
+    database_url: str = "sqlite:///var/postier.db"
     #: when set (e.g. http://127.0.0.1:8025), every provider URL and credential is the sandbox's
     sandbox_url: str | None = None
     #: the broker and the shared rate limiter's store; must run with maxmemory-policy noeviction
@@ -183,6 +187,32 @@ class Settings(BaseSettings):
             else:
                 merged[name] = given
         return merged
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``POSTIER_*`` variables, to start another role with exactly them."""
+        env: dict[str, str] = {}
+
+        def walk(prefix: str, model: BaseModel) -> None:
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                key = f"{prefix}{name.upper()}"
+                if isinstance(value, BaseModel) and not isinstance(value, SecretStr):
+                    walk(f"{key}__", value)
+                elif isinstance(value, SecretStr):
+                    env[key] = value.get_secret_value()
+                elif value is None:
+                    continue
+                elif isinstance(value, (dict, list)):
+                    env[key] = json.dumps(
+                        {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+                        if isinstance(value, dict)
+                        else value
+                    )
+                else:
+                    env[key] = str(value)
+
+        walk("POSTIER_", self)
+        return env
 
     def pointed_at_sandbox(self, base_url: str) -> Settings:
         """A copy whose provider URLs and credentials are the sandbox's at ``base_url``."""

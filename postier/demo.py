@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import select
 
-from postier.config import Settings
 from postier.ledger.db import session_scope
 from postier.ledger.models import InboundMessage, MessageStatus
 from postier.ledger.queries import get_message
@@ -28,24 +27,11 @@ FINAL = {
 DEMO_INBOUND_SENDER = "33612345601"
 
 
-def stack_settings(stack: Stack) -> Settings:
-    """Settings matching the roles of ``stack`` (the same environment they run with)."""
-    env = stack.environment()
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        redis_url=env["POSTIER_REDIS_URL"],
-        database_url=env["POSTIER_DATABASE_URL"],
-        afilnet={"whatsapp_platform_ids": ["100"]},
-    )
-    sandbox_url = env.get("POSTIER_SANDBOX_URL")
-    return settings.pointed_at_sandbox(sandbox_url) if sandbox_url else settings
-
-
 def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
     """Send the demo batch; show progress and a summary. True when every message settled."""
     from producers.messages import Producer
 
-    settings = stack_settings(stack)
+    settings = stack.settings
     producer = Producer(settings)
     soon = datetime.now(UTC) + timedelta(seconds=5)
     labels: dict[str, str] = {}

@@ -8,16 +8,16 @@ a child process with its settings in the environment.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from postier import tasknames
+from postier.config import Settings, get_settings
 from postier.ledger.db import make_engine, upgrade
 from postier.redis_server import RedisHandle, ensure_redis, start_private_redis
 from postier.sandbox.server import SandboxServer
@@ -43,8 +43,9 @@ class StackOptions:
     flower_port: int = 5555
     worker_pool: str = "threads"
     worker_concurrency: int = 8
-    #: extra POSTIER_* variables for every role (e.g. faster beat periods in tests)
-    env: dict[str, str] = field(default_factory=dict)
+    #: the settings every role runs with (default: the environment's); the stack fills in
+    #: the Redis URL, the ledger URL and the sandbox it starts
+    settings: Settings | None = None
     log_level: str = "warning"
 
 
@@ -60,19 +61,23 @@ class Stack:
         self.database_url = options.database_url or f"sqlite:///{self.workdir / 'postier.db'}"
         self.redis_url = ""
 
-    # -- environment ---------------------------------------------------------------------
-    def environment(self) -> dict[str, str]:
-        """The POSTIER_* settings every role of this stack runs with."""
-        env = {
-            "POSTIER_REDIS_URL": self.redis_url,
-            "POSTIER_DATABASE_URL": self.database_url,
-        }
+    # -- settings ------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The settings of every role of this stack (also what a producer here should use)."""
+        base = self.options.settings or get_settings()
+        settings = base.model_copy(
+            update={"redis_url": self.redis_url, "database_url": self.database_url}
+        )
         sandbox_url = self.sandbox.url if self.sandbox is not None else self.options.sandbox_url
         if sandbox_url:
-            env["POSTIER_SANDBOX_URL"] = sandbox_url
-            env["POSTIER_AFILNET__WHATSAPP_PLATFORM_IDS"] = json.dumps(["100"])
-        env.update(self.options.env)
-        return env
+            settings = settings.model_copy(update={"sandbox_url": sandbox_url})
+            settings = settings.pointed_at_sandbox(sandbox_url)
+        return settings
+
+    def environment(self) -> dict[str, str]:
+        """The POSTIER_* variables the roles are started with."""
+        return self.settings.to_env()
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -158,9 +163,8 @@ class Stack:
     def wait_for_worker(self, timeout: float = 30.0) -> bool:
         """True once a worker answers a ping over the broker."""
         from postier.celery_app import create_celery_app
-        from postier.config import Settings
 
-        app = create_celery_app(Settings(redis_url=self.redis_url), main="probe")  # type: ignore[call-arg]
+        app = create_celery_app(self.settings, main="probe")
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:

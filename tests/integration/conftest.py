@@ -1,0 +1,101 @@
+"""The integration stack: a private Redis, a SQLite ledger, a real Celery worker and beat, and
+the session's sandbox over HTTP. Started once per session; tests reset what they use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from postier.config import DispatchSettings, HttpSettings, RateLimit, Settings
+from postier.ledger.db import make_engine, session_scope
+from postier.ledger.models import MessageStatus
+from postier.ledger.queries import get_message
+from postier.sandbox import Sandbox, SandboxServer
+from postier.stack import Stack, StackOptions
+from producers.messages import Producer
+
+FAST_DISPATCH = DispatchSettings(
+    max_attempts=3,
+    backoff_base=0.2,
+    backoff_max=1.0,
+    release_interval=0.2,
+    republish_interval=1.0,
+    republish_after=4.0,
+    poll_delivery_interval=0.3,
+    poll_inbox_interval=0.3,
+    reap_interval=1.0,
+    stuck_after=4.0,
+)
+
+
+def integration_settings() -> Settings:
+    """Short timeouts and beat periods so end-to-end tests settle in seconds."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        http=HttpSettings(connect_timeout=1.0, read_timeout=2.0, short_retry_attempts=2),
+        dispatch=FAST_DISPATCH,
+        rate_limits={
+            "afilnet": RateLimit(rate=500, burst=100),
+            "primotexto": RateLimit(rate=500, burst=100),
+            "octopush": RateLimit(rate=500, burst=100),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("stack")
+    options = StackOptions(
+        workdir=workdir,
+        private_redis=True,
+        sandbox_url=sandbox_server.url,
+        flower=False,
+        worker_concurrency=4,
+        settings=integration_settings(),
+        log_level="info",
+    )
+    with Stack(options) as running:
+        if not running.wait_for_worker(timeout=60):
+            raise RuntimeError(f"the worker did not answer; see {workdir}/worker.log")
+        yield running
+
+
+@pytest.fixture
+def live_sandbox(stack: Stack, sandbox: Sandbox) -> Sandbox:
+    """The sandbox the stack's worker talks to, reset for this test."""
+    return sandbox
+
+
+@pytest.fixture(scope="session")
+def ledger(stack: Stack) -> Engine:
+    return make_engine(stack.database_url)
+
+
+@pytest.fixture(scope="session")
+def producer(stack: Stack, ledger: Engine) -> Producer:
+    return Producer(stack.settings, engine=ledger)
+
+
+WaitFor = Callable[..., MessageStatus]
+
+
+@pytest.fixture
+def wait_for(ledger: Engine) -> WaitFor:
+    """Wait until a message reaches one of ``statuses``; return the status it ended in."""
+
+    def wait(message_id: str, *statuses: MessageStatus, timeout: float = 20.0) -> MessageStatus:
+        deadline = time.monotonic() + timeout
+        current: MessageStatus | None = None
+        while time.monotonic() < deadline:
+            with session_scope(ledger) as session:
+                message = get_message(session, message_id)
+                current = message.status if message else None
+            if current in statuses:
+                return current
+            time.sleep(0.1)
+        raise AssertionError(f"{message_id} stayed {current}, wanted one of {statuses}")
+
+    return wait

@@ -1,0 +1,163 @@
+"""End to end: producers → Redis → a real Celery worker → the sandbox over HTTP → the ledger."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from postier.ledger.db import session_scope
+from postier.ledger.models import InboundMessage, MessageStatus
+from postier.ledger.queries import events_for, get_message
+from postier.sandbox import Sandbox
+from producers.messages import Producer
+from tests.integration.conftest import WaitFor
+
+pytestmark = pytest.mark.integration
+
+DONE = (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+
+
+def sandbox_sends(sandbox: Sandbox, provider: str | None = None) -> list[dict[str, object]]:
+    return sandbox.records(provider)
+
+
+def test_every_producer_call_reaches_delivered(
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, ledger: Engine
+) -> None:
+    handles = {
+        "sms primotexto": producer.send_sms("0612345601", "Votre code : 1234"),
+        "sms octopush": producer.send_sms(
+            "0612345602", "Promo de printemps", category="marketing", provider="octopush"
+        ),
+        "sms afilnet": producer.send_sms("0612345603", "Bonjour", provider="afilnet"),
+        "whatsapp text": producer.send_whatsapp("+33612345604", "Bonjour 👋"),
+        "whatsapp file": producer.send_whatsapp_file(
+            "+33612345605", "https://example.com/facture.pdf", caption="Votre facture"
+        ),
+        "whatsapp template": producer.send_whatsapp_template(
+            "+33612345606", "1", params={"name": "Jeanne", "orderid": "42"}
+        ),
+    }
+    for what, handle in handles.items():
+        status = wait_for(handle.id, *DONE)
+        assert status == MessageStatus.DELIVERED, what
+    with session_scope(ledger) as session:
+        for handle in handles.values():
+            trail = [e.to_status for e in events_for(session, handle.id)]
+            assert trail[-3:] == [MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED]
+    recipients = sorted(str(r["recipient"]) for r in sandbox_sends(live_sandbox))
+    assert len(recipients) == len(handles)
+
+
+def test_same_idempotency_key_sends_once(
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor
+) -> None:
+    first = producer.send_sms("0612345610", "Une seule fois", idempotency_key="order-77")
+    second = producer.send_sms("0612345610", "Une seule fois", idempotency_key="order-77")
+    assert second.id == first.id and second.duplicate
+    wait_for(first.id, MessageStatus.SENT, MessageStatus.DELIVERED)
+    time.sleep(0.5)
+    assert len(sandbox_sends(live_sandbox)) == 1
+
+
+def test_a_task_delivered_twice_sends_once(
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor
+) -> None:
+    live_sandbox.set_faults("primotexto", latency=0.3)
+    handle = producer.send_sms("0612345611", "Doublon de tâche")
+    producer.publisher.publish([handle.id, handle.id, handle.id])
+    wait_for(handle.id, MessageStatus.SENT, MessageStatus.DELIVERED)
+    time.sleep(1.0)
+    assert len(sandbox_sends(live_sandbox, "primotexto")) == 1
+
+
+def test_retry_on_503_and_429_then_success(
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, ledger: Engine
+) -> None:
+    # 2 in-process tries per attempt: attempts 1 and 2 fail, attempt 3 goes through
+    live_sandbox.set_faults(
+        "primotexto", retry_after=0.1, script=["503", "503", "429", "429", "ok"]
+    )
+    handle = producer.send_sms("0612345612", "Après la tempête")
+    assert wait_for(handle.id, *DONE) == MessageStatus.DELIVERED
+    with session_scope(ledger) as session:
+        message = get_message(session, handle.id)
+        assert message is not None and message.attempts == 3
+        retries = [e for e in events_for(session, handle.id) if e.to_status == MessageStatus.QUEUED
+                   and e.from_status == MessageStatus.SENDING]
+        assert len(retries) == 2
+    assert len(sandbox_sends(live_sandbox, "primotexto")) == 1
+
+
+def test_permanent_error_fails_without_retry(
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, ledger: Engine
+) -> None:
+    live_sandbox.primotexto.unsubscribers.add("+33612345613")
+    handle = producer.send_sms("0612345613", "Vous êtes désinscrit")
+    assert wait_for(handle.id, *DONE) == MessageStatus.FAILED
+    with session_scope(ledger) as session:
+        message = get_message(session, handle.id)
+        assert message is not None
+        assert message.attempts == 1
+        assert message.last_error and "12" in message.last_error
+    assert sandbox_sends(live_sandbox) == []
+
+
+def test_failover_to_the_fallback_provider(
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, ledger: Engine
+) -> None:
+    live_sandbox.set_faults("primotexto", rate_503=1.0, retry_after=0.05)
+    handle = producer.send_sms("0612345614", "Par un autre chemin")
+    assert wait_for(handle.id, *DONE, timeout=30) == MessageStatus.DELIVERED
+    with session_scope(ledger) as session:
+        message = get_message(session, handle.id)
+        assert message is not None and message.provider == "octopush"
+        details = " ".join(e.detail or "" for e in events_for(session, handle.id))
+        assert "failover primotexto -> octopush" in details
+    assert [r["provider"] for r in sandbox_sends(live_sandbox)] == ["octopush"]
+
+
+def test_deferred_send_released_on_time_and_not_before(
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, ledger: Engine
+) -> None:
+    send_at = datetime.now(UTC) + timedelta(seconds=2.5)
+    handle = producer.send_sms("0612345615", "Plus tard", send_at=send_at)
+    assert handle.status == MessageStatus.SCHEDULED
+    time.sleep(1.5)
+    assert sandbox_sends(live_sandbox) == []
+    with session_scope(ledger) as session:
+        message = get_message(session, handle.id)
+        assert message is not None and message.status == MessageStatus.SCHEDULED
+    wait_for(handle.id, MessageStatus.SENT, MessageStatus.DELIVERED, timeout=10)
+    (record,) = sandbox_sends(live_sandbox)
+    accepted = float(str(record["accepted_at"]))
+    lateness = accepted - send_at.timestamp()
+    assert 0 <= lateness < 1.5
+
+
+def test_inbound_whatsapp_stored_once(
+    live_sandbox: Sandbox, stack: object, ledger: Engine
+) -> None:
+    from postier.sandbox.afilnet.whatsapp import inject_inbound
+
+    with live_sandbox.core.lock:
+        inject_inbound(live_sandbox.afilnet.state, "100", "33612345616", "Oui, merci !")
+    deadline = time.monotonic() + 10
+    rows: list[InboundMessage] = []
+    while time.monotonic() < deadline and not rows:
+        with session_scope(ledger) as session:
+            rows = list(session.exec(
+                select(InboundMessage).where(InboundMessage.sender == "+33612345616")
+            ).all())
+        time.sleep(0.2)
+    assert len(rows) == 1 and rows[0].text == "Oui, merci !"
+    time.sleep(1.5)  # several more polls
+    with session_scope(ledger) as session:
+        again = session.exec(
+            select(InboundMessage).where(InboundMessage.sender == "+33612345616")
+        ).all()
+    assert len(again) == 1
