@@ -10,9 +10,11 @@ Where the sources are silent the simulator chooses, and says so here (all unconf
   ``Retry-After`` for the quota (76), 500 for the unknown error (1000).
 - An unknown ``snapshotId``, or a blacklist entry that is not there, answers
   404 ``{"code": 404}`` (``NOT_FOUND_CODE``).
-- A message is at most ``MAX_PARTS`` (5) GSM parts: 765 septets, the extension characters
-  ``^{}\\|~`` counting two. One part costs one credit; ``creditsUsed`` is the part count.
-- Allowed characters: the seed's list plus space, line feed and carriage return (``ALLOWED_CHARS``).
+- A message is at most ``MAX_PARTS`` (8) GSM parts, the limit ``postier.rules.limits`` checks
+  before sending; parts are counted by ``postier.rules.segments`` (160, then 153 septets, an
+  extension character ``^{}\\|~`` counting two). One part costs one credit: ``creditsUsed``.
+- Allowed characters: the seed's list plus space and line feed (``ALLOWED_CHARS``), as
+  ``postier.rules.charsets`` reads it.
 - Numbers: ``0600000000``/``+33600000000`` as the seed says, and any E.164 number of
   ``SUPPORTED_REGIONS`` (else 90); a valid number that is not a mobile is 19.
 - Blacklists are named lists (``/v2/unsubscribers/{list}/contacts``); a send is refused when
@@ -37,24 +39,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from postier.rules.segments import count_parts
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
 from postier.sandbox.core import SandboxCore, SentRecord
 
 NAME = "primotexto"
 API_KEY_HEADER = "X-Primotexto-ApiKey"
 
-#: message characters the seed allows, plus space, LF and CR (seed 002, "Caractéres autorisés")
+#: message characters the seed allows, plus space and LF (seed 002, "Caractéres autorisés")
 ALLOWED_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     "@£_!$\"#èé%ù&ìò()*:+;,<-=ÑñÅ.>Üüåé/?à|^¤{}~\\'"
-    " \n\r"
+    " \n"
 )
-#: GSM 03.38 extension-table characters: two septets each
-EXTENSION_CHARS = frozenset("^{}\\|~[]€")
-SINGLE_PART_SEPTETS = 160
-MULTI_PART_SEPTETS = 153
 #: unconfirmed: the longest message accepted, in parts
-MAX_PARTS = 5
+MAX_PARTS = 8
 SENDER_MIN, SENDER_MAX = 3, 11
 #: unconfirmed: the countries a number may belong to (else code 90)
 SUPPORTED_REGIONS = frozenset(
@@ -163,8 +162,7 @@ def message_parts(message: Any) -> int:
         raise PrimotextoFault(31)
     if any(ch not in ALLOWED_CHARS for ch in message):
         raise PrimotextoFault(31)
-    septets = sum(2 if ch in EXTENSION_CHARS else 1 for ch in message)
-    parts = 1 if septets <= SINGLE_PART_SEPTETS else math.ceil(septets / MULTI_PART_SEPTETS)
+    parts = count_parts(message)
     if parts > MAX_PARTS:
         raise PrimotextoFault(32)
     return parts

@@ -28,6 +28,7 @@ from postier.providers.primotexto import ERROR_CLASSES, PrimotextoClient, error_
 from postier.providers.results import DeliveryState, Provider
 from postier.sandbox import Sandbox, SandboxServer
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
+from postier.sandbox.primotexto import MAX_PARTS
 
 MOBILE = "+33612345678"
 
@@ -135,7 +136,7 @@ def test_a_scheduled_send_stays_accepted_until_its_date(
         ({"sender": "36173"}, ContentRejectedError, "23"),
         ({"text": ""}, ContentRejectedError, "30"),
         ({"text": "5€"}, ContentRejectedError, "31"),
-        ({"text": "x" * 766}, ContentRejectedError, "32"),
+        ({"text": "x" * (153 * MAX_PARTS + 1)}, ContentRejectedError, "32"),
         ({"send_at": datetime(2014, 4, 22, 14, 30, tzinfo=UTC)}, ContentRejectedError, "41"),
     ],
 )

@@ -8,9 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from postier.rules.charsets import PRIMOTEXTO_ALLOWED_CHARS
+from postier.rules.limits import text_limit
 from postier.sandbox import Sandbox, SandboxServer
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
-from postier.sandbox.primotexto import MAX_PARTS, STATUS_FOR_CODE
+from postier.sandbox.primotexto import ALLOWED_CHARS, MAX_PARTS, STATUS_FOR_CODE
 
 KEY = {"X-Primotexto-ApiKey": SANDBOX_ACCOUNTS.primotexto_api_key}
 SEND = "/v2/notification/messages/send"
@@ -131,6 +133,7 @@ def test_bad_numbers_are_refused(api: httpx.Client, number: Any, code: int) -> N
         ("prix 5€", 31),
         ("[tag]", 31),
         ("ça", 31),
+        ("a\r\nb", 31),
         ("x" * (153 * MAX_PARTS + 1), 32),
     ],
 )
@@ -153,6 +156,11 @@ def test_credits_used_counts_gsm_parts(api: httpx.Client, message: str, parts: i
     response = send(api, message=message)
     assert response.status_code == 200, response.text
     assert response.json()["creditsUsed"] == float(parts)
+
+
+def test_the_simulator_refuses_what_the_producer_rules_refuse() -> None:
+    assert ALLOWED_CHARS == PRIMOTEXTO_ALLOWED_CHARS
+    assert text_limit("primotexto").max_parts == MAX_PARTS
 
 
 @pytest.mark.parametrize(
