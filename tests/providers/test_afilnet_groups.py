@@ -451,3 +451,48 @@ def test_any_contact_value_round_trips_or_is_refused_before_sending(
     assert not any(sep in value for value in fields.values() for sep in ",:")
     assert contact_id is not None
     assert groups.get_contact(group_id, contact_id) == Contact(id=contact_id, fields=fields)
+
+
+# --- reads are safe to repeat, mutations are not -----------------------------------------
+
+READS: list[Any] = [
+    lambda g, gid, cid: g.get_columns(gid),
+    lambda g, gid, cid: g.get_contacts(gid),
+    lambda g, gid, cid: g.get_contact(gid, cid),
+]
+MUTATIONS: list[Any] = [
+    lambda g, gid, cid: g.create_group("g", "mobile", ["mobile"]),
+    lambda g, gid, cid: g.add_column(gid, "x"),
+    lambda g, gid, cid: g.delete_column(gid, "city"),
+    lambda g, gid, cid: g.delete_group(gid),
+    lambda g, gid, cid: g.assign_country(gid, "FRA"),
+    lambda g, gid, cid: g.add_contact(gid, {"mobile": "2"}),
+    lambda g, gid, cid: g.add_contacts(gid, [{"mobile": "2"}]),
+    lambda g, gid, cid: g.modify_contact(gid, cid, {"name": "x"}),
+    lambda g, gid, cid: g.delete_contact(gid, cid),
+]
+
+
+@pytest.mark.parametrize("call", READS)
+def test_a_read_that_met_a_server_error_is_retried(
+    groups: AfilnetGroups, sandbox: Sandbox, requests: Requests, call: Any
+) -> None:
+    group_id = _group(groups)
+    contact_id = groups.add_contact(group_id, {"mobile": "1"})
+    sandbox.set_faults("afilnet", script=["500"])
+    before = requests.now()
+    call(groups, group_id, contact_id)
+    assert requests.now() - before == 2
+
+
+@pytest.mark.parametrize("call", MUTATIONS)
+def test_a_mutation_that_met_a_server_error_is_ambiguous(
+    groups: AfilnetGroups, sandbox: Sandbox, requests: Requests, call: Any
+) -> None:
+    group_id = _group(groups)
+    contact_id = groups.add_contact(group_id, {"mobile": "1"})
+    sandbox.set_faults("afilnet", script=["500"])
+    before = requests.now()
+    with pytest.raises(AmbiguousError):
+        call(groups, group_id, contact_id)
+    assert requests.now() - before == 1
