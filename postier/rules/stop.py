@@ -34,11 +34,13 @@ def require_stop_mention(text: str, *, field: str = "text") -> None:
 def add_stop_mention(text: str, short_code: str) -> str:
     """``text`` with ``\\nSTOP au <short_code>`` appended, unless it already has a mention.
 
-    For marketing campaigns; the text grows, so check its limits after adding.
+    For marketing campaigns; the text grows, so check its limits after adding. No newline is
+    added to an empty text or one that already ends with a newline.
     """
     if not _SHORT_CODE.fullmatch(short_code):
         raise RuleViolation("short_code", "stop.short_code", "STOP short code must be digits")
     if has_stop_mention(text):
         return text
     mention = f"STOP au {short_code}"
-    return f"{text}\n{mention}" if text else mention
+    separator = "" if not text or text.endswith("\n") else "\n"
+    return f"{text}{separator}{mention}"
