@@ -487,23 +487,39 @@ class PrimotextoSim:
         ]
 
     def admin_routes(self) -> list[BaseRoute]:
-        """Under ``/_sandbox/primotexto``: inject replies, set credits and account flags."""
+        """Under ``/_sandbox/primotexto``: inject replies, set credits and account flags.
+
+        ``POST /reply`` {identifier, message, category}; ``POST /account`` {credits,
+        api_enabled, blocked} (any subset); ``POST /force_error`` {code, count}.
+        """
 
         async def reply(request: Request) -> Response:
-            body = await request.json()
+            body = await _admin_body(request)
+            if body is None:
+                return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+            identifier, category = body.get("identifier"), body.get("category")
             try:
+                if not isinstance(identifier, str):
+                    raise PrimotextoFault(10)
                 injected = self.inject_reply(
-                    body.get("identifier"), str(body.get("message", "")), body.get("category")
+                    identifier,
+                    str(body.get("message", "")),
+                    category if isinstance(category, str) else None,
                 )
             except PrimotextoFault as fault:
                 return fault.response()
             return JSONResponse(injected.to_json())
 
         async def account(request: Request) -> Response:
-            body = await request.json()
+            body = await _admin_body(request)
+            if body is None:
+                return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+            try:
+                credits = float(body.get("credits", self.credits))
+            except (TypeError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
             with self.core.lock:
-                if "credits" in body:
-                    self.credits = float(body["credits"])
+                self.credits = credits
                 if "api_enabled" in body:
                     self.api_enabled = bool(body["api_enabled"])
                 if "blocked" in body:
@@ -513,7 +529,9 @@ class PrimotextoSim:
             )
 
         async def force(request: Request) -> Response:
-            body = await request.json()
+            body = await _admin_body(request)
+            if body is None:
+                return JSONResponse({"error": "expected a JSON object"}, status_code=400)
             try:
                 self.force_error(int(body["code"]), int(body.get("count", 1)))
             except (KeyError, ValueError, TypeError) as exc:
@@ -525,3 +543,11 @@ class PrimotextoSim:
             Route("/account", account, methods=["POST"]),
             Route("/force_error", force, methods=["POST"]),
         ]
+
+
+async def _admin_body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None

@@ -38,6 +38,13 @@ def client(settings: Settings, http_client: httpx.Client) -> PrimotextoClient:
     return PrimotextoClient(settings.primotexto, settings.http, http_client)
 
 
+@pytest.fixture
+def slow_delivery(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> float:
+    """A long delivery delay, so an intermediate state cannot pass while a busy test runs."""
+    monkeypatch.setattr(sandbox.core, "delivery_delay", 30.0)
+    return 30.0
+
+
 def sms(**values: object) -> OutgoingSms:
     fields: dict[str, object] = {"recipients": (MOBILE,), "text": "Code: 283951"}
     fields.update(values)
@@ -103,7 +110,7 @@ def test_a_naive_send_at_is_refused_before_the_request(
 
 
 def test_a_scheduled_send_stays_accepted_until_its_date(
-    client: PrimotextoClient, sandbox: Sandbox
+    client: PrimotextoClient, sandbox: Sandbox, slow_delivery: float
 ) -> None:
     clock = sandbox.core.clock
     due = datetime.fromtimestamp(clock.now(), UTC) + timedelta(hours=2)
@@ -263,7 +270,7 @@ def test_an_answer_without_a_code_falls_back_on_the_status(
 
 
 def test_status_progresses_with_the_sandbox_clock(
-    client: PrimotextoClient, sandbox: Sandbox
+    client: PrimotextoClient, sandbox: Sandbox, slow_delivery: float
 ) -> None:
     receipt = client.send_sms(sms())
     assert receipt.message_id is not None

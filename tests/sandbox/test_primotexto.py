@@ -25,6 +25,13 @@ def api(sandbox_server: SandboxServer, sandbox: Sandbox) -> Iterator[httpx.Clien
         yield client
 
 
+@pytest.fixture
+def slow_delivery(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> float:
+    """A long delivery delay, so an intermediate state cannot pass while a busy test runs."""
+    monkeypatch.setattr(sandbox.core, "delivery_delay", 30.0)
+    return 30.0
+
+
 def send(api: httpx.Client, **body: Any) -> httpx.Response:
     payload: dict[str, Any] = {"number": MOBILE, "message": "Code: 283951"}
     payload.update(body)
@@ -220,7 +227,7 @@ def test_forced_errors_answer_with_their_status(
 
 
 def test_status_moves_from_sent_to_delivered_with_the_clock(
-    api: httpx.Client, sandbox: Sandbox
+    api: httpx.Client, sandbox: Sandbox, slow_delivery: float
 ) -> None:
     snapshot = send(api).json()["snapshotId"]
     first = status_of(api, snapshot)
@@ -236,7 +243,7 @@ def test_status_moves_from_sent_to_delivered_with_the_clock(
 
 
 def test_a_scheduled_send_stays_submitted_until_its_date(
-    api: httpx.Client, sandbox: Sandbox
+    api: httpx.Client, sandbox: Sandbox, slow_delivery: float
 ) -> None:
     due = sandbox.core.clock.now() + 3600
     snapshot = send(api, date=round(due * 1000)).json()["snapshotId"]
@@ -361,3 +368,12 @@ def test_reset_forgets_everything(api: httpx.Client, sandbox: Sandbox) -> None:
     assert api.get("/v2/messages/replies", params={"category": "c"}).json() == []
     assert api.get("/v2/account/stats").json()["credits"] == SANDBOX_ACCOUNTS.primotexto_credits
     assert sandbox.primotexto.messages == {}
+
+
+def test_admin_routes_refuse_malformed_bodies(sandbox_server: SandboxServer) -> None:
+    admin = f"{sandbox_server.url}/_sandbox/primotexto"
+    for route in ("reply", "account", "force_error"):
+        assert httpx.post(f"{admin}/{route}", content=b"[1]").status_code == 400
+    assert_error(httpx.post(f"{admin}/reply", json={"message": "hi"}), 10, 400)
+    assert httpx.post(f"{admin}/force_error", json={"code": 55}).status_code == 400
+    assert httpx.post(f"{admin}/account", json={"credits": "lots"}).status_code == 400
