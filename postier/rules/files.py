@@ -40,7 +40,10 @@ def file_type_for_url(url: str, *, field: str = "fileurl") -> FileType:
         raise RuleViolation(
             field, "file_url.syntax", "file URL is empty or holds spaces or control characters"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise RuleViolation(field, "file_url.syntax", "file URL is malformed") from exc
     if parts.scheme.lower() not in ("http", "https"):
         raise RuleViolation(
             field, "file_url.scheme", "file URL must start with http:// or https://"
