@@ -31,7 +31,7 @@ FILE_TYPES: Final[tuple[FileType, ...]] = get_args(FileType)
 def file_type_for_url(url: str, *, field: str = "fileurl") -> FileType:
     """The WhatsApp file kind of the file at ``url``, or ``RuleViolation`` (``file_url.*``).
 
-    Rules: ``file_url.syntax`` (blank, spaces or control characters, bad port),
+    Rules: ``file_url.syntax`` (blank, spaces or control characters, bad host or port),
     ``file_url.scheme`` (not http/https), ``file_url.host`` (no host),
     ``file_url.credentials`` (user or password in the URL), ``file_url.extension``
     (no extension, or one WhatsApp does not take).
