@@ -456,8 +456,21 @@ def test_timeout_on_a_send_is_ambiguous(
 def test_timeout_on_a_read_is_retried(wa: AfilnetWhatsApp, sandbox: Sandbox, platform: str) -> None:
     inbound(sandbox, platform, "Bonjour")
     sandbox.set_faults("afilnet", script=["timeout"], hang_seconds=0.1)
-    assert [m.text for m in wa.get_unread_messages(platform, E164)] == ["Bonjour"]
+    assert [c.text for c in wa.get_chats(platform)] == ["Bonjour"]
     assert afilnet_requests(sandbox) == 2
+
+
+def test_lost_unread_answer_is_ambiguous_and_reconciled_from_the_chat(
+    wa: AfilnetWhatsApp, sandbox: Sandbox, platform: str
+) -> None:
+    message_id = inbound(sandbox, platform, "Bonjour")
+    sandbox.set_faults("afilnet", script=["drop_after"])
+    with pytest.raises(AmbiguousError):
+        wa.get_unread_messages(platform, E164)
+    assert afilnet_requests(sandbox) == 1  # not retried: Afilnet has marked them read
+    assert wa.get_unread_messages(platform, E164) == []
+    (entry,) = wa.get_messages(platform, E164)
+    assert (entry.message_id, entry.outbound, entry.text) == (message_id, False, "Bonjour")
 
 
 def test_answer_lost_after_a_send_is_resolved_by_a_status_lookup(

@@ -10,8 +10,9 @@ newest outbound message stamped no earlier than ``SEND_LOOKUP_WINDOW`` before th
 (matching the text when it knows it). Two sends to one chat inside that window with the same
 text could swap ids; a failed lookup leaves ``message_id`` None and never fails the send.
 
-Statuses (unconfirmed, PROVIDERS.md) are mapped by ``STATUS_STATES``; times are Afilnet's
-local time (``api.TIMEZONE``).
+``getunreadmessages`` marks what it returns as read, so it is called as a state-changing
+call: a lost answer is ambiguous, not retried. Statuses (unconfirmed, PROVIDERS.md) are
+mapped by ``STATUS_STATES``; times are Afilnet's local time (``api.TIMEZONE``).
 """
 
 from __future__ import annotations
@@ -250,11 +251,13 @@ class AfilnetWhatsApp:
     def get_unread_messages(self, platform_id: str, destination: str) -> list[InboundMessage]:
         """The chat's unread inbound messages; Afilnet marks them read, so each comes once.
 
-        The call is a read for retries (``changes_state=False``): a lost answer loses those
-        messages from the unread list, but they stay in ``get_messages``.
+        Reading changes state, so a lost answer is not retried blindly: it raises
+        ``AmbiguousError`` (a retry would answer [] and the messages would be missed). The
+        caller then reconciles with ``get_messages``, which still lists them (``outbound``
+        False) with the ids it already knows.
         """
         params = {"platformid": platform_id, "destination": _digits(destination)}
-        result = self.api.call(CLASS, "getunreadmessages", params, changes_state=False)
+        result = self.api.call(CLASS, "getunreadmessages", params, changes_state=True)
         return [
             InboundMessage(
                 provider=Provider.AFILNET,
