@@ -64,22 +64,28 @@ def assert_no_window_exceeds(admitted: list[Interval], rate: float, burst: int) 
 
 def test_burst_then_spacing(limiter: RateLimiter, redis_client: redis.Redis) -> None:
     rate, burst, interval = 50.0, 5, 0.02
-    # The six calls must run within one interval to see the burst edge: retried on a slow run.
+    # The scenario must run within 1.5 intervals (Redis TIME) to see each edge: retried when
+    # the shared machine stalls it.
     for attempt in range(5):
         key = f"burst-{attempt}"
         start = redis_now(redis_client)
         waits = [limiter.acquire(key, rate, burst) for _ in range(burst + 1)]
+        burst_elapsed = redis_now(redis_client) - start
+        if burst_elapsed >= interval / 2:
+            continue
+        time.sleep(waits[burst])
+        after_wait = limiter.acquire(key, rate, burst)
+        next_wait = limiter.acquire(key, rate, burst)
         elapsed = redis_now(redis_client) - start
-        if elapsed < interval / 2:
+        if elapsed < 1.5 * interval:
             break
     else:
-        pytest.fail("could not run six acquisitions within 10 ms in 5 attempts")
+        pytest.fail("could not run the scenario within 30 ms in 5 attempts")
     assert waits[:burst] == [0.0] * burst
-    assert interval - elapsed - 1e-6 <= waits[burst] <= interval
-    time.sleep(waits[burst])
-    assert limiter.acquire(key, rate, burst) == 0.0
-    # Drained: from now on one token every interval.
-    assert 0.0 < limiter.acquire(key, rate, burst) <= interval
+    assert interval - burst_elapsed - 1e-6 <= waits[burst] <= interval
+    assert after_wait == 0.0
+    # drained: the next token comes one interval after the last
+    assert 2 * interval - elapsed - 1e-6 <= next_wait <= interval
 
 
 def test_never_exceeds_rate_over_any_window(
@@ -102,7 +108,7 @@ def test_refusal_takes_nothing(limiter: RateLimiter, redis_client: redis.Redis) 
     state = redis_client.get(limiter.redis_key("refuse"))
     delay = limiter.acquire("refuse", rate, burst)
     assert 0.0 < delay <= 1 / rate
-    assert redis_client.get(limiter.redis_key("refuse")) == state
+    assert redis_client.get(limiter.redis_key("refuse")) in (state, None)  # None: expired
     time.sleep(delay)
     assert limiter.acquire("refuse", rate, burst) == 0.0
 
@@ -127,12 +133,12 @@ def test_rejects_impossible_requests(
 
 
 def test_keys_expire_when_idle(limiter: RateLimiter, redis_client: redis.Redis) -> None:
-    rate, burst = 100.0, 5
+    rate, burst = 20.0, 5
     for _ in range(3):
         assert limiter.acquire("idle", rate, burst) == 0.0
     ttl_ms = redis_client.pttl(limiter.redis_key("idle"))
-    assert 0 < ttl_ms <= 30
-    time.sleep(0.06)
+    assert 0 < ttl_ms <= 150  # three intervals of 50 ms
+    time.sleep(0.2)
     assert redis_client.exists(limiter.redis_key("idle")) == 0
     assert redis_client.keys(f"{limiter.prefix}:*") == []
 
@@ -250,7 +256,8 @@ def test_admitted_never_exceed_burst_plus_rate_times_elapsed(
         if delay == 0.0:
             admitted.append((before, after, cost))
         else:
-            assert redis_client.get(limiter.redis_key(key)) == state
+            # unchanged, or expired meanwhile: a refusal never writes a later TAT
+            assert redis_client.get(limiter.redis_key(key)) in (state, None)
             assert delay <= cost * (1 / rate + 1e-6)
         time.sleep(pause)
     # every window between two admissions, the whole run included
