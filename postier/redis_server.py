@@ -28,6 +28,8 @@ from typing import Final, Literal
 
 import redis
 
+from postier.config import get_settings
+
 __all__ = [
     "RedisHandle",
     "RedisStartError",
@@ -152,8 +154,6 @@ def ensure_redis(
     answers, else a private server started from ``binary`` (default: :func:`find_redis_server`).
     """
     if url is None:
-        from postier.config import get_settings
-
         url = get_settings().redis_url
     if redis_answers(url):
         return RedisHandle(url=url, owned=False, process=None)
