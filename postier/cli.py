@@ -55,7 +55,9 @@ def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
             stack.stop()
             raise typer.Exit(code=1)
     table = Table(title="Postier is up", show_header=False)
-    table.add_row("Redis", stack.redis_url + (" (private)" if stack.redis and stack.redis.owned else ""))
+    table.add_row(
+        "Redis", stack.redis_url + (" (private)" if stack.redis and stack.redis.owned else "")
+    )
     table.add_row("Ledger", stack.database_url)
     if stack.sandbox is not None:
         table.add_row("Sandbox", stack.sandbox.url)
@@ -142,8 +144,8 @@ def send(
     key: str | None = typer.Option(None, help="idempotency key"),
 ) -> None:
     """Queue one message and print its id."""
-    from producers import default_producer
     from postier.rules.errors import RuleViolation
+    from producers import default_producer
 
     producer = default_producer()
     try:
@@ -153,8 +155,13 @@ def send(
             )
         else:
             handle = producer.send_sms(
-                to, text, sender=sender, category="marketing" if marketing else "notification",
-                send_at=at, idempotency_key=key, provider=provider,
+                to,
+                text,
+                sender=sender,
+                category="marketing" if marketing else "notification",
+                send_at=at,
+                idempotency_key=key,
+                provider=provider,
             )
     except RuleViolation as exc:
         console.print(f"[red]refused[/] {exc}")
@@ -182,8 +189,11 @@ def status(message_id: str) -> None:
         table = Table("at", "from", "to", "provider status", "detail")
         for event in events_for(session, message_id):
             table.add_row(
-                event.at.isoformat(timespec="seconds"), str(event.from_status or ""),
-                str(event.to_status), event.provider_status or "", event.detail or "",
+                event.at.isoformat(timespec="seconds"),
+                str(event.from_status or ""),
+                str(event.to_status),
+                event.provider_status or "",
+                event.detail or "",
             )
         console.print(table)
 
@@ -197,7 +207,8 @@ def list_messages(
     """Recent messages, newest first, with counts by state."""
     from postier.ledger.db import make_engine, session_scope
     from postier.ledger.models import MessageStatus
-    from postier.ledger.queries import count_by_status, list_messages as query
+    from postier.ledger.queries import count_by_status
+    from postier.ledger.queries import list_messages as query
     from postier.rules.phones import mask_number
 
     wanted = MessageStatus(state) if state else None
@@ -205,8 +216,13 @@ def list_messages(
         table = Table("id", "kind", "provider", "to", "status", "attempts", "updated")
         for m in query(session, status=wanted, provider=provider, limit=limit):
             table.add_row(
-                m.id, str(m.kind), m.provider or "", mask_number(m.recipient), str(m.status),
-                str(m.attempts), m.updated_at.isoformat(timespec="seconds"),
+                m.id,
+                str(m.kind),
+                m.provider or "",
+                mask_number(m.recipient),
+                str(m.status),
+                str(m.attempts),
+                m.updated_at.isoformat(timespec="seconds"),
             )
         console.print(table)
         counts = count_by_status(session)
@@ -229,8 +245,10 @@ def inbox(limit: int = typer.Option(20)) -> None:
         table = Table("id", "from", "received", "text")
         for row in rows:
             table.add_row(
-                str(row.id), mask_number(row.sender),
-                row.received_at.isoformat(timespec="seconds"), row.text,
+                str(row.id),
+                mask_number(row.sender),
+                row.received_at.isoformat(timespec="seconds"),
+                row.text,
             )
         console.print(table)
 

@@ -204,7 +204,10 @@ class Settings(BaseSettings):
                     continue
                 elif isinstance(value, (dict, list)):
                     env[key] = json.dumps(
-                        {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+                        {
+                            k: v.model_dump() if isinstance(v, BaseModel) else v
+                            for k, v in value.items()
+                        }
                         if isinstance(value, dict)
                         else value
                     )

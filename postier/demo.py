@@ -60,14 +60,20 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
             "+33612345682", "1", params={"name": "Jeanne", "orderid": "1042"}
         ).id,
     )
-    add("SMS · deferred 5 s", producer.send_sms("0612345683", "Rappel : rendez-vous à 15h", send_at=soon).id)
+    add(
+        "SMS · deferred 5 s",
+        producer.send_sms("0612345683", "Rappel : rendez-vous à 15h", send_at=soon).id,
+    )
 
     if stack.sandbox is not None or settings.sandbox_url:
         base = stack.sandbox.url if stack.sandbox is not None else str(settings.sandbox_url)
         httpx.post(
             f"{base}/_sandbox/afilnet/whatsapp/inbound",
-            json={"platformid": "100", "destination": DEMO_INBOUND_SENDER,
-                  "message": "Merci, bien reçu !"},
+            json={
+                "platformid": "100",
+                "destination": DEMO_INBOUND_SENDER,
+                "message": "Merci, bien reçu !",
+            },
             timeout=5,
         ).raise_for_status()
 
@@ -75,8 +81,12 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
     inbound_seen = False
     deadline = time.monotonic() + timeout
     with Progress(
-        TextColumn("[bold]demo batch"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[states]}"), TimeElapsedColumn(), console=console,
+        TextColumn("[bold]demo batch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[states]}"),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
         task = progress.add_task("batch", total=len(labels) + 1, states="")
         while time.monotonic() < deadline:
@@ -84,13 +94,18 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
                 for message_id in labels:
                     message = get_message(session, message_id)
                     statuses[message_id] = str(message.status) if message else "missing"
-                inbound_seen = bool(session.exec(
-                    select(InboundMessage).where(InboundMessage.sender == f"+{DEMO_INBOUND_SENDER}")
-                ).first())
+                inbound_seen = bool(
+                    session.exec(
+                        select(InboundMessage).where(
+                            InboundMessage.sender == f"+{DEMO_INBOUND_SENDER}"
+                        )
+                    ).first()
+                )
             done = sum(1 for s in statuses.values() if s in FINAL) + int(inbound_seen)
             counts = Counter(statuses.values())
-            progress.update(task, completed=done,
-                            states=" ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+            progress.update(
+                task, completed=done, states=" ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+            )
             if done == len(labels) + 1:
                 break
             time.sleep(0.5)
@@ -100,9 +115,14 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
         for message_id, label in labels.items():
             message = get_message(session, message_id)
             if message is not None:
-                table.add_row(message_id[:12], label, mask_number(message.recipient),
-                              str(message.status))
-    table.add_row("—", "WhatsApp reply polled back", mask_number(f"+{DEMO_INBOUND_SENDER}"),
-                  "stored" if inbound_seen else "not yet")
+                table.add_row(
+                    message_id[:12], label, mask_number(message.recipient), str(message.status)
+                )
+    table.add_row(
+        "—",
+        "WhatsApp reply polled back",
+        mask_number(f"+{DEMO_INBOUND_SENDER}"),
+        "stored" if inbound_seen else "not yet",
+    )
     console.print(table)
     return inbound_seen and all(s in FINAL for s in statuses.values())

@@ -125,12 +125,19 @@ class Stack:
         return self._spawn(
             name,
             [
-                "-A", "worker", "worker",
-                "-Q", ",".join(tasknames.ALL_QUEUES),
-                "--pool", opts.worker_pool,
-                "--concurrency", str(opts.worker_concurrency),
-                "--loglevel", opts.log_level,
-                "-n", f"{name}@%h",
+                "-A",
+                "worker",
+                "worker",
+                "-Q",
+                ",".join(tasknames.ALL_QUEUES),
+                "--pool",
+                opts.worker_pool,
+                "--concurrency",
+                str(opts.worker_concurrency),
+                "--loglevel",
+                opts.log_level,
+                "-n",
+                f"{name}@%h",
                 "-E",
             ],
         )
@@ -139,9 +146,13 @@ class Stack:
         return self._spawn(
             name,
             [
-                "-A", "scheduler", "beat",
-                "--loglevel", self.options.log_level,
-                "-s", str(self.workdir / f"{name}-schedule"),
+                "-A",
+                "scheduler",
+                "beat",
+                "--loglevel",
+                self.options.log_level,
+                "-s",
+                str(self.workdir / f"{name}-schedule"),
             ],
         )
 
@@ -149,7 +160,9 @@ class Stack:
         return self._spawn(
             "flower",
             [
-                "-A", "worker", "flower",
+                "-A",
+                "worker",
+                "flower",
                 f"--port={self.options.flower_port}",
                 "--address=127.0.0.1",
                 "--purge_offline_workers=60",
@@ -186,7 +199,7 @@ class Stack:
             process.wait(timeout=30)
 
     def stop(self) -> None:
-        for name, process in list(self.processes.items()):
+        for process in list(self.processes.values()):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():

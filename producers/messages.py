@@ -190,7 +190,8 @@ class Producer:
             raise RuleViolation(
                 "platform_id",
                 "platform_id.required",
-                "no WhatsApp channel: pass platform_id or set POSTIER_AFILNET__WHATSAPP_PLATFORM_IDS",
+                "no WhatsApp channel: pass platform_id or set"
+                " POSTIER_AFILNET__WHATSAPP_PLATFORM_IDS",
             )
         return self._row(
             kind=kind,
@@ -260,8 +261,13 @@ class Producer:
         """Queue one WhatsApp text message."""
         check_text("afilnet", text, transport=WHATSAPP_TRANSPORT, field="text")
         row = self._whatsapp_row(
-            kind=MessageKind.WHATSAPP_TEXT, to=to, body=text, payload={},
-            platform_id=platform_id, send_at=send_at, idempotency_key=idempotency_key,
+            kind=MessageKind.WHATSAPP_TEXT,
+            to=to,
+            body=text,
+            payload={},
+            platform_id=platform_id,
+            send_at=send_at,
+            idempotency_key=idempotency_key,
             provider=provider,
         )
         return self.enqueue([row])[0]
@@ -288,8 +294,13 @@ class Producer:
         if caption:
             check_text("afilnet", caption, transport=WHATSAPP_TRANSPORT, field="caption")
         row = self._whatsapp_row(
-            kind=MessageKind.WHATSAPP_FILE, to=to, body=caption or "", payload=payload,
-            platform_id=platform_id, send_at=send_at, idempotency_key=idempotency_key,
+            kind=MessageKind.WHATSAPP_FILE,
+            to=to,
+            body=caption or "",
+            payload=payload,
+            platform_id=platform_id,
+            send_at=send_at,
+            idempotency_key=idempotency_key,
             provider=provider,
         )
         return self.enqueue([row])[0]
@@ -321,9 +332,17 @@ class Producer:
         header_dict = dict(header) if header else None
         header_from_payload(header_dict)  # validates
         row = self._whatsapp_row(
-            kind=MessageKind.WHATSAPP_TEMPLATE, to=to, body="",
-            payload={"template_id": str(template_id), "params": clean_params, "header": header_dict},
-            platform_id=platform_id, send_at=send_at, idempotency_key=idempotency_key,
+            kind=MessageKind.WHATSAPP_TEMPLATE,
+            to=to,
+            body="",
+            payload={
+                "template_id": str(template_id),
+                "params": clean_params,
+                "header": header_dict,
+            },
+            platform_id=platform_id,
+            send_at=send_at,
+            idempotency_key=idempotency_key,
             provider=provider,
         )
         return self.enqueue([row])[0]

@@ -9,6 +9,7 @@ import pytest
 
 from postier.config import HttpSettings, Settings
 from postier.sandbox import Sandbox, SandboxServer
+from tests.redis_fixtures import redis_client, redis_server, redis_test_url  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +51,4 @@ def http_client(settings: Settings) -> Iterator[httpx.Client]:
     client = build_http_client(settings.http)
     yield client
     client.close()
+

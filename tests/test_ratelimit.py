@@ -18,7 +18,6 @@ from postier.config import Settings
 from postier.ratelimit import RateLimiter, limiter_key
 
 # until tests/conftest.py imports them for every test
-pytest_plugins = ["tests.redis_fixtures"]
 
 Interval = tuple[float, float]
 

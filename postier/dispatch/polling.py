@@ -152,8 +152,10 @@ def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
                 pending.append(message.id)
                 continue
             except ProviderError as exc:
-                log.warning("status lookup failed", extra={"message_id": message.id,
-                                                          "provider": provider, "error": str(exc)})
+                log.warning(
+                    "status lookup failed",
+                    extra={"message_id": message.id, "provider": provider, "error": str(exc)},
+                )
                 pending.append(message.id)
                 continue
             if _apply_report(dispatcher, message, report):
@@ -176,9 +178,7 @@ def apply_receipt(dispatcher: Dispatcher, report: StatusReport) -> bool:
     return _apply_report(dispatcher, message, report)
 
 
-def poll_whatsapp_inbox(
-    dispatcher: Dispatcher, app: Celery | None = None
-) -> list[int]:
+def poll_whatsapp_inbox(dispatcher: Dispatcher, app: Celery | None = None) -> list[int]:
     """Fetch unread WhatsApp messages of every configured channel; store each once; run the hook."""
     whatsapp = dispatcher.clients.whatsapp
     stored: list[int] = []

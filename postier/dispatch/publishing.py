@@ -47,7 +47,9 @@ class Publisher:
         except (OperationalError, RedisError, OSError) as exc:
             log.warning(
                 "broker unavailable: %d of %d published; the rest will be republished by beat",
-                len(done), len(message_ids), extra={"error": str(exc)},
+                len(done),
+                len(message_ids),
+                extra={"error": str(exc)},
             )
         if done:
             with session_scope(self.engine) as session:

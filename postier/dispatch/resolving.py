@@ -96,7 +96,9 @@ def _resolve_by_dedupe(dispatcher: Dispatcher, message: Message) -> Resolution:
 
 def _resolve_by_chat(dispatcher: Dispatcher, message: Message) -> Resolution:
     payload = message.payload or {}
-    platform = str(payload.get("platform_id") or dispatcher.settings.afilnet.whatsapp_platform_ids[0])
+    platform = str(
+        payload.get("platform_id") or dispatcher.settings.afilnet.whatsapp_platform_ids[0]
+    )
     started = message.sending_started_at
     try:
         entries = dispatcher.clients.whatsapp.get_messages(platform, message.recipient)

@@ -19,7 +19,9 @@ def choose_provider(
     if requested is not None:
         if requested not in allowed:
             raise RuleViolation(
-                "provider", "provider.channel", f"{requested!r} cannot send {channel}; use one of {allowed}"
+                "provider",
+                "provider.channel",
+                f"{requested!r} cannot send {channel}; use one of {allowed}",
             )
         return requested
     if channel == "whatsapp":

@@ -196,8 +196,12 @@ class Dispatcher:
             )
         log.info(
             "sent",
-            extra={"message_id": message.id, "provider": message.provider,
-                   "attempt": message.attempts, "recipient": mask_number(message.recipient)},
+            extra={
+                "message_id": message.id,
+                "provider": message.provider,
+                "attempt": message.attempts,
+                "recipient": mask_number(message.recipient),
+            },
         )
 
     def _after_retryable(self, message: Message, exc: RetryableError) -> SendOutcome:
@@ -268,8 +272,10 @@ class Dispatcher:
                 payload=payload,
                 last_error=reason,
             )
-        log.warning("failover", extra={"message_id": message.id, "provider": message.provider,
-                                       "fallback": fallback})
+        log.warning(
+            "failover",
+            extra={"message_id": message.id, "provider": message.provider, "fallback": fallback},
+        )
         return SendOutcome(MessageStatus.QUEUED if moved else None, retry_in=0.0 if moved else None)
 
     def _fail(self, message: Message, reason: str, exc: ProviderError | None) -> SendOutcome:
@@ -284,6 +290,13 @@ class Dispatcher:
                 raw=dict(exc.raw) if exc is not None and isinstance(exc.raw, dict) else None,
                 last_error=reason,
             )
-        log.warning("failed", extra={"message_id": message.id, "provider": message.provider,
-                                     "attempt": message.attempts, "reason": reason})
+        log.warning(
+            "failed",
+            extra={
+                "message_id": message.id,
+                "provider": message.provider,
+                "attempt": message.attempts,
+                "reason": reason,
+            },
+        )
         return SendOutcome(MessageStatus.FAILED)

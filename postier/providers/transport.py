@@ -181,7 +181,9 @@ class Transport:
         if status >= 500:
             message = f"HTTP {status}"
             if changes_state:
-                raise AmbiguousError(message, provider=name, code=str(status), raw=_safe_text(response))
+                raise AmbiguousError(
+                    message, provider=name, code=str(status), raw=_safe_text(response)
+                )
             raise RetryableError(message, provider=name, code=str(status), raw=_safe_text(response))
         return response
 

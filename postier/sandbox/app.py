@@ -72,6 +72,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         if fault == "drop_after":
+
             async def swallow(message: Message) -> None:
                 return None
 

@@ -116,7 +116,7 @@ class SandboxCore:
         self.clock = Clock()
         self.delivery_delay = delivery_delay
         self.faults: dict[str, FaultPlan] = {}
-        self.rng = random.Random(seed)  # noqa: S311 - fault draws, not security
+        self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self._ids = itertools.count(1)
         self.records: list[SentRecord] = []

@@ -49,7 +49,9 @@ class SandboxServer:
     def start(self, timeout: float = 10.0) -> SandboxServer:
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True,
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            daemon=True,
             name="postier-sandbox",
         )
         self._thread.start()

@@ -46,7 +46,9 @@ def integration_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def stack(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("stack")
     options = StackOptions(
         workdir=workdir,

@@ -48,7 +48,11 @@ def test_every_producer_call_reaches_delivered(
     with session_scope(ledger) as session:
         for handle in handles.values():
             trail = [e.to_status for e in events_for(session, handle.id)]
-            assert trail[-3:] == [MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED]
+            assert trail[-3:] == [
+                MessageStatus.SENDING,
+                MessageStatus.SENT,
+                MessageStatus.DELIVERED,
+            ]
     recipients = sorted(str(r["recipient"]) for r in sandbox_sends(live_sandbox))
     assert len(recipients) == len(handles)
 
@@ -87,8 +91,11 @@ def test_retry_on_503_and_429_then_success(
     with session_scope(ledger) as session:
         message = get_message(session, handle.id)
         assert message is not None and message.attempts == 3
-        retries = [e for e in events_for(session, handle.id) if e.to_status == MessageStatus.QUEUED
-                   and e.from_status == MessageStatus.SENDING]
+        retries = [
+            e
+            for e in events_for(session, handle.id)
+            if e.to_status == MessageStatus.QUEUED and e.from_status == MessageStatus.SENDING
+        ]
         assert len(retries) == 2
     assert len(sandbox_sends(live_sandbox, "primotexto")) == 1
 
@@ -139,9 +146,7 @@ def test_deferred_send_released_on_time_and_not_before(
     assert 0 <= lateness < 1.5
 
 
-def test_inbound_whatsapp_stored_once(
-    live_sandbox: Sandbox, stack: object, ledger: Engine
-) -> None:
+def test_inbound_whatsapp_stored_once(live_sandbox: Sandbox, stack: object, ledger: Engine) -> None:
     from postier.sandbox.afilnet.whatsapp import inject_inbound
 
     with live_sandbox.core.lock:
@@ -150,9 +155,11 @@ def test_inbound_whatsapp_stored_once(
     rows: list[InboundMessage] = []
     while time.monotonic() < deadline and not rows:
         with session_scope(ledger) as session:
-            rows = list(session.exec(
-                select(InboundMessage).where(InboundMessage.sender == "+33612345616")
-            ).all())
+            rows = list(
+                session.exec(
+                    select(InboundMessage).where(InboundMessage.sender == "+33612345616")
+                ).all()
+            )
         time.sleep(0.2)
     assert len(rows) == 1 and rows[0].text == "Oui, merci !"
     time.sleep(1.5)  # several more polls
