@@ -119,6 +119,7 @@ _FRENCH_MOBILE = re.compile(r"33[67][0-9]{8}")
 _SENDER = re.compile(r"[A-Za-z0-9]{3,11}")
 _STOP = re.compile(r"STOP au [0-9]+")
 _MESSAGES: Final[dict[str, str]] = {
+    "100": "the request must be a POST",
     "101": "bad login or api key",
     "102": "text too long",
     "103": "no recipients",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -308,8 +309,6 @@ def test_v1_send(web: httpx.Client, sandbox: Sandbox) -> None:
 
 def test_v1_send_at_and_low_cost(web: httpx.Client, sandbox: Sandbox) -> None:
     now = int(sandbox.core.clock.now())
-    from datetime import UTC, datetime, timedelta, timezone
-
     at = datetime.fromtimestamp(now + 3600, UTC).astimezone(timezone(timedelta(hours=2)))
     response = v1_send(web, v1_body(send_at=at.isoformat(), type="sms_low_cost", sender="!"))
     assert response.status_code == 201

@@ -191,6 +191,10 @@ class LegacyApi:
         return self.settings.base_url.rstrip("/") + f"/{path}" + ("/json" if self.as_json else "")
 
     def _parse(self, response: httpx.Response, *, changes_state: bool) -> dict[str, Any]:
+        """The answer as a dict. A 4xx (the transport raised for 429 and 5xx) was not
+        processed: permanent. An unreadable 200 to a send may hide a sent SMS: ambiguous."""
+        if response.status_code >= 400:
+            raise error_for(str(response.status_code), response.text[:500])
         try:
             if self.as_json:
                 return parse_json_answer(response.text)
