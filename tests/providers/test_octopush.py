@@ -164,7 +164,9 @@ def test_deferred_send_lands_at_the_right_utc(
     transport: dict[str, str],
     month: int,
     paris_offset_hours: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(sandbox.core, "delivery_delay", 30.0)  # "sent" lasts long enough to see
     year = next_year()
     send_at = datetime(year, month, 14, 10, 0, tzinfo=PARIS)
     assert send_at.utcoffset() == timedelta(hours=paris_offset_hours)
@@ -583,8 +585,13 @@ def test_delivery_status_is_not_pulled(make: Make, transport: dict[str, str]) ->
 
 
 def test_receipts_from_the_sandbox_parse_to_states(
-    make: Make, admin: httpx.Client, sandbox: Sandbox, transport: dict[str, str]
+    make: Make,
+    admin: httpx.Client,
+    sandbox: Sandbox,
+    transport: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(sandbox.core, "delivery_delay", 30.0)  # "sent" lasts long enough to see
     client = make(**transport)
     receipt = client.send_sms(sms(FR_A, FR_BOUNCE))
     bodies = admin.get("/receipts", params={"ticket": receipt.message_id}).json()
@@ -600,7 +607,7 @@ def test_receipts_from_the_sandbox_parse_to_states(
     ]
     at = reports[0].at
     assert at is not None and at.tzinfo is not None
-    assert at.timestamp() == pytest.approx(sandbox.core.records[0].final_at(0.5), abs=1)
+    assert at.timestamp() == pytest.approx(sandbox.core.records[0].final_at(30.0), abs=1)
     assert reports[0].raw == bodies[0]
 
 

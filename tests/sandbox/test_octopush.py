@@ -194,7 +194,10 @@ def test_legacy_routes_and_prices(web: httpx.Client, sandbox: Sandbox) -> None:
     assert duplicate["number_of_sendings"] == 1
 
 
-def test_legacy_deferred_sending_date_is_gmt_plus_one(web: httpx.Client, sandbox: Sandbox):
+def test_legacy_deferred_sending_date_is_gmt_plus_one(
+    web: httpx.Client, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox.core, "delivery_delay", 30.0)  # "sent" lasts long enough to see
     now = int(sandbox.core.clock.now())
     utc_target = now + 7200
     body = legacy_json(web, sms_mode="2", sending_date=str(utc_target + 3600))
@@ -202,7 +205,9 @@ def test_legacy_deferred_sending_date_is_gmt_plus_one(web: httpx.Client, sandbox
     (rec,) = sandbox.records("octopush")
     assert rec["send_at"] == utc_target
     assert rec["state"] == "scheduled"
-    sandbox.core.clock.advance(7200)
+    sandbox.core.clock.advance(utc_target - sandbox.core.clock.now() - 0.1)
+    assert sandbox.records("octopush")[0]["state"] == "scheduled"
+    sandbox.core.clock.advance(0.2)
     assert sandbox.records("octopush")[0]["state"] == "sent"
 
 
@@ -426,7 +431,10 @@ def test_next_errors_play_codes_after_authentication(web: httpx.Client) -> None:
     assert bad.status_code == 400
 
 
-def test_receipts_follow_the_clock(web: httpx.Client, sandbox: Sandbox) -> None:
+def test_receipts_follow_the_clock(
+    web: httpx.Client, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox.core, "delivery_delay", 30.0)  # "sent" lasts long enough to see
     body = legacy_json(web, sms_recipients=f"{FR_A},{FR_BOUNCE}")
     ticket = body["ticket"]
     deferred = legacy_json(
