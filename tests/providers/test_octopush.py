@@ -370,14 +370,14 @@ def test_duplicate_request_id_is_already_accepted(
 ) -> None:
     client = make(**transport)
     first = client.send_sms(sms(FR_A, FR_B, request_id="once-1"))
-    balance = sandbox.octopush.wallet
+    balance = sandbox.octopush.account.wallet
     again = client.send_sms(sms(FR_A, FR_B, request_id="once-1"))
     assert is_already_accepted(again)
     assert again.message_id is None
     assert again.raw["request_id"] == "once-1"
     assert first.message_id and not is_already_accepted(first)
     assert len(sandbox.records("octopush")) == 2
-    assert sandbox.octopush.wallet == balance
+    assert sandbox.octopush.account.wallet == balance
 
 
 def test_lost_answer_is_resolved_by_resending_the_same_request_id(
