@@ -1,0 +1,130 @@
+"""Engines, sessions and schema migrations for the ledger.
+
+SQLite is the embedded default for one host, PostgreSQL the choice for several (ARCHITECTURE.md,
+"Decisions already taken"). On SQLite every connection runs in WAL mode (readers never block the
+writer), waits ``busy_timeout`` ms for the write lock instead of failing at once, enforces
+foreign keys and keeps temporary tables in memory. The transition and queue queries rely on
+``UPDATE … RETURNING``, hence SQLite 3.35 or newer.
+
+Transactions on SQLite start at the first write of a session (the driver's default), so a
+session that reads and then writes holds no stale snapshot and waits for the lock like any other
+writer; keep write transactions short, as every writer of the file queues behind them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlmodel import Session
+
+#: UPDATE … RETURNING and INSERT … ON CONFLICT … RETURNING appeared in SQLite 3.35
+MIN_SQLITE = (3, 35, 0)
+#: an arbitrary constant key: two processes upgrading one PostgreSQL database take turns
+_MIGRATION_LOCK_KEY = 7_345_112_901
+
+
+def _normalise_url(url: str | URL) -> URL:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3, the only PostgreSQL driver we ship."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str | URL, *, sqlite_busy_timeout_ms: int = 5000, **kwargs: Any) -> Engine:
+    """An engine for the ledger at ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``).
+
+    For a SQLite file the parent directory is created, so the default ``sqlite:///var/postier.db``
+    works from a fresh checkout. Extra ``kwargs`` go to ``create_engine``.
+    """
+    parsed = _normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise RuntimeError(
+                f"SQLite {sqlite3.sqlite_version} is too old: the ledger needs 3.35+ (RETURNING)"
+            )
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **kwargs)
+        _install_sqlite_pragmas(engine, sqlite_busy_timeout_ms)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # bulk inserts stage rows in a temporary table (ledger.bulk): keep it in memory
+            cursor.execute("PRAGMA temp_store=MEMORY")
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back if it raises.
+
+    Objects stay readable after the block (``expire_on_commit=False``), so a claimed message
+    can be used once its transaction is committed.
+    """
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for the migrations shipped inside the package."""
+    script_location = resources.files("postier.ledger") / "migrations"
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    return config
+
+
+def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
+    """Run the ledger's migrations up to ``revision`` (default: the newest)."""
+    _run_migration(engine_or_url, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine_or_url: Engine | str, revision: str) -> None:
+    """Undo migrations down to ``revision`` (``"base"`` drops every ledger table)."""
+    _run_migration(engine_or_url, lambda config: command.downgrade(config, revision))
+
+
+def _run_migration(engine_or_url: Engine | str, run: Callable[[Config], None]) -> None:
+    owned = not isinstance(engine_or_url, Engine)
+    engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            run(config)
+    finally:
+        if owned:
+            engine.dispose()

@@ -1,0 +1,196 @@
+"""The ledger's tables: messages, their delivery events, inbound messages and campaigns.
+
+The ledger is the source of truth (ARCHITECTURE.md, "Data flow"): only message ids cross the
+broker, so bodies, numbers and provider answers live here. Message ids are made by the caller
+(``new_message_id``) so a bulk insert knows every id without ``RETURNING``.
+
+Enumerations are stored as plain VARCHAR (no database enum type and no CHECK constraint), so a
+new status or kind needs no migration; the state machine (``states.py``) guards the values.
+JSON columns are JSONB on PostgreSQL. They are not change-tracked: assign a new dict to
+``payload``/``spec`` rather than mutating it in place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from postier.ledger.columns import UTCDateTime, bigint_pk_type, json_type
+
+#: constraint names Alembic can address later (and that are the same on both backends)
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class MessageStatus(StrEnum):
+    """Where a message is in its life (ARCHITECTURE.md, "Message states")."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: the send may or may not have reached the provider; settled by a lookup, policy or person
+    UNKNOWN = "unknown"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+
+
+class MessageKind(StrEnum):
+    """What the provider call is: plain SMS, or one of Afilnet's WhatsApp methods (seed 000)."""
+
+    SMS = "sms"
+    WHATSAPP_TEXT = "whatsapp_text"
+    WHATSAPP_FILE = "whatsapp_file"
+    WHATSAPP_TEMPLATE = "whatsapp_template"
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+def _enum_column(enum: type[StrEnum], length: int) -> sa.Enum:
+    """A VARCHAR holding the enum's values (not its names), read back as enum members."""
+    return sa.Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC: the only kind of datetime the ledger stores."""
+    return datetime.now(UTC)
+
+
+def new_message_id() -> str:
+    """A new message id: uuid4 as 32 hex characters."""
+    return uuid.uuid4().hex
+
+
+class Message(SQLModel, table=True):
+    """One message to one recipient, from creation to its final delivery state."""
+
+    __tablename__ = "messages"
+    __table_args__ = (sa.Index("ix_messages_status_send_at", "status", "send_at"),)
+
+    id: str = Field(default_factory=new_message_id, primary_key=True, max_length=32)
+    channel: Channel = Field(sa_type=_enum_column(Channel, 16))
+    kind: MessageKind = Field(sa_type=_enum_column(MessageKind, 32))
+    provider: str | None = Field(default=None, max_length=32)
+    #: E.164, e.g. +33612345678
+    recipient: str = Field(max_length=32)
+    #: SMS text, WhatsApp text or file caption; empty for templates
+    body: str = Field(default="", sa_type=sa.Text)
+    #: what the provider call needs besides the body: sender, file url/type, template id,
+    #: params and header, WhatsApp platform id, providers already tried …
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
+    #: "notification" or "marketing" (providers route and filter them differently)
+    category: str = Field(default="notification", max_length=16)
+    status: MessageStatus = Field(
+        default=MessageStatus.QUEUED, sa_type=_enum_column(MessageStatus, 16)
+    )
+    #: the status before the last transition; lets one UPDATE report where it came from
+    previous_status: MessageStatus | None = Field(
+        default=None, sa_type=_enum_column(MessageStatus, 16)
+    )
+    send_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
+    campaign_id: str | None = Field(default=None, max_length=32, index=True)
+    attempts: int = 0
+    provider_message_id: str | None = Field(default=None, max_length=128, index=True)
+    #: what the provider charged (credits or euros, as the provider counts)
+    cost: Decimal | None = Field(default=None, sa_type=sa.Numeric(14, 6))
+    parts: int | None = None
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    #: when the id was last handed to the broker; None: not yet (or to be handed again)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sending_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """One transition of one message, with the provider's own status and answer beside ours."""
+
+    __tablename__ = "delivery_events"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=bigint_pk_type())
+    message_id: str = Field(
+        foreign_key="messages.id", ondelete="CASCADE", index=True, max_length=32
+    )
+    #: None for the event that records the message's creation
+    from_status: MessageStatus | None = Field(default=None, sa_type=_enum_column(MessageStatus, 16))
+    to_status: MessageStatus = Field(sa_type=_enum_column(MessageStatus, 16))
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    provider_status: str | None = Field(default=None, max_length=64)
+    detail: str | None = Field(default=None, sa_type=sa.Text)
+    #: the provider's answer as received, for audits (STYLE.md: normalise at the edge)
+    raw: dict[str, Any] | None = Field(default=None, sa_type=json_type())
+
+
+class InboundMessage(SQLModel, table=True):
+    """A message a recipient sent us (WhatsApp reply, SMS answer), stored once per provider id."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (sa.UniqueConstraint("provider", "provider_message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=bigint_pk_type())
+    provider: str = Field(max_length=32)
+    provider_message_id: str = Field(max_length=128)
+    #: where it arrived: WhatsApp platform id or our number
+    channel: str = Field(default="", max_length=64)
+    #: E.164
+    sender: str = Field(max_length=32)
+    text: str = Field(default="", sa_type=sa.Text)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: when the application's inbound hook was run for it; None: not yet
+    hook_dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    raw: dict[str, Any] | None = Field(default=None, sa_type=json_type())
+
+
+class Campaign(SQLModel, table=True):
+    """A named batch of messages; ``spec`` holds what it sends to whom (extended later)."""
+
+    __tablename__ = "campaigns"
+
+    id: str = Field(default_factory=new_message_id, primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    status: CampaignStatus = Field(
+        default=CampaignStatus.DRAFT, sa_type=_enum_column(CampaignStatus, 16)
+    )
+    spec: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+#: the Core tables, for set-based statements (typed, unlike ``Model.__table__``)
+messages_table: sa.Table = SQLModel.metadata.tables["messages"]
+delivery_events_table: sa.Table = SQLModel.metadata.tables["delivery_events"]
+inbound_messages_table: sa.Table = SQLModel.metadata.tables["inbound_messages"]
+campaigns_table: sa.Table = SQLModel.metadata.tables["campaigns"]

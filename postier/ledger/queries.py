@@ -1,0 +1,389 @@
+"""The queries producers, workers and beat run against the ledger.
+
+Everything that touches many rows is one set-based statement (bulk INSERT, ``UPDATE … WHERE
+id IN (SELECT …) RETURNING``), never a loop over ORM objects. Functions take a session and
+never commit: the caller's ``session_scope`` decides the transaction.
+
+Concurrency, per ARCHITECTURE.md ("Decisions already taken"): on PostgreSQL the rows a query
+hands out are picked with ``FOR UPDATE SKIP LOCKED``, so two schedulers share the work instead
+of waiting on each other; on SQLite each such query is one UPDATE, which holds the database's
+single write lock, so two callers take turns. Either way the UPDATE re-checks the status, so a
+row is handed out once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from postier.ledger.bulk import chunks as _chunks
+from postier.ledger.bulk import insert_messages
+from postier.ledger.bulk import insert_or_ignore as _insert_or_ignore
+from postier.ledger.models import (
+    DeliveryEvent,
+    InboundMessage,
+    Message,
+    MessageStatus,
+    delivery_events_table,
+    inbound_messages_table,
+    messages_table,
+    utcnow,
+)
+from postier.ledger.states import apply_transition, transition
+
+
+def _messages() -> Table:
+    return messages_table
+
+
+def _events() -> Table:
+    return delivery_events_table
+
+
+def _inbound() -> Table:
+    return inbound_messages_table
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+# -- producers ---------------------------------------------------------------------------
+
+
+def mark_published(session: Session, message_ids: Sequence[str], at: datetime) -> int:
+    """Record that these ids were handed to the broker at ``at``; how many rows were queued."""
+    messages = _messages()
+    count = 0
+    for chunk in _chunks(list(message_ids)):
+        result = session.execute(
+            update(messages)
+            .where(messages.c.id.in_(chunk), messages.c.status == MessageStatus.QUEUED)
+            .values(published_at=at)
+        )
+        count += _rowcount(result)
+    return count
+
+
+def _unpublished_condition(older_than: datetime) -> ColumnElement[bool]:
+    """Queued, untouched since ``older_than``, and not handed to the broker since then.
+
+    A row just queued (``updated_at`` recent) is left to whoever queued it, which publishes it
+    right after its commit: republishing it too would only make a duplicate task.
+    """
+    messages = _messages()
+    return and_(
+        messages.c.status == MessageStatus.QUEUED,
+        messages.c.updated_at < older_than,
+        or_(messages.c.published_at.is_(None), messages.c.published_at < older_than),
+    )
+
+
+def unpublished(session: Session, older_than: datetime, limit: int = 1000) -> list[str]:
+    """Queued rows that need (re)publishing: never published, or last published before
+    ``older_than`` and still queued, with no transition since ``older_than``.
+
+    A row still waiting in a long broker queue is found too once the threshold passes; sending
+    it twice is impossible (the worker's claim is conditional), but each republish is a wasted
+    task, so keep ``older_than`` well above the expected queue wait, and prefer
+    ``claim_unpublished``, which also stamps the rows so the next run skips them.
+    """
+    messages = _messages()
+    query = (
+        select(messages.c.id)
+        .where(_unpublished_condition(older_than))
+        .order_by(messages.c.updated_at)
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars().all())
+
+
+def claim_unpublished(
+    session: Session, older_than: datetime, now: datetime, limit: int = 1000
+) -> list[str]:
+    """``unpublished``, and set their ``published_at`` to ``now`` in the same UPDATE.
+
+    Two beats running this at once get disjoint ids, and a row is republished at most once per
+    threshold even if publishing then fails (it is found again after ``older_than`` passes).
+    """
+    messages = _messages()
+    picked = (
+        select(messages.c.id)
+        .where(_unpublished_condition(older_than))
+        .order_by(messages.c.updated_at)
+        .limit(limit)
+    )
+    statement = (
+        update(messages)
+        .where(
+            messages.c.id.in_(_skip_locked(session, picked).scalar_subquery()),
+            _unpublished_condition(older_than),
+        )
+        .values(published_at=now)
+        .returning(messages.c.id)
+    )
+    return list(session.execute(statement).scalars().all())
+
+
+# -- workers -----------------------------------------------------------------------------
+
+
+def claim_for_sending(
+    session: Session, message_id: str, *, now: datetime | None = None
+) -> Message | None:
+    """Take ``message_id`` for one send attempt: ``queued → sending``, ``attempts + 1``.
+
+    None when the row is not queued (another worker claimed it, it was cancelled, or it is
+    a duplicate delivery of the task). Commit before calling the provider, so the reaper can
+    see a send that a dead worker left in ``sending``.
+    """
+    at = now or utcnow()
+    messages = _messages()
+    claimed = transition(
+        session,
+        message_id,
+        MessageStatus.QUEUED,
+        MessageStatus.SENDING,
+        now=at,
+        attempts=messages.c.attempts + 1,
+        sending_started_at=at,
+    )
+    if not claimed:
+        return None
+    return session.get(Message, message_id, populate_existing=True)
+
+
+def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> list[Message]:
+    """Rows in ``sending`` since before ``older_than``: their worker probably died mid-call.
+
+    They are to be reconciled by a status lookup, never sent again blindly.
+    """
+    messages = _messages()
+    started = func.coalesce(messages.c.sending_started_at, messages.c.updated_at)
+    query = (
+        select(Message)
+        .where(messages.c.status == MessageStatus.SENDING, started < older_than)
+        .order_by(started)
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars().all())
+
+
+# -- beat --------------------------------------------------------------------------------
+
+
+def _skip_locked(session: Session, query: Select[Any]) -> Select[Any]:
+    """On PostgreSQL, lock the picked rows and skip rows another transaction has locked."""
+    if _dialect(session) == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]:
+    """``scheduled → queued`` for rows whose ``send_at`` has come; the ids released.
+
+    Two schedulers calling this at once never get the same id (see the module docstring).
+    Released rows have ``published_at`` cleared: the caller publishes them, and
+    ``unpublished`` finds them if it cannot.
+    """
+    messages = _messages()
+    due = (
+        select(messages.c.id)
+        .where(messages.c.status == MessageStatus.SCHEDULED, messages.c.send_at <= now)
+        .order_by(messages.c.send_at)
+        .limit(limit)
+    )
+    return apply_transition(
+        session,
+        messages.c.id.in_(_skip_locked(session, due).scalar_subquery()),
+        frozenset({MessageStatus.SCHEDULED}),
+        MessageStatus.QUEUED,
+        now=now,
+        detail="due",
+        fields={"published_at": None},
+    )
+
+
+def awaiting_delivery(
+    session: Session,
+    checked_before: datetime,
+    limit: int = 500,
+    *,
+    provider: str | None = None,
+) -> list[Message]:
+    """``sent`` rows whose delivery state was never asked, or last asked before
+    ``checked_before``; the never-asked first, then the longest-unasked."""
+    messages = _messages()
+    query = select(Message).where(
+        messages.c.status == MessageStatus.SENT,
+        or_(
+            messages.c.status_checked_at.is_(None),
+            messages.c.status_checked_at < checked_before,
+        ),
+    )
+    if provider is not None:
+        query = query.where(messages.c.provider == provider)
+    query = query.order_by(
+        messages.c.status_checked_at.asc().nulls_first(), messages.c.updated_at
+    ).limit(limit)
+    return list(session.execute(query).scalars().all())
+
+
+def mark_status_checked(session: Session, message_ids: Sequence[str], at: datetime) -> int:
+    """Record a delivery-state lookup that changed nothing, so the next poll asks others first."""
+    messages = _messages()
+    count = 0
+    for chunk in _chunks(list(message_ids)):
+        result = session.execute(
+            update(messages).where(messages.c.id.in_(chunk)).values(status_checked_at=at)
+        )
+        count += _rowcount(result)
+    return count
+
+
+def record_inbound(session: Session, inbound: InboundMessage) -> bool:
+    """Store an inbound message once per (provider, provider_message_id).
+
+    True when it is new (``inbound.id`` is then set); False when it was already stored, as
+    happens when a poll reads the same unread message twice.
+    """
+    table = _inbound()
+    row = {
+        column.key: getattr(inbound, column.key) for column in table.columns if column.key != "id"
+    }
+    statement = _insert_or_ignore(session, table, ["provider", "provider_message_id"]).returning(
+        table.c.id
+    )
+    new_id = session.execute(statement.values(**row)).scalar_one_or_none()
+    if new_id is None:
+        return False
+    inbound.id = new_id
+    return True
+
+
+def undispatched_inbound(session: Session, limit: int = 100) -> list[InboundMessage]:
+    """Inbound messages the application's hook has not been run for, oldest first."""
+    table = _inbound()
+    query = (
+        select(InboundMessage)
+        .where(table.c.hook_dispatched_at.is_(None))
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars().all())
+
+
+def mark_inbound_dispatched(session: Session, inbound_id: int, at: datetime) -> bool:
+    """Stamp ``hook_dispatched_at`` once; False if it was already stamped (by another poller)."""
+    table = _inbound()
+    result = session.execute(
+        update(table)
+        .where(table.c.id == inbound_id, table.c.hook_dispatched_at.is_(None))
+        .values(hook_dispatched_at=at)
+    )
+    return _rowcount(result) == 1
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def get_message(session: Session, message_id: str) -> Message | None:
+    """The message, as stored now (not as this session may have cached it)."""
+    return session.get(Message, message_id, populate_existing=True)
+
+
+def get_by_idempotency_key(session: Session, key: str) -> Message | None:
+    """The message stored under an idempotency key, if any."""
+    query = select(Message).where(_messages().c.idempotency_key == key)
+    fresh = {"populate_existing": True}
+    return session.execute(query, execution_options=fresh).scalar_one_or_none()
+
+
+def find_by_provider_message_id(
+    session: Session, provider: str, provider_message_id: str
+) -> Message | None:
+    """The newest message a provider knows by this id (delivery receipts carry only that)."""
+    messages = _messages()
+    query = (
+        select(Message)
+        .where(
+            messages.c.provider == provider,
+            messages.c.provider_message_id == provider_message_id,
+        )
+        .order_by(messages.c.created_at.desc())
+        .limit(1)
+    )
+    return session.execute(
+        query, execution_options={"populate_existing": True}
+    ).scalar_one_or_none()
+
+
+def list_messages(
+    session: Session,
+    *,
+    status: MessageStatus | None = None,
+    provider: str | None = None,
+    campaign_id: str | None = None,
+    limit: int = 100,
+) -> list[Message]:
+    """The newest messages matching every filter given."""
+    messages = _messages()
+    query = select(Message)
+    if status is not None:
+        query = query.where(messages.c.status == MessageStatus(status))
+    if provider is not None:
+        query = query.where(messages.c.provider == provider)
+    if campaign_id is not None:
+        query = query.where(messages.c.campaign_id == campaign_id)
+    query = query.order_by(messages.c.created_at.desc(), messages.c.id).limit(limit)
+    return list(session.execute(query).scalars().all())
+
+
+def count_by_status(session: Session, campaign_id: str | None = None) -> dict[str, int]:
+    """How many messages are in each status (every status present, zeros included)."""
+    messages = _messages()
+    query = select(messages.c.status, func.count()).group_by(messages.c.status)
+    if campaign_id is not None:
+        query = query.where(messages.c.campaign_id == campaign_id)
+    counts = {status.value: 0 for status in MessageStatus}
+    for status, count in session.execute(query).tuples():
+        counts[MessageStatus(status).value] = int(count)
+    return counts
+
+
+def events_for(session: Session, message_id: str) -> list[DeliveryEvent]:
+    """A message's delivery events, oldest first."""
+    query = (
+        select(DeliveryEvent).where(_events().c.message_id == message_id).order_by(_events().c.id)
+    )
+    return list(session.execute(query).scalars().all())
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = [
+    "awaiting_delivery",
+    "claim_for_sending",
+    "claim_unpublished",
+    "count_by_status",
+    "events_for",
+    "find_by_provider_message_id",
+    "get_by_idempotency_key",
+    "get_message",
+    "insert_messages",
+    "list_messages",
+    "mark_inbound_dispatched",
+    "mark_published",
+    "mark_status_checked",
+    "record_inbound",
+    "release_due",
+    "stuck_sending",
+    "undispatched_inbound",
+    "unpublished",
+]

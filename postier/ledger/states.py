@@ -1,0 +1,289 @@
+"""The message state machine: one table of allowed moves, applied by conditional UPDATEs.
+
+Every move is ``UPDATE messages SET status = :to … WHERE id = :id AND status IN (:from)``
+(ARCHITECTURE.md, "Message states"): when two workers, or a worker and the reaper, race for
+the same row, the database lets exactly one of them win, so a task the broker delivers twice
+sends once. The winner writes one ``DeliveryEvent`` in the same transaction.
+
+Choices the table encodes:
+
+- ``queued → scheduled`` and ``sending → scheduled``: a deferral longer than a worker should
+  wait (a long rate-limit wait or Retry-After, a provider outage backoff, quiet hours) is a
+  ledger row with a new ``send_at`` that beat releases, never a Celery ETA task.
+- ``queued → failed``: a message found unsendable before any provider call (no route, invalid at
+  send time).
+- ``sending → queued``: retry soon, the request surely did not reach the provider.
+- ``sending → unknown`` and ``sent → unknown``: the outcome cannot be known (an ambiguous error,
+  a worker lost mid-call, a provider that forgot the message); ``unknown`` is left by a status
+  lookup (to ``sent``, ``delivered``, ``undelivered``), by policy (``queued``: send again) or by a
+  person (``failed``).
+- ``failed → queued``: a person retries by hand. ``failed`` is still final: nothing automatic
+  moves it.
+- ``delivered``, ``undelivered`` and ``cancelled`` have no way out; an undelivered message is
+  sent again as a new message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Table, insert, update
+from sqlalchemy.orm import Session, attributes
+from sqlalchemy.sql import ClauseElement
+
+from postier.ledger.models import (
+    Message,
+    MessageStatus,
+    delivery_events_table,
+    messages_table,
+    utcnow,
+)
+
+S = MessageStatus
+
+#: status → the statuses it may move to
+ALLOWED_TRANSITIONS: Final[Mapping[MessageStatus, frozenset[MessageStatus]]] = MappingProxyType(
+    {
+        S.SCHEDULED: frozenset({S.QUEUED, S.CANCELLED}),
+        S.QUEUED: frozenset({S.SENDING, S.SCHEDULED, S.CANCELLED, S.FAILED}),
+        S.SENDING: frozenset({S.SENT, S.QUEUED, S.SCHEDULED, S.FAILED, S.UNKNOWN}),
+        S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED, S.UNKNOWN}),
+        S.UNKNOWN: frozenset({S.SENT, S.QUEUED, S.FAILED, S.DELIVERED, S.UNDELIVERED}),
+        S.FAILED: frozenset({S.QUEUED}),
+        S.DELIVERED: frozenset(),
+        S.UNDELIVERED: frozenset(),
+        S.CANCELLED: frozenset(),
+    }
+)
+
+#: the statuses a message may be created in
+INITIAL_STATUSES: Final[frozenset[MessageStatus]] = frozenset({S.QUEUED, S.SCHEDULED})
+
+#: no automatic process moves a message out of these (only a person may retry ``failed``)
+FINAL_STATUSES: Final[frozenset[MessageStatus]] = frozenset(
+    {S.DELIVERED, S.UNDELIVERED, S.FAILED, S.CANCELLED}
+)
+
+#: columns ``transition`` sets itself and refuses as extra fields
+_MANAGED_COLUMNS: Final[frozenset[str]] = frozenset(
+    {"id", "status", "previous_status", "created_at", "updated_at"}
+)
+
+
+class IllegalTransition(ValueError):
+    """A move the state table does not allow; raised before the database is touched."""
+
+    def __init__(self, from_: MessageStatus, to: MessageStatus) -> None:
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_])) or "nothing"
+        super().__init__(f"{from_} → {to} is not allowed ({from_} may go to: {allowed})")
+        self.from_ = from_
+        self.to = to
+
+
+def is_final(status: MessageStatus | str) -> bool:
+    """Whether no automatic process will move a message in ``status`` any further."""
+    return MessageStatus(status) in FINAL_STATUSES
+
+
+def can_transition(from_: MessageStatus | str, to: MessageStatus | str) -> bool:
+    """Whether the table allows ``from_ → to``."""
+    return MessageStatus(to) in ALLOWED_TRANSITIONS[MessageStatus(from_)]
+
+
+def check_transition(
+    from_: MessageStatus | str | Collection[MessageStatus | str], to: MessageStatus | str
+) -> frozenset[MessageStatus]:
+    """The set of source statuses, after checking each may move to ``to``."""
+    sources = _as_statuses(from_)
+    target = MessageStatus(to)
+    for source in sorted(sources):
+        if target not in ALLOWED_TRANSITIONS[source]:
+            raise IllegalTransition(source, target)
+    return sources
+
+
+def transition(
+    session: Session,
+    message_id: str,
+    from_: MessageStatus | Collection[MessageStatus],
+    to: MessageStatus,
+    *,
+    provider_status: str | None = None,
+    detail: str | None = None,
+    raw: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+    **fields: Any,
+) -> bool:
+    """Move ``message_id`` from one of ``from_`` to ``to``; False when it was not in ``from_``.
+
+    One conditional UPDATE sets ``status``, ``updated_at`` (``now``, default the current time)
+    and ``fields`` (column values or SQL expressions such as ``Message.attempts + 1``); when it
+    changed the row, a ``DeliveryEvent`` is inserted in the same transaction. Commit (or leave
+    ``session_scope``) promptly: the row stays locked until then.
+    """
+    changed = _apply(
+        session,
+        _messages().c.id == message_id,
+        check_transition(from_, to),
+        MessageStatus(to),
+        now=now,
+        provider_status=provider_status,
+        detail=detail,
+        raw=raw,
+        fields=fields,
+    )
+    return bool(changed)
+
+
+def transition_many(
+    session: Session,
+    message_ids: Iterable[str],
+    from_: MessageStatus | Collection[MessageStatus],
+    to: MessageStatus,
+    *,
+    provider_status: str | None = None,
+    detail: str | None = None,
+    raw: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+    chunk_size: int = 500,
+    **fields: Any,
+) -> list[str]:
+    """``transition`` for many rows (e.g. cancelling a campaign); returns the ids that moved."""
+    sources = check_transition(from_, to)
+    target = MessageStatus(to)
+    ids = list(dict.fromkeys(message_ids))
+    moved: list[str] = []
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start : start + chunk_size]
+        moved.extend(
+            _apply(
+                session,
+                _messages().c.id.in_(chunk),
+                sources,
+                target,
+                now=now,
+                provider_status=provider_status,
+                detail=detail,
+                raw=raw,
+                fields=fields,
+            )
+        )
+    return moved
+
+
+def apply_transition(
+    session: Session,
+    condition: ColumnElement[bool],
+    sources: frozenset[MessageStatus],
+    to: MessageStatus,
+    *,
+    now: datetime | None = None,
+    provider_status: str | None = None,
+    detail: str | None = None,
+    raw: Mapping[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The set-based core of every transition: rows matching ``condition`` and in ``sources``.
+
+    For queries that select rows by something other than ids (``release_due``). The caller
+    must have checked ``sources → to`` with ``check_transition``.
+    """
+    return _apply(
+        session,
+        condition,
+        sources,
+        to,
+        now=now,
+        provider_status=provider_status,
+        detail=detail,
+        raw=raw,
+        fields=fields or {},
+    )
+
+
+def _apply(
+    session: Session,
+    condition: ColumnElement[bool],
+    sources: frozenset[MessageStatus],
+    to: MessageStatus,
+    *,
+    now: datetime | None,
+    provider_status: str | None,
+    detail: str | None,
+    raw: Mapping[str, Any] | None,
+    fields: Mapping[str, Any],
+) -> list[str]:
+    messages = _messages()
+    unknown = set(fields) - (set(messages.c.keys()) - _MANAGED_COLUMNS)
+    if unknown:
+        raise TypeError(f"not settable by a transition: {', '.join(sorted(unknown))}")
+    if to is MessageStatus.SCHEDULED and fields.get("send_at") is None:
+        raise ValueError("a move to scheduled needs send_at, or beat would never release it")
+    at = now or utcnow()
+    statement = (
+        update(messages)
+        .where(condition, messages.c.status.in_(sorted(sources)))
+        # right-hand sides see the row as it was: previous_status gets the old status
+        .values(status=to, previous_status=messages.c.status, updated_at=at, **fields)
+        .returning(messages.c.id, messages.c.previous_status)
+    )
+    rows = session.execute(statement).all()
+    if not rows:
+        return []
+    event_raw = dict(raw) if raw is not None else None
+    session.execute(
+        insert(delivery_events_table),
+        [
+            {
+                "message_id": message_id,
+                "from_status": previous,
+                "to_status": to,
+                "at": at,
+                "provider_status": provider_status,
+                "detail": detail,
+                "raw": event_raw,
+            }
+            for message_id, previous in rows
+        ],
+    )
+    _sync_loaded(session, rows, to, at, fields)
+    return [message_id for message_id, _ in rows]
+
+
+def _sync_loaded(
+    session: Session,
+    rows: Iterable[Any],
+    to: MessageStatus,
+    at: datetime,
+    fields: Mapping[str, Any],
+) -> None:
+    """Bring ``Message`` objects this session already holds up to date with the UPDATE."""
+    computed = any(isinstance(value, ClauseElement) for value in fields.values())
+    for message_id, previous in rows:
+        loaded = session.identity_map.get(session.identity_key(Message, message_id))
+        if loaded is None:
+            continue
+        if computed:
+            session.refresh(loaded)
+            continue
+        values = {**fields, "status": to, "previous_status": previous, "updated_at": at}
+        for key, value in values.items():
+            attributes.set_committed_value(loaded, key, value)
+
+
+def _as_statuses(
+    value: MessageStatus | str | Collection[MessageStatus | str],
+) -> frozenset[MessageStatus]:
+    if isinstance(value, str):
+        return frozenset({MessageStatus(value)})
+    statuses = frozenset(MessageStatus(item) for item in value)
+    if not statuses:
+        raise ValueError("from_ names no status")
+    return statuses
+
+
+def _messages() -> Table:
+    return messages_table
