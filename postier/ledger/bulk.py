@@ -130,7 +130,7 @@ def insert_messages(
                     messages_table.c.idempotency_key.in_(chunk)
                 )
             )
-            stored.update({key: id_ for key, id_ in found.tuples()})
+            stored.update({key: id_ for key, id_ in found})
         for position, key in keyed_positions:
             if key in stored:
                 ids[position] = stored[key]

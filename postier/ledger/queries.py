@@ -350,7 +350,7 @@ def count_by_status(session: Session, campaign_id: str | None = None) -> dict[st
     if campaign_id is not None:
         query = query.where(messages.c.campaign_id == campaign_id)
     counts = {status.value: 0 for status in MessageStatus}
-    for status, count in session.execute(query).tuples():
+    for status, count in session.execute(query):
         counts[MessageStatus(status).value] = int(count)
     return counts
 
