@@ -1,0 +1,95 @@
+"""The ledger: every message, its state and its history, in SQLite or PostgreSQL.
+
+The source of truth of the dispatcher (ARCHITECTURE.md, "Data flow"): producers insert rows,
+workers claim and settle them through the state machine, beat releases, republishes, reaps and
+polls. The public API is re-exported here; the modules say why each piece is as it is:
+``models`` (tables), ``states`` (allowed moves), ``queries`` (what the roles run), ``bulk``
+(fast inserts), ``db`` (engines, sessions, migrations).
+"""
+
+from postier.ledger.db import downgrade, make_engine, session_scope, upgrade
+from postier.ledger.models import (
+    Campaign,
+    CampaignStatus,
+    Channel,
+    DeliveryEvent,
+    InboundMessage,
+    Message,
+    MessageKind,
+    MessageStatus,
+    new_message_id,
+    utcnow,
+)
+from postier.ledger.queries import (
+    awaiting_delivery,
+    claim_for_sending,
+    claim_unpublished,
+    count_by_status,
+    events_for,
+    find_by_provider_message_id,
+    get_by_idempotency_key,
+    get_message,
+    insert_messages,
+    list_messages,
+    mark_inbound_dispatched,
+    mark_published,
+    mark_status_checked,
+    record_inbound,
+    release_due,
+    stuck_sending,
+    undispatched_inbound,
+    unpublished,
+)
+from postier.ledger.states import (
+    ALLOWED_TRANSITIONS,
+    FINAL_STATUSES,
+    INITIAL_STATUSES,
+    IllegalTransition,
+    can_transition,
+    is_final,
+    transition,
+    transition_many,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "FINAL_STATUSES",
+    "INITIAL_STATUSES",
+    "Campaign",
+    "CampaignStatus",
+    "Channel",
+    "DeliveryEvent",
+    "IllegalTransition",
+    "InboundMessage",
+    "Message",
+    "MessageKind",
+    "MessageStatus",
+    "awaiting_delivery",
+    "can_transition",
+    "claim_for_sending",
+    "claim_unpublished",
+    "count_by_status",
+    "downgrade",
+    "events_for",
+    "find_by_provider_message_id",
+    "get_by_idempotency_key",
+    "get_message",
+    "insert_messages",
+    "is_final",
+    "list_messages",
+    "make_engine",
+    "mark_inbound_dispatched",
+    "mark_published",
+    "mark_status_checked",
+    "new_message_id",
+    "record_inbound",
+    "release_due",
+    "session_scope",
+    "stuck_sending",
+    "transition",
+    "transition_many",
+    "undispatched_inbound",
+    "unpublished",
+    "upgrade",
+    "utcnow",
+]
