@@ -93,6 +93,9 @@ def insert_messages(
     One ``None → queued|scheduled`` event is written per inserted row, so a message's events
     tell its whole life; ``record_events=False`` skips them for a campaign too large to wait
     for (about a third of the insert time).
+
+    On SQLite the whole call holds the database's write lock, and workers wait at most
+    ``busy_timeout`` for it: store a very large campaign in transactions of some 10,000 rows.
     """
     if not messages:
         return []

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postier.ledger.bulk import chunks as _chunks
@@ -36,18 +36,6 @@ from postier.ledger.models import (
 from postier.ledger.states import apply_transition, transition
 
 
-def _messages() -> Table:
-    return messages_table
-
-
-def _events() -> Table:
-    return delivery_events_table
-
-
-def _inbound() -> Table:
-    return inbound_messages_table
-
-
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
@@ -57,7 +45,7 @@ def _dialect(session: Session) -> str:
 
 def mark_published(session: Session, message_ids: Sequence[str], at: datetime) -> int:
     """Record that these ids were handed to the broker at ``at``; how many rows were queued."""
-    messages = _messages()
+    messages = messages_table
     count = 0
     for chunk in _chunks(list(message_ids)):
         result = session.execute(
@@ -75,7 +63,7 @@ def _unpublished_condition(older_than: datetime) -> ColumnElement[bool]:
     A row just queued (``updated_at`` recent) is left to whoever queued it, which publishes it
     right after its commit: republishing it too would only make a duplicate task.
     """
-    messages = _messages()
+    messages = messages_table
     return and_(
         messages.c.status == MessageStatus.QUEUED,
         messages.c.updated_at < older_than,
@@ -92,7 +80,7 @@ def unpublished(session: Session, older_than: datetime, limit: int = 1000) -> li
     task, so keep ``older_than`` well above the expected queue wait, and prefer
     ``claim_unpublished``, which also stamps the rows so the next run skips them.
     """
-    messages = _messages()
+    messages = messages_table
     query = (
         select(messages.c.id)
         .where(_unpublished_condition(older_than))
@@ -110,7 +98,7 @@ def claim_unpublished(
     Two beats running this at once get disjoint ids, and a row is republished at most once per
     threshold even if publishing then fails (it is found again after ``older_than`` passes).
     """
-    messages = _messages()
+    messages = messages_table
     picked = (
         select(messages.c.id)
         .where(_unpublished_condition(older_than))
@@ -142,7 +130,7 @@ def claim_for_sending(
     see a send that a dead worker left in ``sending``.
     """
     at = now or utcnow()
-    messages = _messages()
+    messages = messages_table
     claimed = transition(
         session,
         message_id,
@@ -162,7 +150,7 @@ def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> l
 
     They are to be reconciled by a status lookup, never sent again blindly.
     """
-    messages = _messages()
+    messages = messages_table
     started = func.coalesce(messages.c.sending_started_at, messages.c.updated_at)
     query = (
         select(Message)
@@ -190,7 +178,7 @@ def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]
     Released rows have ``published_at`` cleared: the caller publishes them, and
     ``unpublished`` finds them if it cannot.
     """
-    messages = _messages()
+    messages = messages_table
     due = (
         select(messages.c.id)
         .where(messages.c.status == MessageStatus.SCHEDULED, messages.c.send_at <= now)
@@ -217,7 +205,7 @@ def awaiting_delivery(
 ) -> list[Message]:
     """``sent`` rows whose delivery state was never asked, or last asked before
     ``checked_before``; the never-asked first, then the longest-unasked."""
-    messages = _messages()
+    messages = messages_table
     query = select(Message).where(
         messages.c.status == MessageStatus.SENT,
         or_(
@@ -235,7 +223,7 @@ def awaiting_delivery(
 
 def mark_status_checked(session: Session, message_ids: Sequence[str], at: datetime) -> int:
     """Record a delivery-state lookup that changed nothing, so the next poll asks others first."""
-    messages = _messages()
+    messages = messages_table
     count = 0
     for chunk in _chunks(list(message_ids)):
         result = session.execute(
@@ -251,7 +239,7 @@ def record_inbound(session: Session, inbound: InboundMessage) -> bool:
     True when it is new (``inbound.id`` is then set); False when it was already stored, as
     happens when a poll reads the same unread message twice.
     """
-    table = _inbound()
+    table = inbound_messages_table
     row = {
         column.key: getattr(inbound, column.key) for column in table.columns if column.key != "id"
     }
@@ -267,7 +255,7 @@ def record_inbound(session: Session, inbound: InboundMessage) -> bool:
 
 def undispatched_inbound(session: Session, limit: int = 100) -> list[InboundMessage]:
     """Inbound messages the application's hook has not been run for, oldest first."""
-    table = _inbound()
+    table = inbound_messages_table
     query = (
         select(InboundMessage)
         .where(table.c.hook_dispatched_at.is_(None))
@@ -279,7 +267,7 @@ def undispatched_inbound(session: Session, limit: int = 100) -> list[InboundMess
 
 def mark_inbound_dispatched(session: Session, inbound_id: int, at: datetime) -> bool:
     """Stamp ``hook_dispatched_at`` once; False if it was already stamped (by another poller)."""
-    table = _inbound()
+    table = inbound_messages_table
     result = session.execute(
         update(table)
         .where(table.c.id == inbound_id, table.c.hook_dispatched_at.is_(None))
@@ -298,7 +286,7 @@ def get_message(session: Session, message_id: str) -> Message | None:
 
 def get_by_idempotency_key(session: Session, key: str) -> Message | None:
     """The message stored under an idempotency key, if any."""
-    query = select(Message).where(_messages().c.idempotency_key == key)
+    query = select(Message).where(messages_table.c.idempotency_key == key)
     fresh = {"populate_existing": True}
     return session.execute(query, execution_options=fresh).scalar_one_or_none()
 
@@ -307,7 +295,7 @@ def find_by_provider_message_id(
     session: Session, provider: str, provider_message_id: str
 ) -> Message | None:
     """The newest message a provider knows by this id (delivery receipts carry only that)."""
-    messages = _messages()
+    messages = messages_table
     query = (
         select(Message)
         .where(
@@ -331,7 +319,7 @@ def list_messages(
     limit: int = 100,
 ) -> list[Message]:
     """The newest messages matching every filter given."""
-    messages = _messages()
+    messages = messages_table
     query = select(Message)
     if status is not None:
         query = query.where(messages.c.status == MessageStatus(status))
@@ -345,7 +333,7 @@ def list_messages(
 
 def count_by_status(session: Session, campaign_id: str | None = None) -> dict[str, int]:
     """How many messages are in each status (every status present, zeros included)."""
-    messages = _messages()
+    messages = messages_table
     query = select(messages.c.status, func.count()).group_by(messages.c.status)
     if campaign_id is not None:
         query = query.where(messages.c.campaign_id == campaign_id)
@@ -357,9 +345,8 @@ def count_by_status(session: Session, campaign_id: str | None = None) -> dict[st
 
 def events_for(session: Session, message_id: str) -> list[DeliveryEvent]:
     """A message's delivery events, oldest first."""
-    query = (
-        select(DeliveryEvent).where(_events().c.message_id == message_id).order_by(_events().c.id)
-    )
+    events = delivery_events_table
+    query = select(DeliveryEvent).where(events.c.message_id == message_id).order_by(events.c.id)
     return list(session.execute(query).scalars().all())
 
 

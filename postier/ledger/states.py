@@ -30,7 +30,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Table, insert, update
+from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.sql import ClauseElement
 
@@ -124,9 +124,9 @@ def transition(
     changed the row, a ``DeliveryEvent`` is inserted in the same transaction. Commit (or leave
     ``session_scope``) promptly: the row stays locked until then.
     """
-    changed = _apply(
+    changed = apply_transition(
         session,
-        _messages().c.id == message_id,
+        messages_table.c.id == message_id,
         check_transition(from_, to),
         MessageStatus(to),
         now=now,
@@ -159,9 +159,9 @@ def transition_many(
     for start in range(0, len(ids), chunk_size):
         chunk = ids[start : start + chunk_size]
         moved.extend(
-            _apply(
+            apply_transition(
                 session,
-                _messages().c.id.in_(chunk),
+                messages_table.c.id.in_(chunk),
                 sources,
                 target,
                 now=now,
@@ -188,35 +188,12 @@ def apply_transition(
 ) -> list[str]:
     """The set-based core of every transition: rows matching ``condition`` and in ``sources``.
 
-    For queries that select rows by something other than ids (``release_due``). The caller
-    must have checked ``sources → to`` with ``check_transition``.
+    Also for queries that pick rows by something other than ids (``release_due``). Returns
+    the ids moved.
     """
-    return _apply(
-        session,
-        condition,
-        sources,
-        to,
-        now=now,
-        provider_status=provider_status,
-        detail=detail,
-        raw=raw,
-        fields=fields or {},
-    )
-
-
-def _apply(
-    session: Session,
-    condition: ColumnElement[bool],
-    sources: frozenset[MessageStatus],
-    to: MessageStatus,
-    *,
-    now: datetime | None,
-    provider_status: str | None,
-    detail: str | None,
-    raw: Mapping[str, Any] | None,
-    fields: Mapping[str, Any],
-) -> list[str]:
-    messages = _messages()
+    check_transition(sources, to)
+    fields = fields or {}
+    messages = messages_table
     unknown = set(fields) - (set(messages.c.keys()) - _MANAGED_COLUMNS)
     if unknown:
         raise TypeError(f"not settable by a transition: {', '.join(sorted(unknown))}")
@@ -283,7 +260,3 @@ def _as_statuses(
     if not statuses:
         raise ValueError("from_ names no status")
     return statuses
-
-
-def _messages() -> Table:
-    return messages_table
