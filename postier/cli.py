@@ -122,6 +122,25 @@ def demo(
     _wait_forever(stack)
 
 
+@app.command()
+def webhooks(
+    host: str | None = typer.Option(None, help="address to listen on"),
+    port: int | None = typer.Option(None, help="port to listen on"),
+) -> None:
+    """Receive pushed callbacks (Octopush delivery receipts and inbound SMS)."""
+    import uvicorn
+
+    from postier.webhooks import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.webhooks.host,
+        port=port or settings.webhooks.port,
+        access_log=False,
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the ledger's migrations up to the newest."""

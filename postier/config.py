@@ -77,6 +77,13 @@ class SandboxSettings(BaseModel):
     delivery_delay: float = 1.0
 
 
+class WebhookSettings(BaseModel):
+    """The receiver of pushed callbacks (Octopush receipts and inbound SMS)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8026
+
+
 class RoutingSettings(BaseModel):
     """Which provider sends what, and where a message goes when its provider gives up."""
 
@@ -154,6 +161,7 @@ class Settings(BaseSettings):
     primotexto: PrimotextoSettings = Field(default_factory=PrimotextoSettings)
     octopush: OctopushSettings = Field(default_factory=OctopushSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     default_region: str = "FR"

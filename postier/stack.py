@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from postier import tasknames
 from postier.config import Settings, get_settings
@@ -41,12 +44,27 @@ class StackOptions:
     beat: bool = True
     flower: bool = True
     flower_port: int = 5555
+    #: the webhook receiver (Octopush receipts); 0 picks a free port
+    webhooks: bool = True
+    webhooks_port: int = 0
     worker_pool: str = "threads"
     worker_concurrency: int = 8
     #: the settings every role runs with (default: the environment's); the stack fills in
     #: the Redis URL, the ledger URL and the sandbox it starts
     settings: Settings | None = None
     log_level: str = "warning"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 class Stack:
@@ -60,6 +78,7 @@ class Stack:
         self.workdir = options.workdir.resolve()
         self.database_url = options.database_url or f"sqlite:///{self.workdir / 'postier.db'}"
         self.redis_url = ""
+        self.webhooks_url = ""
 
     # -- settings ------------------------------------------------------------------------
     @property
@@ -101,6 +120,8 @@ class Stack:
                 Sandbox(delivery_delay=opts.sandbox_delivery_delay), port=opts.sandbox_port
             ).start()
         upgrade(make_engine(self.database_url))
+        if opts.webhooks:
+            self.start_webhooks()
         self.start_worker()
         if opts.beat:
             self.start_beat()
@@ -108,10 +129,10 @@ class Stack:
             self.start_flower()
         return self
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str], module: str = "celery") -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "-m", "celery", *args],
+            [sys.executable, "-m", module, *args],
             env=self._child_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -141,6 +162,44 @@ class Stack:
                 "-E",
             ],
         )
+
+    def start_webhooks(self) -> subprocess.Popen[bytes]:
+        """The webhook receiver, and the sandbox's Octopush callbacks pointed at it."""
+        port = self.options.webhooks_port or _free_port()
+        self.webhooks_url = f"http://127.0.0.1:{port}"
+        process = self._spawn(
+            "webhooks",
+            [
+                "postier.webhooks:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                self.options.log_level,
+                "--no-access-log",
+            ],
+            module="uvicorn",
+        )
+        deadline = time.monotonic() + 30
+        while not _port_open(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the webhook receiver did not start; see webhooks.log")
+            time.sleep(0.05)
+        sandbox_url = self.sandbox.url if self.sandbox is not None else self.options.sandbox_url
+        if sandbox_url:
+            from postier.webhooks import INBOUND_PATH, RECEIPTS_PATH
+
+            httpx.put(
+                f"{sandbox_url}/_sandbox/octopush/callbacks",
+                json={
+                    "receipts_url": self.webhooks_url + RECEIPTS_PATH,
+                    "inbound_url": self.webhooks_url + INBOUND_PATH,
+                },
+                timeout=5,
+            ).raise_for_status()
+        return process
 
     def start_beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
         return self._spawn(

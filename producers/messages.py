@@ -26,6 +26,7 @@ from postier.ledger.queries import get_message, insert_messages
 from postier.rules import (
     check_file_url,
     check_text,
+    file_type_for_url,
     normalize_number,
     validate_sender,
 )
@@ -286,7 +287,8 @@ class Producer:
         provider: str | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp file (image, video or document at a public URL)."""
-        detected = check_file_url(file_url, file_type, field="file_url")
+        check_file_url(file_url, file_type, field="file_url")
+        detected = file_type or file_type_for_url(file_url, field="file_url")
         payload: dict[str, Any] = {"file_url": file_url, "file_type": detected}
         if thumb_url:
             check_file_url(thumb_url, "image", field="thumb_url")

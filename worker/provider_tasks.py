@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from celery import Task
-
 from postier import tasknames
 from worker.app import app
 from worker.context import process_context
 
 
-@app.task(name=tasknames.SEND_MESSAGE, bind=True, max_retries=None)
-def send_message(self: Task, message_id: str) -> str | None:
-    """Send one message of the ledger; ask Celery to run again when the attempt says so.
+@app.task(name=tasknames.SEND_MESSAGE)
+def send_message(message_id: str) -> str | None:
+    """Send one message of the ledger.
 
-    Retries are counted in the ledger (``attempts``), not by Celery, so a rate-limit wait
-    costs no attempt and a redelivered task sees the true count.
+    Attempts are counted in the ledger, not by Celery; a delayed retry is a ``scheduled`` row
+    that beat releases, so this task never sleeps in the broker with an ETA.
     """
-    dispatcher, _ = process_context(app)
+    dispatcher, publisher = process_context(app)
     outcome = dispatcher.send(message_id)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    if outcome.republish:
+        publisher.publish([message_id])
     return outcome.status.value if outcome.status is not None else None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import update
+from sqlalchemy.engine import Engine
 
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
@@ -22,6 +22,8 @@ from postier.ledger.db import session_scope
 from postier.ledger.models import InboundMessage, Message, MessageStatus
 from postier.ledger.queries import (
     awaiting_delivery,
+    find_by_provider_message_id,
+    mark_status_checked,
     record_inbound,
     release_due,
     stuck_sending,
@@ -88,18 +90,19 @@ def reap_stuck_sends(dispatcher: Dispatcher, publisher: Publisher, limit: int = 
     return count
 
 
-def _apply_report(dispatcher: Dispatcher, message: Message, report: StatusReport) -> bool:
+def apply_report(engine: Engine, message: Message, report: StatusReport) -> bool:
+    """Move a ``sent`` (or ``unknown``) row to its final state when ``report`` gives one."""
     if report.state is DeliveryState.DELIVERED or report.state is DeliveryState.UNDELIVERED:
         target = (
             MessageStatus.DELIVERED
             if report.state is DeliveryState.DELIVERED
             else MessageStatus.UNDELIVERED
         )
-        with session_scope(dispatcher.engine) as session:
+        with session_scope(engine) as session:
             return transition(
                 session,
                 message.id,
-                MessageStatus.SENT,
+                [MessageStatus.SENT, MessageStatus.UNKNOWN],
                 target,
                 provider_status=report.provider_status,
                 raw=dict(report.raw),
@@ -109,12 +112,9 @@ def _apply_report(dispatcher: Dispatcher, message: Message, report: StatusReport
 
 
 def _touch_checked(dispatcher: Dispatcher, ids: list[str]) -> None:
-    if not ids:
-        return
-    with session_scope(dispatcher.engine) as session:
-        session.execute(
-            update(Message).where(Message.id.in_(ids)).values(status_checked_at=_now())  # type: ignore[attr-defined]
-        )
+    if ids:
+        with session_scope(dispatcher.engine) as session:
+            mark_status_checked(session, ids, _now())
 
 
 def _lookup(dispatcher: Dispatcher, message: Message) -> StatusReport:
@@ -158,7 +158,7 @@ def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
                 )
                 pending.append(message.id)
                 continue
-            if _apply_report(dispatcher, message, report):
+            if apply_report(dispatcher.engine, message, report):
                 finished += 1
             else:
                 pending.append(message.id)
@@ -166,16 +166,22 @@ def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
     return finished
 
 
-def apply_receipt(dispatcher: Dispatcher, report: StatusReport) -> bool:
-    """A pushed delivery receipt (Octopush callback): apply it to the row with that provider id."""
-    from postier.ledger.queries import find_by_provider_message_id
+def apply_receipt(engine: Engine, report: StatusReport, recipient: str | None = None) -> bool:
+    """A pushed delivery receipt (Octopush callback): apply it to the message it is about.
 
-    with session_scope(dispatcher.engine) as session:
-        message = find_by_provider_message_id(session, report.provider.value, report.message_id)
-        if message is None:
+    The ledger keeps the request's ticket; a receipt names one SMS of it. The ticket, or the
+    receipt's own id, finds the row (one ledger message is one request to one recipient).
+    """
+    provider = report.provider.value
+    with session_scope(engine) as session:
+        message = find_by_provider_message_id(session, provider, report.message_id)
+        if message is None and ":" in report.message_id:
+            ticket = report.message_id.split(":", 1)[0]
+            message = find_by_provider_message_id(session, provider, ticket)
+        if message is None or (recipient is not None and message.recipient != recipient):
             return False
         session.expunge(message)
-    return _apply_report(dispatcher, message, report)
+    return apply_report(engine, message, report)
 
 
 def poll_whatsapp_inbox(dispatcher: Dispatcher, app: Celery | None = None) -> list[int]:

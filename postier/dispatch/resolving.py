@@ -3,18 +3,21 @@
 Each provider offers a different way to find out whether a request took effect:
 
 - Octopush: the legacy and v1 APIs deduplicate on ``request_id`` (our message id), so the
-  same request is sent again: an acceptance means the first never arrived, error 120
-  ("duplicate request_id") means it did.
+  same request is sent again: a new ticket means the first never arrived, error 120
+  ("duplicate request_id", which the client returns as an "already accepted" receipt) means
+  it did.
+- Primotexto: ``messages/status?identifier=`` gives the latest message to the number; one
+  submitted after our attempt began is ours, none means the request never arrived.
 - Afilnet WhatsApp: ``getmessages`` lists the chat; our text sent after the attempt started
   means it arrived, none means it did not.
-- Primotexto and Afilnet SMS: no lookup can tell. ``dispatch.ambiguous_policy`` decides: keep
+- Afilnet SMS: no lookup can tell. ``dispatch.ambiguous_policy`` decides: keep
   the row ``unknown`` for a person (``hold``, the default) or send again (``resend``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -22,14 +25,13 @@ from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageKind, MessageStatus
 from postier.ledger.states import transition
 from postier.providers.errors import AmbiguousError, NotFoundError, ProviderError
+from postier.providers.octopush import is_already_accepted
 
 if TYPE_CHECKING:
     from postier.dispatch.sending import Dispatcher
 
 log = logging.getLogger(__name__)
 
-#: Octopush's "duplicate request_id" error code (PROVIDERS.md)
-OCTOPUSH_DUPLICATE = "120"
 #: clock skew allowed between our attempt's start and the provider's message time
 LOOKUP_SLACK = timedelta(minutes=2)
 
@@ -47,6 +49,8 @@ def resolve_ambiguous(dispatcher: Dispatcher, message: Message) -> Resolution:
             resolution = _resolve_by_dedupe(dispatcher, message)
         elif message.channel == "whatsapp":
             resolution = _resolve_by_chat(dispatcher, message)
+        elif message.provider == "primotexto":
+            resolution = _resolve_by_number(dispatcher, message)
         else:
             resolution = (
                 Resolution.RESEND
@@ -85,12 +89,24 @@ def _resolve_by_dedupe(dispatcher: Dispatcher, message: Message) -> Resolution:
         receipt = dispatcher.call_provider(message)
     except AmbiguousError:
         return Resolution.HOLD
-    except ProviderError as exc:
-        if exc.code == OCTOPUSH_DUPLICATE:
-            _mark_sent(dispatcher, message, None, "request_id already accepted (120)")
-            return Resolution.SENT
-        raise
-    _mark_sent(dispatcher, message, receipt.message_id, "first request had not arrived; resent")
+    if is_already_accepted(receipt):
+        _mark_sent(dispatcher, message, None, "request_id already accepted (Octopush 120)")
+    else:
+        _mark_sent(dispatcher, message, receipt.message_id, "first request had not arrived; resent")
+    return Resolution.SENT
+
+
+def _resolve_by_number(dispatcher: Dispatcher, message: Message) -> Resolution:
+    report = dispatcher.clients.primotexto.latest_status_for(message.recipient)
+    if report is None:
+        return Resolution.RESEND
+    submitted_ms = report.raw.get("submitted")
+    started = message.sending_started_at
+    if started is not None and isinstance(submitted_ms, (int, float)):
+        submitted = datetime.fromtimestamp(submitted_ms / 1000, UTC)
+        if submitted < started - LOOKUP_SLACK:
+            return Resolution.RESEND
+    _mark_sent(dispatcher, message, report.message_id, "found by number (Primotexto status)")
     return Resolution.SENT
 
 

@@ -4,10 +4,12 @@ The rules (ARCHITECTURE.md, "Data flow" and "Retries"):
 
 - the row is claimed ``queued → sending`` by one conditional UPDATE, so a task the broker
   delivers twice sends once;
-- a rate-limit wait of up to ``rate_limit_max_block`` seconds blocks; a longer one asks the
-  task to come back later without claiming the row, so it costs no attempt;
-- ``RetryableError`` (the request surely did not take effect): back to ``queued`` and retried
-  with exponential backoff and full jitter, or after the provider's Retry-After;
+- a rate-limit wait of up to ``rate_limit_max_block`` seconds blocks; a longer one puts the
+  unclaimed row back to ``scheduled`` for that long, so it costs no attempt;
+- ``RetryableError`` (the request surely did not take effect): ``scheduled`` again after an
+  exponential backoff with full jitter, or after the provider's Retry-After;
+- every delay is a ledger row with a ``send_at`` that beat releases, never a Celery
+  countdown (ARCHITECTURE.md: Redis redelivers ETA tasks that outlive the visibility timeout);
 - ``PermanentError``: ``failed`` at once, or failed over when the error is the account's
   (credentials, credit, a missing feature) and routing names a fallback;
 - ``AmbiguousError``: ``unknown``, then resolved by a status lookup (``resolving``), never by
@@ -21,6 +23,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -57,12 +60,11 @@ ACCOUNT_ERRORS = (AuthenticationError, InsufficientCreditError, UnsupportedFeatu
 
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
-    """What one attempt did: the row's status after it, and when to run the task again."""
+    """What one attempt did: the row's status after it, and whether to publish it again now."""
 
     status: MessageStatus | None
-    retry_in: float | None = None
-    #: True when ``retry_in`` is a rate-limit wait, which must not use up the retry budget
-    throttled: bool = False
+    #: the row is ``queued`` again and should be handed to the broker at once (failover, resend)
+    republish: bool = False
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
@@ -99,7 +101,7 @@ class Dispatcher:
             provider = message.provider or ""
         wait = self._take_token(provider)
         if wait > 0:
-            return SendOutcome(MessageStatus.QUEUED, retry_in=wait, throttled=True)
+            return self._defer(message_id, wait)
         with session_scope(self.engine) as session:
             claimed = claim_for_sending(session, message_id)
             if claimed is None:
@@ -108,6 +110,19 @@ class Dispatcher:
         return self._attempt(claimed)
 
     # -- steps ---------------------------------------------------------------------------
+    def _defer(self, message_id: str, wait: float) -> SendOutcome:
+        """Rate limited: back to ``scheduled`` for ``wait`` seconds, no attempt used."""
+        with session_scope(self.engine) as session:
+            moved = transition(
+                session,
+                message_id,
+                MessageStatus.QUEUED,
+                MessageStatus.SCHEDULED,
+                detail=f"rate limited: retry in {wait:.2f}s",
+                send_at=datetime.now(UTC) + timedelta(seconds=wait),
+            )
+        return SendOutcome(MessageStatus.SCHEDULED if moved else None)
+
     def _take_token(self, provider: str) -> float:
         if self.limiter is None:
             return 0.0
@@ -220,12 +235,13 @@ class Dispatcher:
                 session,
                 message.id,
                 MessageStatus.SENDING,
-                MessageStatus.QUEUED,
+                MessageStatus.SCHEDULED,
                 provider_status=exc.code,
                 detail=f"retry in {delay:.2f}s: {exc}",
                 last_error=str(exc),
+                send_at=datetime.now(UTC) + timedelta(seconds=delay),
             )
-        return SendOutcome(MessageStatus.QUEUED, retry_in=delay)
+        return SendOutcome(MessageStatus.SCHEDULED)
 
     def _after_permanent(self, message: Message, exc: PermanentError) -> SendOutcome:
         if isinstance(exc, ACCOUNT_ERRORS):
@@ -245,7 +261,7 @@ class Dispatcher:
             )
         resolution = resolve_ambiguous(self, message)
         if resolution is Resolution.RESEND:
-            return SendOutcome(MessageStatus.QUEUED, retry_in=0.0)
+            return SendOutcome(MessageStatus.QUEUED, republish=True)
         if resolution is Resolution.SENT:
             return SendOutcome(MessageStatus.SENT)
         return SendOutcome(MessageStatus.UNKNOWN)
@@ -276,7 +292,7 @@ class Dispatcher:
             "failover",
             extra={"message_id": message.id, "provider": message.provider, "fallback": fallback},
         )
-        return SendOutcome(MessageStatus.QUEUED if moved else None, retry_in=0.0 if moved else None)
+        return SendOutcome(MessageStatus.QUEUED if moved else None, republish=moved)
 
     def _fail(self, message: Message, reason: str, exc: ProviderError | None) -> SendOutcome:
         with session_scope(self.engine) as session:

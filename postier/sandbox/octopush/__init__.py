@@ -59,6 +59,7 @@ from starlette.routing import BaseRoute
 from postier.sandbox.core import SandboxCore
 from postier.sandbox.octopush import admin, legacy, v1
 from postier.sandbox.octopush.account import NAME, OctopushAccount
+from postier.sandbox.octopush.pusher import CallbackPusher
 
 
 class OctopushSim:
@@ -69,15 +70,17 @@ class OctopushSim:
     def __init__(self, core: SandboxCore) -> None:
         self.core = core
         self.account = OctopushAccount(core)
+        self.callbacks = CallbackPusher(self.account)
 
     def reset(self) -> None:
         self.account.reset()
+        self.callbacks.reset()
 
     def routes(self) -> list[BaseRoute]:
         return [*legacy.routes(self.account), *v1.routes(self.account)]
 
     def admin_routes(self) -> list[BaseRoute]:
-        return admin.admin_routes(self.account)
+        return [*admin.admin_routes(self.account), *admin.callback_routes(self.callbacks)]
 
     @staticmethod
     def congestion_answer(path: str) -> tuple[bytes, str]:

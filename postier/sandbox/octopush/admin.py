@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from postier.sandbox.octopush.account import MESSAGES, OctopushAccount
+from postier.sandbox.octopush.pusher import CallbackPusher
 
 
 def admin_routes(account: OctopushAccount) -> list[BaseRoute]:
@@ -60,3 +61,19 @@ def admin_routes(account: OctopushAccount) -> list[BaseRoute]:
         Route("/balance", balance, methods=["GET", "POST"]),
         Route("/next-errors", next_errors, methods=["POST"]),
     ]
+
+
+def callback_routes(pusher: CallbackPusher) -> list[BaseRoute]:
+    """``GET|PUT /callbacks``: the account's receipt and inbound callback URLs."""
+
+    async def callbacks(request: Request) -> Response:
+        if request.method == "PUT":
+            body = await request.json()
+            if not isinstance(body, dict) or not set(body) <= {"receipts_url", "inbound_url"}:
+                return JSONResponse({"error": "give receipts_url and/or inbound_url"}, 400)
+            pusher.configure(body.get("receipts_url"), body.get("inbound_url"))
+        return JSONResponse(
+            {"receipts_url": pusher.receipts_url, "inbound_url": pusher.inbound_url}
+        )
+
+    return [Route("/callbacks", callbacks, methods=["GET", "PUT"])]
