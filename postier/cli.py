@@ -282,15 +282,16 @@ def _move(message_id: str, to_queue: bool) -> None:
     if to_queue:
         sources = [MessageStatus.FAILED, MessageStatus.UNKNOWN]
         target = MessageStatus.QUEUED
-        extra = {"attempts": 0}
     else:
         sources = [MessageStatus.SCHEDULED, MessageStatus.QUEUED]
         target = MessageStatus.CANCELLED
-        extra = {}
     with session_scope(engine) as session:
-        moved = transition(
-            session, message_id, sources, target, detail="by hand (postier CLI)", **extra
-        )
+        if to_queue:
+            moved = transition(
+                session, message_id, sources, target, detail="by hand (postier CLI)", attempts=0
+            )
+        else:
+            moved = transition(session, message_id, sources, target, detail="by hand (postier CLI)")
     if not moved:
         console.print(f"[red]{message_id} is not in {', '.join(s.value for s in sources)}[/]")
         raise typer.Exit(code=1)

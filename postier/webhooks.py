@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             channel=message.channel,
             sender=_number(message.sender) or message.sender,
             text=message.text,
-            **({"received_at": message.received_at} if message.received_at else {}),
+            received_at=message.received_at or datetime.now(UTC),
         )
         with session_scope(ledger) as session:
             stored = record_inbound(session, row)

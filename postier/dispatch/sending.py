@@ -69,8 +69,8 @@ class SendOutcome:
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return max(0.05, ceiling * rng())
+    ceiling: float = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return max(0.05, ceiling * float(rng()))
 
 
 class Dispatcher:
@@ -130,8 +130,10 @@ class Dispatcher:
         if limit is None:
             return 0.0
         key = limiter_key(provider, account_id(self.settings, provider))
-        return self.limiter.wait(
-            key, limit.rate, limit.burst, max_block=self.settings.dispatch.rate_limit_max_block
+        return float(
+            self.limiter.wait(
+                key, limit.rate, limit.burst, max_block=self.settings.dispatch.rate_limit_max_block
+            )
         )
 
     def _attempt(self, message: Message) -> SendOutcome:

@@ -47,7 +47,6 @@ class SandboxServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._sock]},
