@@ -71,12 +71,12 @@ def live_sandbox(stack: Stack, sandbox: Sandbox) -> Sandbox:
     return sandbox
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ledger(stack: Stack) -> Engine:
     return make_engine(stack.database_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def producer(stack: Stack, ledger: Engine) -> Producer:
     return Producer(stack.settings, engine=ledger)
 
