@@ -40,7 +40,7 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
         labels[message_id] = label
 
     add("SMS · Primotexto", producer.send_sms("06 12 34 56 78", "Votre code Postier : 283951").id)
-    add("SMS · Primotexto", producer.send_sms("+33 7 12 34 56 78", "Votre colis arrive demain.").id)
+    add("SMS · Primotexto", producer.send_sms("+33 6 98 76 54 32", "Votre colis arrive demain.").id)
     add(
         "SMS · Octopush",
         producer.send_sms(
@@ -48,12 +48,6 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
         ).id,
     )
     add("WhatsApp text", producer.send_whatsapp("+33612345680", "Bonjour de Postier 👋").id)
-    add(
-        "WhatsApp file",
-        producer.send_whatsapp_file(
-            "+33612345681", "https://example.com/facture.pdf", caption="Votre facture"
-        ).id,
-    )
     add(
         "WhatsApp template",
         producer.send_whatsapp_template(
@@ -65,17 +59,26 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
         producer.send_sms("0612345683", "Rappel : rendez-vous à 15h", send_at=soon).id,
     )
 
-    if stack.sandbox is not None or settings.sandbox_url:
-        base = stack.sandbox.url if stack.sandbox is not None else str(settings.sandbox_url)
+    # a customer writes first (the poller brings it back), and the reply carries a file: a
+    # file goes only into an open chat (seed 000: sendfile answers CHAT_NOT_FOUND otherwise)
+    if settings.sandbox_url:
         httpx.post(
-            f"{base}/_sandbox/afilnet/whatsapp/inbound",
+            f"{settings.sandbox_url}/_sandbox/afilnet/whatsapp/inbound",
             json={
                 "platformid": "100",
                 "destination": DEMO_INBOUND_SENDER,
-                "message": "Merci, bien reçu !",
+                "message": "Bonjour, pouvez-vous m'envoyer ma facture ?",
             },
             timeout=5,
         ).raise_for_status()
+        add(
+            "WhatsApp file",
+            producer.send_whatsapp_file(
+                f"+{DEMO_INBOUND_SENDER}",
+                "https://example.com/facture.pdf",
+                caption="Votre facture",
+            ).id,
+        )
 
     statuses: dict[str, str] = {}
     inbound_seen = False
