@@ -67,9 +67,14 @@ class SendOutcome:
     republish: bool = False
 
 
+#: doublings past which the backoff is at its cap for any sane base; 2.0**1024 overflows
+MAX_DOUBLINGS = 64
+
+
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    ceiling: float = min(cap, base * 2.0 ** max(0, attempt - 1))
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))],
+    and never under 0.05 s."""
+    ceiling: float = min(cap, base * 2.0 ** min(max(0, attempt - 1), MAX_DOUBLINGS))
     return max(0.05, ceiling * float(rng()))
 
 
