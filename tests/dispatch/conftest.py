@@ -1,0 +1,201 @@
+"""Dispatcher fixtures: a fresh SQLite ledger per test, the sandbox over HTTP, no Celery worker.
+
+The domain functions of ``postier.dispatch`` are called directly. Publishing uses a real
+Celery app on the test Redis database (15), whose ``postier.send`` list is read with LLEN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from postier import tasknames
+from postier.celery_app import create_celery_app
+from postier.config import DispatchSettings, Settings
+from postier.dispatch.clients import ProviderClients
+from postier.dispatch.publishing import Publisher
+from postier.dispatch.sending import Dispatcher
+from postier.ledger.db import make_engine, session_scope, upgrade
+from postier.ledger.models import (
+    Channel,
+    DeliveryEvent,
+    Message,
+    MessageKind,
+    MessageStatus,
+    messages_table,
+)
+from postier.ledger.queries import events_for, get_message, insert_messages
+from postier.sandbox.accounts import SANDBOX_ACCOUNTS
+from producers.messages import Producer, SmsRequest
+
+#: a small retry budget with short delays, so a test walks every attempt in milliseconds
+SMALL_DISPATCH = DispatchSettings(
+    max_attempts=3,
+    backoff_base=0.2,
+    backoff_max=1.0,
+    rate_limit_max_block=0.2,
+    republish_after=60.0,
+    poll_delivery_interval=5.0,
+    stuck_after=60.0,
+)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite ledger of this test only."""
+    ledger = make_engine(f"sqlite:///{tmp_path}/l.db")
+    upgrade(ledger)
+    yield ledger
+    ledger.dispose()
+
+
+@pytest.fixture
+def dispatch_settings(settings: Settings) -> Settings:
+    """The root settings (providers at the sandbox) with the small retry budget."""
+    return settings.model_copy(update={"dispatch": SMALL_DISPATCH})
+
+
+@pytest.fixture
+def clients(dispatch_settings: Settings) -> Iterator[ProviderClients]:
+    built = ProviderClients(dispatch_settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def dispatcher(dispatch_settings: Settings, engine: Engine, clients: ProviderClients) -> Dispatcher:
+    """A dispatcher without rate limiter; ``rng`` 1.0 makes every backoff its ceiling."""
+    return Dispatcher(dispatch_settings, engine, clients, None, rng=lambda: 1.0)
+
+
+@pytest.fixture
+def make_dispatcher(
+    engine: Engine,
+) -> Iterator[Callable[..., Dispatcher]]:
+    """Dispatchers on other settings (a wrong key, another policy), closed after the test."""
+    made: list[ProviderClients] = []
+
+    def make(settings: Settings, limiter: Any = None) -> Dispatcher:
+        built = ProviderClients(settings)
+        made.append(built)
+        return Dispatcher(settings, engine, built, limiter, rng=lambda: 1.0)
+
+    yield make
+    for built in made:
+        built.close()
+
+
+@pytest.fixture
+def celery_app(dispatch_settings: Settings, redis_test_url: str) -> Iterator[Celery]:
+    """A real Celery app whose broker is the test Redis database; no worker consumes it."""
+    app = create_celery_app(
+        dispatch_settings.model_copy(update={"redis_url": redis_test_url}), main="dispatch-tests"
+    )
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def publisher(celery_app: Celery, engine: Engine, redis_client: redis.Redis) -> Publisher:
+    """Publishes to the test Redis (flushed by ``redis_client`` before and after the test)."""
+    return Publisher(celery_app, engine)
+
+
+@pytest.fixture
+def queue_length(redis_client: redis.Redis) -> Callable[[], int]:
+    """How many tasks wait in the send queue (kombu's Redis transport: one list per queue)."""
+
+    def length() -> int:
+        return int(redis_client.llen(tasknames.QUEUE_SEND))
+
+    return length
+
+
+@pytest.fixture
+def producer(dispatch_settings: Settings, engine: Engine) -> Producer:
+    """Builds rows as application code would (``build_sms``); ``Ledger`` stores them.
+
+    Its own Celery app is never used: nothing is published through it.
+    """
+    return Producer(dispatch_settings, engine=engine)
+
+
+@dataclass
+class Ledger:
+    """Test helpers over one engine: store rows built by the producer, read them back."""
+
+    engine: Engine
+    producer: Producer
+
+    def add_sms(
+        self,
+        to: str,
+        text: str = "Votre code : 123456",
+        *,
+        provider: str | None = None,
+        category: str = "notification",
+        send_at: datetime | None = None,
+        **columns: Any,
+    ) -> str:
+        """An SMS row as ``Producer.send_sms`` stores it (unpublished); extra ``columns``
+        override the built row (``attempts``, ``status`` …)."""
+        row = self.producer.build_sms(
+            SmsRequest(to, text, category=category, provider=provider, send_at=send_at)  # type: ignore[arg-type]
+        )
+        return self.add(row, **columns)
+
+    def add_whatsapp(self, to: str, text: str, **columns: Any) -> str:
+        """A WhatsApp text row with the columns ``Producer.send_whatsapp`` stores."""
+        row: dict[str, Any] = {
+            "channel": Channel.WHATSAPP,
+            "kind": MessageKind.WHATSAPP_TEXT,
+            "provider": "afilnet",
+            "recipient": to,
+            "body": text,
+            "payload": {"platform_id": SANDBOX_ACCOUNTS.afilnet_platform_id},
+            **columns,
+        }
+        with session_scope(self.engine) as session:
+            (message_id,) = insert_messages(session, [row])
+        return message_id
+
+    def add(self, row: Message, **columns: Any) -> str:
+        values = {key: getattr(row, key) for key in messages_table.c.keys()}
+        values.update(columns)
+        with session_scope(self.engine) as session:
+            (message_id,) = insert_messages(session, [values])
+        return message_id
+
+    def get(self, message_id: str) -> Message:
+        with session_scope(self.engine) as session:
+            message = get_message(session, message_id)
+            assert message is not None
+            return message
+
+    def events(self, message_id: str) -> list[DeliveryEvent]:
+        with session_scope(self.engine) as session:
+            return events_for(session, message_id)
+
+    def force(self, message_id: str, **values: Any) -> None:
+        """Set columns directly, bypassing the state machine (test set-up only)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(messages_table).where(messages_table.c.id == message_id).values(**values)
+            )
+
+    def status(self, message_id: str) -> MessageStatus:
+        return self.get(message_id).status
+
+
+@pytest.fixture
+def ledger(engine: Engine, producer: Producer) -> Ledger:
+    return Ledger(engine, producer)
