@@ -203,6 +203,8 @@ class Dispatcher:
 
     # -- outcomes ------------------------------------------------------------------------
     def _record_sent(self, message: Message, receipt: SendReceipt) -> None:
+        # a provider that gives no part count (Afilnet sendsms) leaves the producer's count
+        counted = {"parts": receipt.parts} if receipt.parts is not None else {}
         with session_scope(self.engine) as session:
             transition(
                 session,
@@ -213,8 +215,8 @@ class Dispatcher:
                 raw=dict(receipt.raw),
                 provider_message_id=receipt.message_id,
                 cost=float(receipt.cost) if receipt.cost is not None else None,
-                parts=receipt.parts,
                 last_error=None,
+                **counted,
             )
         log.info(
             "sent",
