@@ -52,8 +52,9 @@ def with_http(settings: Settings, **values: float) -> Settings:
     [
         ("primotexto", Decimal("1"), 1),  # creditsUsed: one credit per part
         ("octopush", Decimal("0.055"), 1),  # FR premium price of one part
-        ("afilnet", Decimal("1"), None),  # credits as the cost; sendsms gives no part count
+        ("afilnet", Decimal("1"), None),  # credits as the cost; sendsms counts no parts
     ],
+    ids=["primotexto", "octopush", "afilnet"],
 )
 def test_success_records_sent_with_provider_id_cost_parts_and_events(
     dispatcher: Dispatcher,
@@ -63,6 +64,7 @@ def test_success_records_sent_with_provider_id_cost_parts_and_events(
     cost: Decimal,
     parts: int | None,
 ) -> None:
+    # no count from the producer: the one recorded is the provider's
     message_id = ledger.add_sms("0612345601", provider=provider, parts=None)
 
     outcome = dispatcher.send(message_id)
@@ -82,6 +84,20 @@ def test_success_records_sent_with_provider_id_cost_parts_and_events(
     sent = ledger.events(message_id)[-1]
     assert sent.provider_status == "accepted"
     assert sent.raw  # the provider's answer, kept for audits
+
+
+def test_a_receipt_without_a_part_count_keeps_the_producers_count(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    # Afilnet's sendsms answers credits but no part count
+    message_id = ledger.add_sms("0612345627", "x" * 200, provider="afilnet")
+    assert ledger.get(message_id).parts == 2
+
+    assert dispatcher.send(message_id) == SendOutcome(S.SENT)
+
+    message = ledger.get(message_id)
+    assert message.parts == 2
+    assert message.cost == Decimal("2")
 
 
 def test_whatsapp_text_file_and_template_are_sent_with_their_methods(
