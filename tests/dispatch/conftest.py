@@ -6,7 +6,7 @@ Celery app on the test Redis database (15), whose ``postier.send`` list is read 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -168,8 +168,12 @@ class Ledger:
             (message_id,) = insert_messages(session, [row])
         return message_id
 
-    def add(self, row: Message, **columns: Any) -> str:
-        values = {key: getattr(row, key) for key in messages_table.c.keys()}
+    def add(self, row: Message | Mapping[str, Any], **columns: Any) -> str:
+        """Store ``row`` (a ``Message`` or its columns) with ``columns`` overriding it."""
+        if isinstance(row, Message):
+            values = {key: getattr(row, key) for key in messages_table.c.keys()}
+        else:
+            values = dict(row)
         values.update(columns)
         with session_scope(self.engine) as session:
             (message_id,) = insert_messages(session, [values])
