@@ -6,6 +6,8 @@ Celery app on the test Redis database (15), whose ``postier.send`` list is read 
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,6 +120,27 @@ def queue_length(redis_client: redis.Redis) -> Callable[[], int]:
         return int(redis_client.llen(tasknames.QUEUE_SEND))
 
     return length
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    """One task waiting in a Redis queue, as kombu's Redis transport stores it."""
+
+    name: str
+    args: list[Any]
+    #: the whole stored message, to check what crosses the broker
+    raw: bytes
+
+
+def queued_tasks(client: redis.Redis, queue: str = tasknames.QUEUE_SEND) -> list[QueuedTask]:
+    """The tasks in ``queue``, oldest first (kombu LPUSHes and consumers BRPOP)."""
+    tasks = []
+    for raw in reversed(client.lrange(queue, 0, -1)):
+        message = json.loads(raw)
+        assert message["properties"]["body_encoding"] == "base64"
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        tasks.append(QueuedTask(message["headers"]["task"], args, raw))
+    return tasks
 
 
 @pytest.fixture
