@@ -39,15 +39,17 @@ def create_celery_app(settings: Settings | None = None, *, main: str = "postier"
         task_default_queue=tasknames.QUEUE_SEND,
         task_routes={
             tasknames.SEND_MESSAGE: {"queue": tasknames.QUEUE_SEND},
+            tasknames.SEND_MESSAGES: {"queue": tasknames.QUEUE_SEND},
             "postier.release_*": {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.republish_*": {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.poll_*": {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.reap_*": {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.hooks.*": {"queue": tasknames.QUEUE_HOOKS},
         },
-        # Flower shows tasks live from these events.
+        # Flower shows tasks live from the workers' events; a "task-sent" event per publish
+        # would double the producer's cost for little (Flower sees the task when received).
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,
         worker_hijack_root_logger=False,
     )
     return app

@@ -10,6 +10,7 @@ QUEUE_SCHEDULED = "postier.scheduled"
 QUEUE_HOOKS = "postier.hooks"
 
 SEND_MESSAGE = "postier.send_message"
+SEND_MESSAGES = "postier.send_messages"
 RELEASE_DUE_MESSAGES = "postier.release_due_messages"
 REPUBLISH_UNPUBLISHED = "postier.republish_unpublished"
 POLL_DELIVERY_STATES = "postier.poll_delivery_states"

@@ -21,7 +21,7 @@ from postier.config import Settings, get_settings
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.routing import choose_provider
 from postier.ledger.db import make_engine, session_scope
-from postier.ledger.models import Channel, Message, MessageKind, MessageStatus, new_message_id
+from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
 from postier.ledger.queries import get_message, insert_messages
 from postier.rules import (
     check_file_url,
@@ -33,6 +33,8 @@ from postier.rules import (
 from postier.rules.errors import RuleViolation
 
 Category = Literal["notification", "marketing"]
+#: a ledger row ready for ``insert_messages``
+Row = dict[str, Any]
 
 #: WhatsApp captions share the text limit of a WhatsApp message
 WHATSAPP_TRANSPORT = "whatsapp"
@@ -107,7 +109,7 @@ class Producer:
         self.publisher = Publisher(self.celery_app, self.engine)
 
     # -- building rows (validation only; nothing stored) ----------------------------------
-    def build_sms(self, request: SmsRequest) -> Message:
+    def build_sms(self, request: SmsRequest) -> Row:
         """A validated, unsaved ledger row for ``request``; raises ``RuleViolation``."""
         recipient = normalize_number(request.to, region=self.settings.default_region, field="to")
         if request.category not in ("notification", "marketing"):
@@ -149,26 +151,27 @@ class Producer:
         idempotency_key: str | None,
         parts: int | None = None,
         campaign_id: str | None = None,
-    ) -> Message:
+    ) -> Row:
         now = datetime.now(UTC)
         scheduled = send_at is not None and send_at > now
-        return Message(
-            id=new_message_id(),
-            channel=channel,
-            kind=kind,
-            provider=provider,
-            recipient=recipient,
-            body=body,
-            payload=payload,
-            category=category,
-            status=MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED,
-            send_at=send_at,
-            idempotency_key=idempotency_key,
-            parts=parts,
-            campaign_id=campaign_id,
-            created_at=now,
-            updated_at=now,
-        )
+        # a plain row, not a ``Message``: building 100,000 model objects costs seconds
+        return {
+            "id": new_message_id(),
+            "channel": channel,
+            "kind": kind,
+            "provider": provider,
+            "recipient": recipient,
+            "body": body,
+            "payload": payload,
+            "category": category,
+            "status": MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED,
+            "send_at": send_at,
+            "idempotency_key": idempotency_key,
+            "parts": parts,
+            "campaign_id": campaign_id,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def _whatsapp_row(
         self,
@@ -181,7 +184,7 @@ class Producer:
         send_at: datetime | None,
         idempotency_key: str | None,
         provider: str | None,
-    ) -> Message:
+    ) -> Row:
         recipient = normalize_number(to, region=self.settings.default_region, field="to")
         chosen = choose_provider(
             self.settings, channel="whatsapp", category="notification", requested=provider
@@ -207,12 +210,12 @@ class Producer:
         )
 
     # -- storing and publishing ----------------------------------------------------------
-    def enqueue(self, rows: Sequence[Message]) -> list[MessageHandle]:
+    def enqueue(self, rows: Sequence[Row]) -> list[MessageHandle]:
         """Store ``rows`` in one transaction, then publish the new, due ones."""
         if not rows:
             return []
-        wanted = [row.id for row in rows]
-        statuses = {row.id: row.status for row in rows}
+        wanted = [row["id"] for row in rows]
+        statuses = {row["id"]: row["status"] for row in rows}
         with session_scope(self.engine) as session:
             ids = insert_messages(session, rows)
         handles: list[MessageHandle] = []
@@ -355,7 +358,7 @@ class Producer:
         Invalid requests are reported by position and the valid ones are still queued.
         """
         result = BulkResult()
-        rows: list[Message] = []
+        rows: list[Row] = []
         for index, request in enumerate(requests):
             try:
                 rows.append(self.build_sms(request))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
@@ -23,27 +24,46 @@ from postier.ledger.queries import mark_published
 log = logging.getLogger(__name__)
 
 
+#: up to this many ids, one task per message; beyond, ids go in chunks (one task per chunk)
+SINGLE_TASK_LIMIT = 64
+#: the most ids one ``send_messages`` task carries
+MAX_CHUNK = 100
+
+
+def plan_tasks(message_ids: Sequence[str]) -> list[list[str]]:
+    """Split ids into tasks: single ids for small sets, else enough chunks to keep every
+    worker thread busy (at least ``SINGLE_TASK_LIMIT`` tasks) and none over ``MAX_CHUNK``."""
+    ids = list(message_ids)
+    if len(ids) <= SINGLE_TASK_LIMIT:
+        return [[i] for i in ids]
+    size = min(MAX_CHUNK, -(-len(ids) // SINGLE_TASK_LIMIT))
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
 class Publisher:
-    """Publishes ``send_message`` tasks over one pooled broker connection."""
+    """Publishes send tasks over one pooled broker connection.
+
+    A publish through kombu costs far more than the Redis push itself, so bulk sends go out as
+    ``send_messages`` tasks of up to ``MAX_CHUNK`` ids; the worker claims each id on its own,
+    so a chunk delivered twice still sends every message once.
+    """
 
     def __init__(self, app: Celery, engine: Engine) -> None:
         self.app = app
         self.engine = engine
 
-    def publish(self, message_ids: Sequence[str], *, countdown: float | None = None) -> int:
+    def publish(self, message_ids: Sequence[str]) -> int:
         """Publish ids in order; return how many reached the broker (the rest wait for beat)."""
         done: list[str] = []
         try:
             with self.app.producer_or_acquire() as producer:
-                for message_id in message_ids:
+                for chunk in plan_tasks(message_ids):
+                    args: list[Any] = [chunk[0]] if len(chunk) == 1 else [chunk]
+                    name = tasknames.SEND_MESSAGE if len(chunk) == 1 else tasknames.SEND_MESSAGES
                     self.app.send_task(
-                        tasknames.SEND_MESSAGE,
-                        args=[message_id],
-                        queue=tasknames.QUEUE_SEND,
-                        producer=producer,
-                        countdown=countdown,
+                        name, args=args, queue=tasknames.QUEUE_SEND, producer=producer
                     )
-                    done.append(message_id)
+                    done.extend(chunk)
         except (OperationalError, RedisError, OSError) as exc:
             log.warning(
                 "broker unavailable: %d of %d published; the rest will be republished by beat",

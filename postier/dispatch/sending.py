@@ -204,7 +204,7 @@ class Dispatcher:
     # -- outcomes ------------------------------------------------------------------------
     def _record_sent(self, message: Message, receipt: SendReceipt) -> None:
         # a provider that gives no part count (Afilnet sendsms) leaves the producer's count
-        counted = {"parts": receipt.parts} if receipt.parts is not None else {}
+        counted: dict[str, Any] = {"parts": receipt.parts} if receipt.parts is not None else {}
         with session_scope(self.engine) as session:
             transition(
                 session,
