@@ -10,7 +10,7 @@ import base64
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,11 @@ def queue_length(redis_client: redis.Redis) -> Callable[[], int]:
     return length
 
 
+def ago(seconds: float) -> datetime:
+    """The wall-clock time ``seconds`` ago, as the ledger stores times."""
+    return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
 @dataclass(frozen=True)
 class QueuedTask:
     """One task waiting in a Redis queue, as kombu's Redis transport stores it."""
@@ -139,7 +144,8 @@ def queued_tasks(client: redis.Redis, queue: str = tasknames.QUEUE_SEND) -> list
         message = json.loads(raw)
         assert message["properties"]["body_encoding"] == "base64"
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        tasks.append(QueuedTask(message["headers"]["task"], args, raw))
+        stored = raw if isinstance(raw, bytes) else raw.encode()
+        tasks.append(QueuedTask(message["headers"]["task"], args, stored))
     return tasks
 
 
@@ -194,7 +200,7 @@ class Ledger:
     def add(self, row: Message | Mapping[str, Any], **columns: Any) -> str:
         """Store ``row`` (a ``Message`` or its columns) with ``columns`` overriding it."""
         if isinstance(row, Message):
-            values = {key: getattr(row, key) for key in messages_table.c.keys()}
+            values = {key: getattr(row, key) for key in messages_table.c.keys()}  # noqa: SIM118 (Columns)
         else:
             values = dict(row)
         values.update(columns)

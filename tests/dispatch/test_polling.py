@@ -28,13 +28,13 @@ from postier.dispatch.polling import (
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
-from postier.ledger.models import InboundMessage, MessageStatus
+from postier.ledger.models import InboundMessage, MessageStatus, inbound_messages_table
 from postier.ledger.queries import claim_for_sending
 from postier.providers.base import OutgoingSms
 from postier.providers.octopush import parse_receipt
 from postier.sandbox import Sandbox
 from postier.sandbox.afilnet.whatsapp import inject_inbound
-from tests.dispatch.conftest import Ledger, queued_tasks
+from tests.dispatch.conftest import Ledger, ago, queued_tasks
 
 S = MessageStatus
 MakeDispatcher = Callable[..., Dispatcher]
@@ -47,10 +47,6 @@ HOOK_CALLS: list[int] = []
 def record_inbound_hook(inbound_id: int) -> None:
     """The application's inbound hook, as ``dispatch.inbound_hook`` names it."""
     HOOK_CALLS.append(inbound_id)
-
-
-def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 # -- release and republish ---------------------------------------------------------------
@@ -313,7 +309,8 @@ def hooked(dispatch_settings: Settings, make_dispatcher: MakeDispatcher) -> Disp
 
 def inbound_rows(ledger: Ledger) -> list[InboundMessage]:
     with session_scope(ledger.engine) as session:
-        return list(session.exec(select(InboundMessage).order_by(InboundMessage.id)).all())
+        query = select(InboundMessage).order_by(inbound_messages_table.c.id)
+        return list(session.exec(query).all())
 
 
 def test_inbox_poll_stores_each_inbound_once_and_runs_the_hook_once_per_new_row(
@@ -326,7 +323,7 @@ def test_inbox_poll_stores_each_inbound_once_and_runs_the_hook_once_per_new_row(
     stored = poll_whatsapp_inbox(hooked)
 
     assert len(stored) == 2
-    assert HOOK_CALLS == stored
+    assert stored == HOOK_CALLS
     rows = inbound_rows(ledger)
     assert {(r.provider_message_id, r.sender, r.text) for r in rows} == {
         (first, "+33612345690", "Oui, merci !"),
@@ -341,11 +338,11 @@ def test_inbox_poll_stores_each_inbound_once_and_runs_the_hook_once_per_new_row(
         message.read = False
     assert poll_whatsapp_inbox(hooked) == []
     assert len(inbound_rows(ledger)) == 2
-    assert HOOK_CALLS == stored
+    assert stored == HOOK_CALLS
 
     third = inject_inbound(state, "100", "33612345690", "Et demain ?")
     (new_id,) = poll_whatsapp_inbox(hooked)
-    assert HOOK_CALLS == [*stored, new_id]
+    assert [*stored, new_id] == HOOK_CALLS
     assert inbound_rows(ledger)[-1].provider_message_id == third
 
 

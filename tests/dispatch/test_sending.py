@@ -80,7 +80,11 @@ def test_success_records_sent_with_provider_id_cost_parts_and_events(
     assert message.cost == cost
     assert message.parts == parts
     assert message.last_error is None
-    assert trail(ledger, message_id) == [(None, S.QUEUED), (S.QUEUED, S.SENDING), (S.SENDING, S.SENT)]
+    assert trail(ledger, message_id) == [
+        (None, S.QUEUED),
+        (S.QUEUED, S.SENDING),
+        (S.SENDING, S.SENT),
+    ]
     sent = ledger.events(message_id)[-1]
     assert sent.provider_status == "accepted"
     assert sent.raw  # the provider's answer, kept for audits
@@ -124,7 +128,12 @@ def test_whatsapp_text_file_and_template_are_sent_with_their_methods(
             "platform_id": "100",
             "template_id": "1",
             "params": {"name": "Jeanne", "orderid": "42"},
-            "header": {"latitude": 48.85, "longitude": 2.35, "name": "Boutique", "address": "Paris"},
+            "header": {
+                "latitude": 48.85,
+                "longitude": 2.35,
+                "name": "Boutique",
+                "address": "Paris",
+            },
         },
     )
 

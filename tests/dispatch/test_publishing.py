@@ -1,0 +1,108 @@
+"""``Publisher``: a real Celery app on the test Redis; the queue is read back, no worker runs."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+import redis
+from celery import Celery
+
+from postier import tasknames
+from postier.celery_app import create_celery_app
+from postier.config import Settings
+from postier.dispatch.polling import republish_unpublished
+from postier.dispatch.publishing import Publisher
+from postier.dispatch.sending import Dispatcher
+from postier.ledger.models import MessageStatus
+from tests.dispatch.conftest import Ledger, ago, queued_tasks
+
+S = MessageStatus
+
+
+def test_publish_queues_one_send_task_per_id_in_order_and_stamps_published_at(
+    publisher: Publisher, ledger: Ledger, redis_client: redis.Redis
+) -> None:
+    ids = [ledger.add_sms(f"061234570{n}") for n in range(3)]
+
+    assert publisher.publish(ids) == 3
+
+    tasks = queued_tasks(redis_client)
+    assert [(t.name, t.args) for t in tasks] == [(tasknames.SEND_MESSAGE, [i]) for i in ids]
+    for message_id in ids:
+        assert ledger.get(message_id).published_at is not None
+
+
+def test_only_the_message_id_crosses_the_broker(
+    publisher: Publisher, ledger: Ledger, redis_client: redis.Redis, dispatch_settings: Settings
+) -> None:
+    message_id = ledger.add_sms("06 12 34 57 10", "Votre code secret : 987654")
+
+    publisher.publish([message_id])
+
+    (task,) = queued_tasks(redis_client)
+    assert task.args == [message_id]
+    for private in (
+        b"612345710",
+        b"987654",
+        dispatch_settings.primotexto.api_key.get_secret_value().encode(),
+        dispatch_settings.octopush.api_key.get_secret_value().encode(),
+    ):
+        assert private not in task.raw
+
+
+def test_published_at_is_stamped_on_queued_rows_only(
+    publisher: Publisher, ledger: Ledger, redis_client: redis.Redis
+) -> None:
+    queued = ledger.add_sms("0612345711")
+    cancelled = ledger.add_sms("0612345712")
+    ledger.force(cancelled, status=S.CANCELLED)
+
+    # both reach the broker; the worker's claim ignores the cancelled one
+    assert publisher.publish([queued, cancelled]) == 2
+
+    assert ledger.get(queued).published_at is not None
+    assert ledger.get(cancelled).published_at is None
+    assert len(queued_tasks(redis_client)) == 2
+
+
+def test_publishing_no_id_queues_nothing(publisher: Publisher, redis_client: redis.Redis) -> None:
+    assert publisher.publish([]) == 0
+    assert queued_tasks(redis_client) == []
+
+
+@pytest.fixture
+def dead_broker_app(dispatch_settings: Settings) -> Iterator[Celery]:
+    """A Celery app whose broker is a closed port of this machine."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    app = create_celery_app(
+        dispatch_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/15"}),
+        main="dead-broker",
+    )
+    yield app
+    app.close()
+
+
+def test_broker_down_publishes_nothing_and_beat_republishes_later(
+    dead_broker_app: Celery,
+    publisher: Publisher,
+    dispatcher: Dispatcher,
+    ledger: Ledger,
+    redis_client: redis.Redis,
+) -> None:
+    ids = [ledger.add_sms("0612345713"), ledger.add_sms("0612345714")]
+
+    assert Publisher(dead_broker_app, ledger.engine).publish(ids) == 0
+
+    for message_id in ids:
+        assert ledger.get(message_id).published_at is None
+        assert ledger.status(message_id) == S.QUEUED
+    # once republish_after (60 s) has passed, beat finds them and publishes them
+    for message_id in ids:
+        ledger.force(message_id, updated_at=ago(120))
+    assert republish_unpublished(dispatcher, publisher) == 2
+    assert sorted(t.args[0] for t in queued_tasks(redis_client)) == sorted(ids)
