@@ -16,7 +16,7 @@ from postier.dispatch.routing import (
 )
 from postier.rules.errors import RuleViolation
 
-DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]
+DEFAULTS = Settings(_env_file=None)
 
 
 def routed(**routing: object) -> Settings:
