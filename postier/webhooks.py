@@ -36,8 +36,12 @@ INBOUND_PATH = "/webhooks/octopush/inbound"
 
 
 async def _body(request: Request) -> Mapping[str, Any]:
+    """The callback's fields; ``{}`` for a body that is not a JSON object or a form (a 400)."""
     if request.headers.get("content-type", "").startswith("application/json"):
-        data = await request.json()
+        try:
+            data = await request.json()
+        except ValueError:  # not JSON, or not UTF-8
+            return {}
         return data if isinstance(data, dict) else {}
     form = await request.form()
     return {k: v for k, v in form.items() if isinstance(v, str)}
