@@ -36,7 +36,8 @@ def plan_tasks(message_ids: Sequence[str]) -> list[list[str]]:
     ids = list(message_ids)
     if len(ids) <= SINGLE_TASK_LIMIT:
         return [[i] for i in ids]
-    size = min(MAX_CHUNK, -(-len(ids) // SINGLE_TASK_LIMIT))
+    # floor, not ceiling: n // (n // 64) chunks is at least 64 (a ceiling gave 50 for 197 ids)
+    size = min(MAX_CHUNK, len(ids) // SINGLE_TASK_LIMIT)
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
