@@ -8,14 +8,18 @@ from collections.abc import Iterator
 import pytest
 import redis
 from celery import Celery
+from hypothesis import given
+from hypothesis import strategies as st
 
 from postier import tasknames
 from postier.celery_app import create_celery_app
 from postier.config import Settings
 from postier.dispatch.polling import republish_unpublished
-from postier.dispatch.publishing import Publisher
+from postier.dispatch.publishing import MAX_CHUNK, SINGLE_TASK_LIMIT, Publisher, plan_tasks
 from postier.dispatch.sending import Dispatcher
-from postier.ledger.models import MessageStatus
+from postier.ledger.db import session_scope
+from postier.ledger.models import Channel, MessageKind, MessageStatus
+from postier.ledger.queries import insert_messages
 from tests.dispatch.conftest import Ledger, ago, queued_tasks
 
 S = MessageStatus
@@ -106,3 +110,57 @@ def test_broker_down_publishes_nothing_and_beat_republishes_later(
         ledger.force(message_id, updated_at=ago(120))
     assert republish_unpublished(dispatcher, publisher) == 2
     assert sorted(t.args[0] for t in queued_tasks(redis_client)) == sorted(ids)
+
+
+def test_a_large_publish_goes_out_in_chunks_holding_every_id_once_in_order(
+    publisher: Publisher, ledger: Ledger, redis_client: redis.Redis
+) -> None:
+    count = 3 * SINGLE_TASK_LIMIT + 5
+    with session_scope(ledger.engine) as session:
+        ids = insert_messages(
+            session,
+            [
+                {
+                    "channel": Channel.SMS,
+                    "kind": MessageKind.SMS,
+                    "provider": "primotexto",
+                    "recipient": f"+336123{n:05d}",
+                    "body": "Soldes",
+                }
+                for n in range(count)
+            ],
+        )
+
+    assert publisher.publish(ids) == count
+
+    tasks = queued_tasks(redis_client)
+    assert SINGLE_TASK_LIMIT <= len(tasks) < count
+    # a chunk of one goes out as an ordinary send_message task
+    chunks = [t.args[0] if t.name == tasknames.SEND_MESSAGES else t.args for t in tasks]
+    assert all(1 <= len(chunk) <= MAX_CHUNK for chunk in chunks)
+    assert [i for chunk in chunks for i in chunk] == ids
+    assert tasks[0].name == tasknames.SEND_MESSAGES
+    assert all(ledger.get(i).published_at is not None for i in (ids[0], ids[-1]))
+
+
+def test_up_to_the_single_task_limit_each_id_is_its_own_task(
+    publisher: Publisher, ledger: Ledger, redis_client: redis.Redis
+) -> None:
+    ids = [f"{n:032x}" for n in range(SINGLE_TASK_LIMIT)]  # not stored: nothing to stamp
+
+    assert publisher.publish(ids) == SINGLE_TASK_LIMIT
+
+    tasks = queued_tasks(redis_client)
+    assert [(t.name, t.args) for t in tasks] == [(tasknames.SEND_MESSAGE, [i]) for i in ids]
+
+
+@given(count=st.integers(min_value=0, max_value=20_000))
+def test_plan_tasks_keeps_every_id_once_in_order_in_enough_small_chunks(count: int) -> None:
+    ids = [str(n) for n in range(count)]
+
+    chunks = plan_tasks(ids)
+
+    assert [i for chunk in chunks for i in chunk] == ids
+    assert all(1 <= len(chunk) <= MAX_CHUNK for chunk in chunks)
+    # enough tasks to keep every worker thread busy, as the docstring promises
+    assert len(chunks) >= min(count, SINGLE_TASK_LIMIT)
