@@ -30,8 +30,9 @@ from postier.ledger.queries import (
     unpublished,
 )
 from postier.ledger.states import transition
-from postier.providers.errors import ProviderError, UnsupportedFeatureError
-from postier.providers.results import DeliveryState, StatusReport
+from postier.providers.errors import AmbiguousError, ProviderError, UnsupportedFeatureError
+from postier.providers.results import DeliveryState, Provider, StatusReport
+from postier.providers.results import InboundMessage as ReceivedMessage
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def poll_whatsapp_inbox(dispatcher: Dispatcher, app: Celery | None = None) -> li
     for platform in dispatcher.settings.afilnet.whatsapp_platform_ids:
         chats = whatsapp.get_chats(platform)
         for chat in chats:
-            for inbound in whatsapp.get_unread_messages(platform, chat.destination):
+            for inbound in _unread_messages(dispatcher, platform, chat.destination):
                 row = InboundMessage(
                     provider=inbound.provider.value,
                     provider_message_id=inbound.message_id,
@@ -209,6 +210,37 @@ def poll_whatsapp_inbox(dispatcher: Dispatcher, app: Celery | None = None) -> li
         for inbound_id in stored:
             _run_hook(hook, inbound_id, app)
     return stored
+
+
+def _unread_messages(
+    dispatcher: Dispatcher, platform: str, destination: str
+) -> list[ReceivedMessage]:
+    """The chat's unread inbound messages.
+
+    ``getunreadmessages`` marks what it returns as read, so when its answer is lost the chat
+    is read instead (``getmessages``, as the client's docstring prescribes): every inbound
+    message it lists is returned, and those already stored are skipped by ``record_inbound``.
+    """
+    whatsapp = dispatcher.clients.whatsapp
+    try:
+        return whatsapp.get_unread_messages(platform, destination)
+    except AmbiguousError:
+        log.warning(
+            "unread messages lost in transit; reading the chat", extra={"platform": platform}
+        )
+    return [
+        ReceivedMessage(
+            provider=Provider.AFILNET,
+            message_id=entry.message_id,
+            sender=entry.destination,
+            text=entry.text,
+            received_at=entry.at,
+            channel="whatsapp",
+            raw=entry.raw,
+        )
+        for entry in whatsapp.get_messages(platform, destination)
+        if not entry.outbound
+    ]
 
 
 def _run_hook(hook: str, inbound_id: int, app: Celery | None) -> None:
