@@ -372,3 +372,27 @@ def test_inbox_hook_given_as_a_task_name_is_sent_to_the_hooks_queue(
     (task,) = queued_tasks(redis_client, tasknames.QUEUE_HOOKS)
     assert (task.name, task.args) == ("postier.hooks.on_inbound", [stored])
     assert queued_tasks(redis_client, tasknames.QUEUE_SEND) == []
+
+
+def test_inbox_poll_whose_answer_is_lost_reads_the_chat_and_stores_each_message_once(
+    hooked: Dispatcher, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    """getunreadmessages marks messages read: a lost answer must not lose them."""
+    state = sandbox.afilnet.state
+    earlier = inject_inbound(state, "100", "33612345693", "Bonjour")
+    (earlier_row,) = poll_whatsapp_inbox(hooked)
+    later = inject_inbound(state, "100", "33612345693", "Vous êtes là ?")
+    # getchats answers; getunreadmessages is processed (marked read), then its answer is lost
+    sandbox.set_faults("afilnet", script=["ok", "drop_after"])
+
+    (later_row,) = poll_whatsapp_inbox(hooked)
+
+    rows = inbound_rows(ledger)
+    assert [(r.id, r.provider_message_id) for r in rows] == [
+        (earlier_row, earlier),
+        (later_row, later),
+    ]
+    assert rows[1].text == "Vous êtes là ?"
+    assert rows[1].sender == "+33612345693"
+    assert [earlier_row, later_row] == HOOK_CALLS
+    assert poll_whatsapp_inbox(hooked) == []
