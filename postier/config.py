@@ -8,6 +8,7 @@ Every value comes from the environment (prefix ``POSTIER_``, nested with ``__``,
 from __future__ import annotations
 
 import json
+from datetime import time
 from functools import lru_cache
 from typing import Literal
 
@@ -121,6 +122,41 @@ class DispatchSettings(BaseModel):
     inbound_hook: str | None = None
 
 
+class CampaignSettings(BaseModel):
+    """Bulk campaigns (``postier.campaigns``): fan-out sizes, French quiet hours, estimates."""
+
+    #: contacts per fan-out task (a task builds, stores and publishes this many messages)
+    chunk_size: int = Field(default=1000, ge=1, le=20000)
+    #: recipients per Octopush request when every message of a campaign has the same text
+    #: (at most 500, Octopush v1's limit)
+    batch_size: int = Field(default=500, ge=1, le=500)
+    #: marketing quiet hours, in this zone: nothing from ``quiet_start`` to ``quiet_end``
+    timezone: str = "Europe/Paris"
+    quiet_start: time = time(20, 0)
+    quiet_end: time = time(8, 0)
+    #: no marketing on Sundays
+    quiet_sundays: bool = True
+    #: no marketing on this country's public holidays (``holidays`` package codes)
+    holidays_country: str = "FR"
+    #: a subdivision with extra holidays, e.g. "57" (Moselle: Good Friday, 26 December)
+    holidays_subdivision: str | None = None
+    #: price of one SMS part per provider, for estimates only (assumed; set your contract's)
+    price_per_part: dict[str, float] = Field(
+        default_factory=lambda: {"octopush": 0.055, "primotexto": 0.05, "afilnet": 0.06}
+    )
+    #: seconds between two passes of beat over the campaigns (start, release, finish)
+    tick_interval: float = 1.0
+    #: a plan or fan-out task not done after this many seconds is published again
+    republish_after: float = 30.0
+    #: an Octopush batch waits at most this long for a rate-limit token
+    batch_max_block: float = 5.0
+    #: a batch left in ``sending`` this long is settled by resending its request_id (kept
+    #: below ``dispatch.stuck_after``, so the reaper never resends its rows one by one)
+    batch_stuck_after: float = 30.0
+    #: take Primotexto's unsubscribers into the opt-out list before each campaign
+    sync_primotexto_unsubscribers: bool = True
+
+
 class RateLimit(BaseModel):
     """A provider account's global send rate: GCRA with ``rate`` per second and ``burst``.
 
@@ -164,6 +200,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     default_region: str = "FR"
     #: the ledger: ``sqlite:///var/postier.db`` (relative to the working directory; the
     #: directory is created) or ``postgresql+psycopg://user@host/db`` for several hosts

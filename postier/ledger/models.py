@@ -1,4 +1,4 @@
-"""The ledger's tables: messages, their delivery events, inbound messages and campaigns.
+"""The ledger's tables: messages, their delivery events, inbound messages, campaigns, opt-outs.
 
 The ledger is the source of truth (ARCHITECTURE.md, "Data flow"): only message ids cross the
 broker, so bodies, numbers and provider answers live here. Message ids are made by the caller
@@ -63,10 +63,17 @@ class MessageKind(StrEnum):
 
 
 class CampaignStatus(StrEnum):
+    """Where a campaign is (``postier.campaigns.lifecycle`` moves it)."""
+
     DRAFT = "draft"
+    #: waiting for its start (or the end of the marketing quiet hours)
+    SCHEDULED = "scheduled"
     RUNNING = "running"
+    PAUSED = "paused"
     DONE = "done"
     CANCELLED = "cancelled"
+    #: its audience could not be read (unknown group, unusable CSV); ``error`` says why
+    FAILED = "failed"
 
 
 def _enum_column(enum: type[StrEnum], length: int) -> sa.Enum:
@@ -95,7 +102,11 @@ class Message(SQLModel, table=True):
     """One message to one recipient, from creation to its final delivery state."""
 
     __tablename__ = "messages"
-    __table_args__ = (sa.Index("ix_messages_status_send_at", "status", "send_at"),)
+    __table_args__ = (
+        sa.Index("ix_messages_status_send_at", "status", "send_at"),
+        # a campaign's rows by state: batch claims, releases, counts (postier.campaigns)
+        sa.Index("ix_messages_campaign_id_status", "campaign_id", "status"),
+    )
 
     id: str = Field(default_factory=new_message_id, primary_key=True, max_length=32)
     channel: Channel = Field(sa_type=_enum_column(Channel, 16))
@@ -175,7 +186,10 @@ class InboundMessage(SQLModel, table=True):
 
 
 class Campaign(SQLModel, table=True):
-    """A named batch of messages; ``spec`` holds what it sends to whom (extended later)."""
+    """A named batch of messages; ``spec`` holds what it sends (``postier.campaigns.spec``).
+
+    The audience is kept apart (``CampaignAudience``) so reading a campaign stays cheap.
+    """
 
     __tablename__ = "campaigns"
 
@@ -187,6 +201,83 @@ class Campaign(SQLModel, table=True):
     spec: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: when its messages may go out (marketing quiet hours applied)
+    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: contacts in the audience, once read by the plan task
+    audience_size: int | None = None
+    #: fan-out chunks, once planned; None: the audience was not read yet
+    chunks_total: int | None = None
+    #: when the plan task was last handed to the broker
+    plan_published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: why the campaign failed, or why its plan is being retried
+    error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class CampaignAudience(SQLModel, table=True):
+    """Who a campaign goes to, as given: CSV text, a JSON list, or an Afilnet group id."""
+
+    __tablename__ = "campaign_audiences"
+
+    campaign_id: str = Field(
+        foreign_key="campaigns.id", ondelete="CASCADE", primary_key=True, max_length=32
+    )
+    #: "csv", "list" or "group"
+    kind: str = Field(max_length=16)
+    content: str = Field(sa_type=sa.Text)
+
+
+class CampaignChunk(SQLModel, table=True):
+    """Contacts ``start`` to ``stop`` (positions in the audience) of a campaign: one fan-out task.
+
+    ``contacts`` holds the slice until the task has turned it into messages, then is cleared.
+    """
+
+    __tablename__ = "campaign_chunks"
+
+    campaign_id: str = Field(
+        foreign_key="campaigns.id", ondelete="CASCADE", primary_key=True, max_length=32
+    )
+    start: int = Field(
+        primary_key=True, sa_type=sa.Integer, sa_column_kwargs={"autoincrement": False}
+    )
+    stop: int
+    contacts: list[Any] | None = Field(default=None, sa_type=json_type())
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: messages stored, and contacts left out (refused, repeated, opted out)
+    created: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    opted_out: int = 0
+
+
+class CampaignRejection(SQLModel, table=True):
+    """A contact a campaign could not send to: its line, the field and the rule it broke."""
+
+    __tablename__ = "campaign_rejections"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=bigint_pk_type())
+    campaign_id: str = Field(
+        foreign_key="campaigns.id", ondelete="CASCADE", index=True, max_length=32
+    )
+    #: CSV line (the header is line 1), or position in a list or group (from 1)
+    line: int
+    field: str = Field(max_length=64)
+    rule: str = Field(max_length=64)
+    message: str = Field(sa_type=sa.Text)
+
+
+class OptOut(SQLModel, table=True):
+    """A number that must get no campaign: STOP received, unsubscribed, or added by hand."""
+
+    __tablename__ = "opt_outs"
+
+    #: E.164
+    recipient: str = Field(primary_key=True, max_length=32)
+    #: "local", "primotexto" (its unsubscribers list) or "octopush" (a STOP SMS received)
+    source: str = Field(max_length=32)
+    detail: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 #: the Core tables, for set-based statements (typed, unlike ``Model.__table__``)
@@ -194,3 +285,7 @@ messages_table: sa.Table = SQLModel.metadata.tables["messages"]
 delivery_events_table: sa.Table = SQLModel.metadata.tables["delivery_events"]
 inbound_messages_table: sa.Table = SQLModel.metadata.tables["inbound_messages"]
 campaigns_table: sa.Table = SQLModel.metadata.tables["campaigns"]
+campaign_audiences_table: sa.Table = SQLModel.metadata.tables["campaign_audiences"]
+campaign_chunks_table: sa.Table = SQLModel.metadata.tables["campaign_chunks"]
+campaign_rejections_table: sa.Table = SQLModel.metadata.tables["campaign_rejections"]
+opt_outs_table: sa.Table = SQLModel.metadata.tables["opt_outs"]

@@ -18,7 +18,18 @@ from postier.ledger.migrations.rendering import render_plain_type
 from postier.ledger.models import Campaign, Message, campaigns_table, messages_table
 from tests.ledger.conftest import message_row
 
-LEDGER_TABLES = {"messages", "delivery_events", "inbound_messages", "campaigns"}
+LEDGER_TABLES = {
+    "messages",
+    "delivery_events",
+    "inbound_messages",
+    "campaigns",
+    "campaign_audiences",
+    "campaign_chunks",
+    "campaign_rejections",
+    "opt_outs",
+}
+#: the newest migration
+HEAD = "0002"
 
 
 def _diffs(engine: Engine) -> list[object]:
@@ -40,7 +51,7 @@ def test_upgrade_from_empty_creates_every_table_and_matches_the_models(
         assert set(inspect(engine).get_table_names()) == set()
         upgrade(engine)
         assert set(inspect(engine).get_table_names()) == LEDGER_TABLES | {"alembic_version"}
-        assert _head(engine) == "0001"
+        assert _head(engine) == HEAD
         # what `alembic check` does: the models and the migrated schema agree
         assert _diffs(engine) == []
     finally:
@@ -54,7 +65,7 @@ def test_upgrade_twice_is_harmless_and_downgrade_to_base_removes_the_tables(
     engine = make_engine(empty_database_url)
     try:
         upgrade(engine)
-        assert _head(engine) == "0001"
+        assert _head(engine) == HEAD
         downgrade(engine, "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         assert _head(engine) is None
