@@ -61,7 +61,14 @@ def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
     table.add_row("Ledger", stack.database_url)
     if stack.sandbox is not None:
         table.add_row("Sandbox", stack.sandbox.url)
-    table.add_row("Flower", stack.flower_url)
+    credentials = stack.flower_credentials
+    if credentials is not None and not get_settings().flower.password.get_secret_value():
+        user, password = credentials
+        table.add_row("Flower", f"{stack.flower_url} (user {user}, generated password {password})")
+    else:
+        table.add_row("Flower", f"{stack.flower_url} (authentication from settings)")
+    if stack.metrics_ports:
+        table.add_row("Metrics", stack.metrics_url())
     table.add_row("Logs", str(stack.workdir))
     console.print(table)
     from postier.redis_server import check_noeviction
@@ -130,15 +137,76 @@ def webhooks(
     """Receive pushed callbacks (Octopush delivery receipts and inbound SMS)."""
     import uvicorn
 
+    from postier.logs import configure_logging
     from postier.webhooks import create_app
 
     settings = get_settings()
+    configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.webhooks.host,
         port=port or settings.webhooks.port,
         access_log=False,
+        log_config=None,
     )
+
+
+@app.command()
+def flower() -> None:
+    """Run Flower (``celery -A worker flower``) behind the authentication of the settings."""
+    import os
+    import sys
+
+    from postier.flower import FLOWER_ARGS, FlowerAuthError, flower_environment
+
+    try:
+        env = flower_environment(get_settings().flower)
+    except FlowerAuthError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(code=2) from exc
+    # exec: Flower takes this process's place (PID 1 in a container gets the signals)
+    os.execve(  # noqa: S606 - our own interpreter, fixed arguments
+        sys.executable,
+        [sys.executable, "-m", "celery", *FLOWER_ARGS],
+        {**os.environ, **env},
+    )
+
+
+@app.command()
+def health(
+    worker: bool = typer.Option(False, help="also ping any worker over the broker"),
+    worker_name: str | None = typer.Option(
+        None, help="ping this worker (e.g. worker@$HOSTNAME); implies --worker"
+    ),
+    timeout: float = typer.Option(3.0, help="seconds each check may take"),
+) -> None:
+    """Liveness: Redis and the ledger answer (and a worker); exit 0 when all do, else 1."""
+    from postier.health import run_checks
+    from postier.logs import known_secrets, mask_text
+
+    settings = get_settings()
+    results = run_checks(settings, timeout=timeout, worker=worker, worker_name=worker_name)
+    secrets = known_secrets(settings)
+    for result in results:
+        mark = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
+        detail = mask_text(result.detail, secrets)
+        console.print(f"{result.name}: {mark} {detail} ({result.seconds * 1000:.0f} ms)")
+    if not all(result.ok for result in results):
+        raise typer.Exit(code=1)
+
+
+@app.command("env-example")
+def env_example(
+    write: Path | None = typer.Option(None, help="write to this file instead of printing"),
+) -> None:
+    """Every setting with its default and meaning, as a .env file (the source of .env.example)."""
+    from postier.envexample import render_env_example
+
+    text = render_env_example()
+    if write is None:
+        typer.echo(text, nl=False)
+    else:
+        write.write_text(text, encoding="utf-8")
 
 
 @db_app.command("upgrade")

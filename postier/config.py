@@ -19,9 +19,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class HttpSettings(BaseModel):
     """Timeouts and the short in-process retry budget shared by every provider client."""
 
+    #: seconds to open a connection to a provider
     connect_timeout: float = 3.0
+    #: seconds to wait for a provider's answer once the request is sent
     read_timeout: float = 10.0
+    #: seconds to wait for a free connection of the client's pool
     pool_timeout: float = 2.0
+    #: connections one provider client keeps open at most
     max_connections: int = 20
     #: attempts of one call (first included) for errors that surely did not reach the provider
     short_retry_attempts: int = 3
@@ -32,35 +36,49 @@ class HttpSettings(BaseModel):
 class AfilnetSettings(BaseModel):
     """Afilnet account (WhatsApp, contacts, SMS): one endpoint, credentials in the POST body."""
 
+    #: the HTTP API endpoint
     base_url: str = "https://www.afilnet.com/api/http/"
+    #: the account's user (its e-mail)
     user: str = ""
+    #: the account's password
     password: SecretStr = SecretStr("")
     #: "post": credentials as form fields; "basic": an Authorization header. Never the URL.
     auth: Literal["post", "basic"] = "post"
     #: WhatsApp channel ids to send from and to poll for inbound messages
     whatsapp_platform_ids: list[str] = Field(default_factory=list)
+    #: sender id of SMS sent through Afilnet
     sms_sender: str = "Postier"
 
 
 class PrimotextoSettings(BaseModel):
     """Primotexto REST API v2."""
 
+    #: the REST API root
     base_url: str = "https://api.primotexto.com/v2/"
+    #: the account's API key
     api_key: SecretStr = SecretStr("")
+    #: sender id of SMS (unset: the account's default)
     sender: str | None = None
 
 
 class OctopushSettings(BaseModel):
     """Octopush: the legacy form API (XML or JSON answers) or the v1 JSON API."""
 
+    #: the legacy form API root
     base_url: str = "https://www.octopush-dm.com/api/"
+    #: the v1 JSON API root
     v1_base_url: str = "https://api.octopush.com/v1/public/"
+    #: the account's login (its e-mail)
     login: str = ""
+    #: the account's API key
     api_key: SecretStr = SecretStr("")
+    #: which API sends: the legacy form API or v1
     transport: Literal["legacy", "v1"] = "legacy"
+    #: the legacy API's answer format
     answer_format: Literal["xml", "json"] = "json"
     #: legacy types: XXX low cost, FR premium, WWW world
     sms_type: Literal["XXX", "FR", "WWW"] = "FR"
+    #: sender id of SMS (unset: the account's default)
     sender: str | None = "Postier"
     #: sign legacy requests with request_keys/request_sha1
     sign_requests: bool = True
@@ -72,7 +90,9 @@ class OctopushSettings(BaseModel):
 class SandboxSettings(BaseModel):
     """The local provider simulator."""
 
+    #: address ``postier sandbox`` listens on
     host: str = "127.0.0.1"
+    #: port ``postier sandbox`` listens on
     port: int = 8025
     #: seconds after which a sent message moves on to its final delivery state
     delivery_delay: float = 1.0
@@ -81,14 +101,18 @@ class SandboxSettings(BaseModel):
 class WebhookSettings(BaseModel):
     """The receiver of pushed callbacks (Octopush receipts and inbound SMS)."""
 
+    #: address ``postier webhooks`` listens on
     host: str = "127.0.0.1"
+    #: port ``postier webhooks`` listens on
     port: int = 8026
 
 
 class RoutingSettings(BaseModel):
     """Which provider sends what, and where a message goes when its provider gives up."""
 
+    #: provider of notification SMS (codes, reminders)
     sms_notification: Literal["primotexto", "octopush", "afilnet"] = "primotexto"
+    #: provider of marketing SMS
     sms_marketing: Literal["primotexto", "octopush", "afilnet"] = "octopush"
     #: provider -> fallback provider for the same channel (SMS only; WhatsApp has one provider)
     sms_fallback: dict[str, str] = Field(
@@ -103,15 +127,21 @@ class DispatchSettings(BaseModel):
     max_attempts: int = 5
     #: exponential backoff with full jitter for Celery retries: base * 2**n, capped
     backoff_base: float = 2.0
+    #: the cap of that backoff, in seconds
     backoff_max: float = 300.0
     #: a rate-limit wait up to this many seconds blocks the worker; longer ones reschedule
     rate_limit_max_block: float = 1.0
-    #: beat periods, in seconds
+    #: beat periods, in seconds: this one releases scheduled rows whose time has come
     release_interval: float = 0.5
+    #: seconds between two passes publishing queued rows the broker never got
     republish_interval: float = 30.0
+    #: a queued row unpublished for this many seconds is published again
     republish_after: float = 120.0
+    #: seconds between two polls of the providers' delivery states
     poll_delivery_interval: float = 5.0
+    #: seconds between two polls of the WhatsApp inbox
     poll_inbox_interval: float = 5.0
+    #: seconds between two passes reconciling sends stuck in ``sending``
     reap_interval: float = 30.0
     #: a row in ``sending`` for longer than this is reconciled by a status lookup
     stuck_after: float = 120.0
@@ -120,6 +150,69 @@ class DispatchSettings(BaseModel):
     ambiguous_policy: Literal["hold", "resend"] = "hold"
     #: Celery task name (or "module:function") called with each stored inbound message id
     inbound_hook: str | None = None
+
+
+class FlowerSettings(BaseModel):
+    """Flower, the live view of workers and tasks: behind authentication by default.
+
+    ``postier flower`` (and ``postier up``) start ``celery -A worker flower`` with these. Basic
+    auth is on unless OAuth is configured; ``postier up`` generates and prints a password when
+    none is set, ``postier flower`` refuses to start without one. OAuth: set ``auth_provider``
+    (e.g. ``flower.views.auth.GoogleAuth2LoginHandler``), ``auth`` (a regexp of the e-mails let
+    in) and the ``oauth2_*`` values (deploy/README.md).
+    """
+
+    #: address Flower listens on
+    host: str = "127.0.0.1"
+    #: port Flower listens on
+    port: int = 5555
+    #: the basic-auth user
+    user: str = "postier"
+    #: the basic-auth password (``postier up`` generates one when empty)
+    password: SecretStr = SecretStr("")
+    #: OAuth handler class instead of basic auth, e.g. flower.views.auth.GithubLoginHandler
+    auth_provider: str | None = None
+    #: with OAuth: a regexp of the e-mail addresses allowed in
+    auth: str | None = None
+    #: with OAuth: the OAuth application's client id
+    oauth2_key: str | None = None
+    #: with OAuth: the OAuth application's client secret
+    oauth2_secret: SecretStr = SecretStr("")
+    #: with OAuth: the callback URL registered with the provider (…/login)
+    oauth2_redirect_uri: str | None = None
+    #: keep Flower's task history across restarts in ``db``
+    persistent: bool = False
+    #: the file of Flower's persistent state
+    db: str = "var/flower.db"
+    #: workers offline for this many seconds leave the page
+    purge_offline_workers: int = 60
+    #: serve Flower under this path prefix (behind a reverse proxy), e.g. "flower"
+    url_prefix: str | None = None
+
+
+class MetricsSettings(BaseModel):
+    """The workers' Prometheus endpoint (``postier.metrics``)."""
+
+    #: serve /metrics from each worker
+    enabled: bool = True
+    #: address the worker's /metrics listens on (0.0.0.0 in a container)
+    host: str = "127.0.0.1"
+    #: port of the worker's /metrics; one per worker on a host
+    port: int = 9540
+    #: directory of the per-process files of a prefork pool (unset: a temporary one)
+    multiprocess_dir: str | None = None
+    #: seconds a ledger count (messages by provider and state) is reused; 0 turns it off
+    ledger_interval: float = 30.0
+
+
+class LogSettings(BaseModel):
+    """Logging of every role (``postier.logs``): numbers and secrets are masked."""
+
+    #: the least severe level written (DEBUG, INFO, WARNING, ERROR); unset: Celery's
+    #: --loglevel for the worker and beat, INFO for the other roles
+    level: str | None = None
+    #: "text" for people, "json" (one object per line) for a log collector
+    format: Literal["text", "json"] = "text"
 
 
 class CampaignSettings(BaseModel):
@@ -201,6 +294,10 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
+    flower: FlowerSettings = Field(default_factory=FlowerSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    #: the country of numbers written without a country code (national form)
     default_region: str = "FR"
     #: the ledger: ``sqlite:///var/postier.db`` (relative to the working directory; the
     #: directory is created) or ``postgresql+psycopg://user@host/db`` for several hosts

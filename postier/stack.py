@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from postier import tasknames
-from postier.config import Settings, get_settings
+from postier.config import FlowerSettings, Settings, get_settings
+from postier.flower import FLOWER_ARGS, flower_environment, uses_oauth, with_generated_password
 from postier.ledger.db import make_engine, upgrade
 from postier.redis_server import RedisHandle, ensure_redis, start_private_redis
 from postier.sandbox.server import SandboxServer
@@ -44,6 +46,11 @@ class StackOptions:
     beat: bool = True
     flower: bool = True
     flower_port: int = 5555
+    #: Flower's basic-auth password (None: settings' ``flower.password``, else a random one)
+    flower_password: str | None = None
+    #: the first worker's /metrics port (None: settings' ``metrics.port``; 0: a free port);
+    #: every other worker gets a free port
+    metrics_port: int | None = None
     #: the webhook receiver (Octopush receipts); 0 picks a free port
     webhooks: bool = True
     webhooks_port: int = 0
@@ -79,6 +86,9 @@ class Stack:
         self.database_url = options.database_url or f"sqlite:///{self.workdir / 'postier.db'}"
         self.redis_url = ""
         self.webhooks_url = ""
+        #: each worker's /metrics port, by role name
+        self.metrics_ports: dict[str, int] = {}
+        self._flower_settings: FlowerSettings | None = None
 
     # -- settings ------------------------------------------------------------------------
     @property
@@ -129,11 +139,17 @@ class Stack:
             self.start_flower()
         return self
 
-    def _spawn(self, name: str, args: list[str], module: str = "celery") -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        module: str = "celery",
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", module, *args],
-            env=self._child_env(),
+            env={**self._child_env(), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -141,8 +157,18 @@ class Stack:
         self.processes[name] = process
         return process
 
+    def _metrics_port(self, name: str) -> int:
+        wanted = self.options.metrics_port
+        if wanted is None:
+            wanted = self.settings.metrics.port
+        if wanted == 0 or any(p == wanted for p in self.metrics_ports.values()):
+            return _free_port()
+        return wanted
+
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
         opts = self.options
+        port = self._metrics_port(name)
+        self.metrics_ports[name] = port
         return self._spawn(
             name,
             [
@@ -161,7 +187,12 @@ class Stack:
                 f"{name}@%h",
                 "-E",
             ],
+            extra_env={"POSTIER_METRICS__PORT": str(port)},
         )
+
+    def metrics_url(self, name: str = "worker") -> str:
+        """The /metrics URL of the worker ``name``."""
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def start_webhooks(self) -> subprocess.Popen[bytes]:
         """The webhook receiver, and the sandbox's Octopush callbacks pointed at it."""
@@ -215,17 +246,34 @@ class Stack:
             ],
         )
 
+    @property
+    def flower_settings(self) -> FlowerSettings:
+        """Flower's settings in this stack: on 127.0.0.1, always behind authentication."""
+        if self._flower_settings is None:
+            flower = self.settings.flower.model_copy(
+                update={"host": "127.0.0.1", "port": self.options.flower_port}
+            )
+            if self.options.flower_password is not None:
+                flower = flower.model_copy(
+                    update={"password": SecretStr(self.options.flower_password)}
+                )
+            if flower.persistent:
+                flower = flower.model_copy(update={"db": str(self.workdir / "flower.db")})
+            self._flower_settings = with_generated_password(flower)
+        return self._flower_settings
+
+    @property
+    def flower_credentials(self) -> tuple[str, str] | None:
+        """Flower's basic-auth user and password (None when OAuth is configured instead)."""
+        flower = self.flower_settings
+        if uses_oauth(flower):
+            return None
+        return flower.user, flower.password.get_secret_value()
+
     def start_flower(self) -> subprocess.Popen[bytes]:
+        """``celery -A worker flower`` with its options (and credentials) in the environment."""
         return self._spawn(
-            "flower",
-            [
-                "-A",
-                "worker",
-                "flower",
-                f"--port={self.options.flower_port}",
-                "--address=127.0.0.1",
-                "--purge_offline_workers=60",
-            ],
+            "flower", list(FLOWER_ARGS), extra_env=flower_environment(self.flower_settings)
         )
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from postier import tasknames
+from postier import logs, tasknames
 from postier.celery_app import create_celery_app
 from postier.config import DispatchSettings, get_settings
 
@@ -33,4 +33,5 @@ def beat_schedule(dispatch: DispatchSettings) -> dict[str, dict[str, Any]]:
 
 
 app = create_celery_app(main="scheduler")
+logs.connect_celery_signals()
 app.conf.beat_schedule = beat_schedule(get_settings().dispatch)

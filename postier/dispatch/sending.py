@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from postier import metrics
 from postier.config import Settings
 from postier.dispatch.clients import ProviderClients
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
@@ -106,6 +107,7 @@ class Dispatcher:
             provider = message.provider or ""
         wait = self._take_token(provider)
         if wait > 0:
+            metrics.count_deferral(provider)
             return self._defer(message_id, wait)
         with session_scope(self.engine) as session:
             claimed = claim_for_sending(session, message_id)
@@ -135,15 +137,20 @@ class Dispatcher:
         if limit is None:
             return 0.0
         key = limiter_key(provider, account_id(self.settings, provider))
-        return float(
-            self.limiter.wait(
-                key, limit.rate, limit.burst, max_block=self.settings.dispatch.rate_limit_max_block
+        with metrics.time_rate_limit(provider):
+            return float(
+                self.limiter.wait(
+                    key,
+                    limit.rate,
+                    limit.burst,
+                    max_block=self.settings.dispatch.rate_limit_max_block,
+                )
             )
-        )
 
     def _attempt(self, message: Message) -> SendOutcome:
         try:
-            receipt = self.call_provider(message)
+            with metrics.time_send(message.provider):
+                receipt = self.call_provider(message)
         except RetryableError as exc:
             return self._after_retryable(message, exc)
         except AmbiguousError as exc:
@@ -218,6 +225,7 @@ class Dispatcher:
                 last_error=None,
                 **counted,
             )
+        metrics.count_message(message.provider, MessageStatus.SENT)
         log.info(
             "sent",
             extra={
@@ -250,6 +258,7 @@ class Dispatcher:
                 last_error=str(exc),
                 send_at=datetime.now(UTC) + timedelta(seconds=delay),
             )
+        metrics.count_retry(message.provider)
         return SendOutcome(MessageStatus.SCHEDULED)
 
     def _after_permanent(self, message: Message, exc: PermanentError) -> SendOutcome:
@@ -268,6 +277,7 @@ class Dispatcher:
                 detail=f"ambiguous: {exc}",
                 last_error=str(exc),
             )
+        metrics.count_message(message.provider, MessageStatus.UNKNOWN)
         resolution = resolve_ambiguous(self, message)
         if resolution is Resolution.RESEND:
             return SendOutcome(MessageStatus.QUEUED, republish=True)
@@ -297,6 +307,7 @@ class Dispatcher:
                 payload=payload,
                 last_error=reason,
             )
+        metrics.count_message(message.provider, MessageStatus.QUEUED if moved else None)
         log.warning(
             "failover",
             extra={"message_id": message.id, "provider": message.provider, "fallback": fallback},
@@ -315,6 +326,7 @@ class Dispatcher:
                 raw=dict(exc.raw) if exc is not None and isinstance(exc.raw, dict) else None,
                 last_error=reason,
             )
+        metrics.count_message(message.provider, MessageStatus.FAILED)
         log.warning(
             "failed",
             extra={

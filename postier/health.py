@@ -1,0 +1,118 @@
+"""Liveness checks for probes: Redis answers, the ledger answers, optionally a worker answers.
+
+``postier health`` runs them and exits 0 when all pass, 1 otherwise, so a container probe, a
+systemd watchdog script or a load balancer can use it as is. Each check has its own timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from postier.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check: its name, whether it passed, what it saw and how long it took."""
+
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+def _timed(name: str, check: Callable[[], str]) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        detail = check()
+        ok = True
+    except (redis.RedisError, OSError, SQLAlchemyError, RuntimeError) as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        ok = False
+    return CheckResult(name, ok, detail, time.perf_counter() - started)
+
+
+def check_redis(settings: Settings, timeout: float) -> CheckResult:
+    """PING the broker (also the rate limiter's store)."""
+
+    def ping() -> str:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        try:
+            if not client.ping():
+                raise RuntimeError("no PONG")
+        finally:
+            client.close()
+        return "PONG"
+
+    return _timed("redis", ping)
+
+
+def check_ledger(settings: Settings, timeout: float) -> CheckResult:
+    """``SELECT 1`` on the ledger database."""
+    from postier.ledger.db import make_engine
+
+    def select_one() -> str:
+        url = make_url(settings.database_url)
+        kwargs: dict[str, Any] = {}
+        if url.get_backend_name() == "sqlite":
+            # connecting would create an empty file; a missing ledger is a failure
+            database = url.database or ""
+            if database and database != ":memory:" and not Path(database).exists():
+                raise RuntimeError(f"no ledger file {database} (run `postier db upgrade`)")
+        else:
+            kwargs["connect_args"] = {"connect_timeout": max(1, round(timeout))}
+        engine = make_engine(settings.database_url, **kwargs)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return engine.dialect.name
+        finally:
+            engine.dispose()
+
+    return _timed("ledger", select_one)
+
+
+def check_worker(settings: Settings, timeout: float, name: str | None = None) -> CheckResult:
+    """A worker (``name``, e.g. ``worker@host``, or any) answers a ping over the broker."""
+    from postier.celery_app import create_celery_app
+
+    def ping() -> str:
+        app = create_celery_app(settings, main="health")
+        try:
+            replies = app.control.ping(destination=[name] if name else None, timeout=timeout)
+        finally:
+            app.close()
+        answered = sorted(node for reply in replies or [] for node in reply)
+        if not answered:
+            raise RuntimeError(f"no answer from {name or 'any worker'} within {timeout}s")
+        return ", ".join(answered)
+
+    return _timed("worker", ping)
+
+
+def run_checks(
+    settings: Settings,
+    *,
+    timeout: float = 3.0,
+    worker: bool = False,
+    worker_name: str | None = None,
+) -> list[CheckResult]:
+    """Redis and the ledger, plus a worker ping when ``worker`` or ``worker_name`` is given."""
+    results = [check_redis(settings, timeout), check_ledger(settings, timeout)]
+    if worker or worker_name:
+        results.append(check_worker(settings, timeout, worker_name))
+    return results
+
+
+__all__ = ["CheckResult", "check_ledger", "check_redis", "check_worker", "run_checks"]

@@ -1,0 +1,441 @@
+"""Prometheus metrics of the workers, served on ``/metrics`` by each worker's main process.
+
+What is measured, and where:
+
+- ``postier_messages_total{provider,state}``: messages a worker moved to ``state`` (sent,
+  scheduled for a retry or after a rate limit, unknown, failed, queued for a fallback provider),
+  counted at the dispatcher's call sites (``postier.dispatch.sending``);
+- ``postier_send_duration_seconds{provider}``: the provider call, success or not;
+- ``postier_send_retries_total{provider}``: attempts that ended in a scheduled retry;
+- ``postier_rate_limit_wait_seconds{provider}``: time spent waiting for a rate-limit token
+  (0 when none was needed), and ``postier_rate_limit_deferrals_total{provider}``: sends put back
+  to ``scheduled`` because the wait was longer than ``rate_limit_max_block``;
+- ``postier_tasks_total{task,state}``: Celery tasks run, from the ``task_postrun`` signal;
+- ``postier_queue_depth{queue}`` and ``postier_queue_unacked``: Redis ``LLEN`` of the send
+  queues (every priority level) and the broker's unacknowledged deliveries, read at scrape time;
+- ``postier_ledger_messages{provider,state}``: ledger rows by provider and state (delivered and
+  undelivered included), counted at most every ``metrics.ledger_interval`` seconds.
+
+The last two families are cluster-wide: every worker reports the same numbers, so dashboards
+take ``max`` over instances rather than ``sum``.
+
+A prefork pool runs tasks in child processes: the worker's main process then switches
+``prometheus_client`` to its multiprocess mode (a directory of per-process files, aggregated
+at scrape time) before the pool forks. The threads, solo and gevent pools run tasks in the main
+process and use one plain registry. Either way the exporter is started by the ``worker_init``
+signal in the main process, so ``celery -A worker worker`` needs nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server, values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+
+from postier import tasknames
+from postier.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: provider calls: a fast answer is tens of ms, the read timeout is 10 s by default
+SEND_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: rate-limit waits: none (a Redis round trip), then up to ``rate_limit_max_block``
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: kombu's Redis transport keeps one list per priority step: ``queue``, ``queue\x06\x163``, …
+KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_UNACKED_KEY = "unacked"
+#: the label of a message whose provider is not known yet
+NO_PROVIDER = "none"
+
+
+class DispatchMetrics:
+    """The metric objects the dispatcher and the task signals record into.
+
+    ``registry=None`` leaves them unregistered, as the multiprocess mode wants (its collector
+    reads the per-process files instead).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.messages = Counter(
+            "postier_messages",
+            "Messages a worker moved to a state, by provider.",
+            ["provider", "state"],
+            registry=registry,
+        )
+        self.send_duration = Histogram(
+            "postier_send_duration_seconds",
+            "Duration of provider send calls, whatever their outcome.",
+            ["provider"],
+            buckets=SEND_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "postier_send_retries",
+            "Send attempts that ended in a scheduled retry.",
+            ["provider"],
+            registry=registry,
+        )
+        self.rate_limit_wait = Histogram(
+            "postier_rate_limit_wait_seconds",
+            "Time spent waiting for a rate-limit token before a send (0 when none was needed).",
+            ["provider"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.rate_limit_deferrals = Counter(
+            "postier_rate_limit_deferrals",
+            "Sends put back to scheduled because the rate-limit wait exceeded the block limit.",
+            ["provider"],
+            registry=registry,
+        )
+        self.tasks = Counter(
+            "postier_tasks",
+            "Celery tasks run by this worker, by task name and final state.",
+            ["task", "state"],
+            registry=registry,
+        )
+
+
+#: the metrics of a process that runs tasks in itself (threads/solo pool, tests, producers)
+PROCESS_REGISTRY = CollectorRegistry()
+_lock = threading.Lock()
+_metrics: DispatchMetrics | None = None
+_multiprocess = False
+
+
+def get_metrics() -> DispatchMetrics:
+    """This process's metrics, created on first use (after the worker chose its mode)."""
+    global _metrics
+    found = _metrics
+    if found is not None:
+        return found
+    with _lock:
+        if _metrics is None:
+            _metrics = DispatchMetrics(None if _multiprocess else PROCESS_REGISTRY)
+        return _metrics
+
+
+def _label(provider: str | None) -> str:
+    return provider or NO_PROVIDER
+
+
+# -- the dispatcher's call sites -------------------------------------------------------------------
+def count_message(provider: str | None, state: Any) -> None:
+    """One message moved to ``state`` (a ``MessageStatus`` or its value) with ``provider``;
+    ``None`` (the row had moved on already) counts nothing."""
+    if state is not None:
+        get_metrics().messages.labels(_label(provider), str(getattr(state, "value", state))).inc()
+
+
+def count_retry(provider: str | None) -> None:
+    """An attempt ended in a retry scheduled for later (also a message moved to scheduled)."""
+    found = get_metrics()
+    found.retries.labels(_label(provider)).inc()
+    found.messages.labels(_label(provider), "scheduled").inc()
+
+
+def count_deferral(provider: str | None) -> None:
+    """A send was put back because its rate-limit wait was too long to block for (also a
+    message moved to scheduled)."""
+    found = get_metrics()
+    found.rate_limit_deferrals.labels(_label(provider)).inc()
+    found.messages.labels(_label(provider), "scheduled").inc()
+
+
+@contextmanager
+def time_send(provider: str | None) -> Iterator[None]:
+    """Observe the duration of the provider call in the block, even when it raises."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        get_metrics().send_duration.labels(_label(provider)).observe(time.perf_counter() - started)
+
+
+@contextmanager
+def time_rate_limit(provider: str | None) -> Iterator[None]:
+    """Observe how long taking a rate-limit token blocked."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        get_metrics().rate_limit_wait.labels(_label(provider)).observe(
+            time.perf_counter() - started
+        )
+
+
+# -- scrape-time collectors ------------------------------------------------------------------------
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps for ``queue``, one per priority step."""
+    return [
+        queue if step == 0 else f"{queue}{KOMBU_PRIORITY_SEP}{step}"
+        for step in KOMBU_PRIORITY_STEPS
+    ]
+
+
+class QueueDepthCollector(Collector):
+    """``LLEN`` of every send queue and the size of the broker's unacked hash, per scrape."""
+
+    def __init__(self, client: redis.Redis, queues: Sequence[str] = tasknames.ALL_QUEUES) -> None:
+        self.client = client
+        self.queues = tuple(queues)
+
+    def collect(self) -> Iterable[Metric]:
+        depth = GaugeMetricFamily(
+            "postier_queue_depth",
+            "Tasks waiting in a broker queue (Redis LLEN over its priority lists).",
+            labels=["queue"],
+        )
+        unacked = GaugeMetricFamily(
+            "postier_queue_unacked",
+            "Tasks delivered to a worker and not yet acknowledged (every queue).",
+        )
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for queue in self.queues:
+                    for key in queue_keys(queue):
+                        pipe.llen(key)
+                pipe.hlen(KOMBU_UNACKED_KEY)
+                sizes = [int(size) for size in pipe.execute()]
+        except (redis.RedisError, OSError) as exc:
+            log.warning("queue depth not read", extra={"error": str(exc)})
+            return
+        steps = len(KOMBU_PRIORITY_STEPS)
+        for index, queue in enumerate(self.queues):
+            depth.add_metric([queue], sum(sizes[index * steps : (index + 1) * steps]))
+        unacked.add_metric([], sizes[-1])
+        yield depth
+        yield unacked
+
+
+class LedgerCollector(Collector):
+    """Ledger rows by provider and state, counted at most every ``interval`` seconds.
+
+    One ``GROUP BY`` over the messages table: cheap on a small ledger, so it is cached rather
+    than run on every scrape; ``metrics.ledger_interval = 0`` turns it off for a large one.
+    """
+
+    def __init__(self, database_url: str, interval: float) -> None:
+        from postier.ledger.db import make_engine
+
+        self.engine = make_engine(database_url)
+        self.interval = interval
+        self._cached: list[tuple[str, str, int]] | None = None
+        self._cached_at = 0.0
+        self._lock = threading.Lock()
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """``(provider, state, count)`` rows, from the cache when it is fresh."""
+        from sqlalchemy import func, select
+
+        from postier.ledger.models import messages_table
+
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached_at < self.interval:
+                return self._cached
+            table = messages_table
+            query = select(table.c.provider, table.c.status, func.count()).group_by(
+                table.c.provider, table.c.status
+            )
+            with self.engine.connect() as connection:
+                rows = [
+                    (_label(provider), str(getattr(status, "value", status)), int(count))
+                    for provider, status, count in connection.execute(query)
+                ]
+            self._cached, self._cached_at = rows, now
+            return rows
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "postier_ledger_messages",
+            "Messages in the ledger by provider and state (the same on every worker).",
+            labels=["provider", "state"],
+        )
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            rows = self.counts()
+        except SQLAlchemyError as exc:
+            log.warning("ledger counts not read", extra={"error": str(exc)})
+            return
+        for provider, state, count in rows:
+            family.add_metric([provider, state], count)
+        yield family
+
+
+# -- the exporter ----------------------------------------------------------------------------------
+@dataclass
+class Exporter:
+    """A running /metrics endpoint and what it owns."""
+
+    registry: CollectorRegistry
+    port: int
+    server: Any
+    thread: threading.Thread
+    multiprocess_dir: Path | None = None
+    #: a temporary multiprocess directory to remove on stop
+    owned_dir: bool = False
+    collectors: list[Collector] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop serving; remove a temporary multiprocess directory."""
+        self.server.shutdown()
+        self.server.server_close()
+        for collector in self.collectors:
+            if self.registry is PROCESS_REGISTRY:
+                PROCESS_REGISTRY.unregister(collector)
+        if self.owned_dir and self.multiprocess_dir is not None:
+            shutil.rmtree(self.multiprocess_dir, ignore_errors=True)
+
+
+def use_multiprocess_mode(directory: str | None) -> Path:
+    """Switch this process (and the children it forks) to prometheus_client's multiprocess mode.
+
+    Called before the pool forks and before any metric exists. ``PROMETHEUS_MULTIPROC_DIR`` is
+    where prometheus_client's per-process files go (it reads the variable itself); its value
+    class is chosen when the library is imported, so it is switched here explicitly. Files of a
+    previous run are removed: counters restart with the worker, as Prometheus expects.
+    """
+    global _multiprocess, _metrics
+    path = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="postier-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    with _lock:
+        _multiprocess = True
+        _metrics = None
+    return path
+
+
+def start_exporter(settings: Settings, *, multiprocess: bool = False) -> Exporter | None:
+    """Serve /metrics on ``settings.metrics.host:port``; None when disabled or the port is taken.
+
+    A taken port is logged, not raised: a second worker on the same host without its own
+    ``POSTIER_METRICS__PORT`` still sends messages.
+    """
+    config = settings.metrics
+    if not config.enabled:
+        return None
+    directory: Path | None = None
+    if multiprocess:
+        directory = use_multiprocess_mode(config.multiprocess_dir)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    else:
+        registry = PROCESS_REGISTRY
+        get_metrics()
+    collectors: list[Collector] = [QueueDepthCollector(redis.Redis.from_url(settings.redis_url))]
+    if config.ledger_interval > 0:
+        collectors.append(LedgerCollector(settings.database_url, config.ledger_interval))
+    for collector in collectors:
+        registry.register(collector)
+    try:
+        server, thread = start_http_server(config.port, addr=config.host, registry=registry)
+    except OSError as exc:
+        log.warning(
+            "metrics endpoint not started",
+            extra={"port": config.port, "error": str(exc)},
+        )
+        if registry is PROCESS_REGISTRY:
+            for collector in collectors:
+                PROCESS_REGISTRY.unregister(collector)
+        return None
+    port = int(server.server_port)
+    log.info("metrics on http://%s:%d/metrics", config.host, port)
+    return Exporter(
+        registry=registry,
+        port=port,
+        server=server,
+        thread=thread,
+        multiprocess_dir=directory,
+        owned_dir=multiprocess and not config.multiprocess_dir,
+        collectors=collectors,
+    )
+
+
+# -- Celery wiring ---------------------------------------------------------------------------------
+_exporter: Exporter | None = None
+
+
+def _is_prefork(pool_cls: Any) -> bool:
+    from celery.concurrency import get_implementation
+    from celery.concurrency.prefork import TaskPool
+
+    implementation = get_implementation(pool_cls)
+    return isinstance(implementation, type) and issubclass(implementation, TaskPool)
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    global _exporter
+    prefork = _is_prefork(getattr(sender, "pool_cls", None) or "prefork")
+    _exporter = start_exporter(get_settings(), multiprocess=prefork)
+
+
+def _on_worker_shutdown(**_: Any) -> None:
+    global _exporter
+    if _exporter is not None:
+        _exporter.stop()
+        _exporter = None
+
+
+def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:
+    if _multiprocess:
+        mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
+
+
+def _on_task_postrun(task: Any = None, state: str | None = None, **_: Any) -> None:
+    name = getattr(task, "name", None) or "unknown"
+    get_metrics().tasks.labels(name, state or "UNKNOWN").inc()
+
+
+def connect_worker_signals() -> None:
+    """Start the exporter with the worker and count tasks; idempotent (``dispatch_uid``)."""
+    from celery import signals
+
+    signals.worker_init.connect(_on_worker_init, dispatch_uid="postier.metrics.init", weak=False)
+    signals.worker_shutdown.connect(
+        _on_worker_shutdown, dispatch_uid="postier.metrics.shutdown", weak=False
+    )
+    signals.worker_process_shutdown.connect(
+        _on_process_shutdown, dispatch_uid="postier.metrics.process_shutdown", weak=False
+    )
+    signals.task_postrun.connect(
+        _on_task_postrun, dispatch_uid="postier.metrics.postrun", weak=False
+    )
+
+
+__all__ = [
+    "PROCESS_REGISTRY",
+    "DispatchMetrics",
+    "Exporter",
+    "LedgerCollector",
+    "QueueDepthCollector",
+    "connect_worker_signals",
+    "count_deferral",
+    "count_message",
+    "count_retry",
+    "get_metrics",
+    "queue_keys",
+    "start_exporter",
+    "time_rate_limit",
+    "time_send",
+    "use_multiprocess_mode",
+]
