@@ -24,9 +24,11 @@ from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
 from postier.ledger.queries import get_message, insert_messages
 from postier.rules import (
+    add_stop_mention,
     check_file_url,
     check_text,
     file_type_for_url,
+    has_stop_mention,
     normalize_number,
     validate_sender,
 )
@@ -118,7 +120,18 @@ class Producer:
             self.settings, channel="sms", category=request.category, requested=request.provider
         )
         transport = self.settings.octopush.transport if provider == "octopush" else None
-        info = check_text(provider, request.text, transport=transport, field="text")
+        text = request.text
+        octopush = self.settings.octopush
+        if (
+            provider == "octopush"
+            and request.category == "marketing"
+            and octopush.sms_type == "FR"
+            and text.strip()
+            and not has_stop_mention(text)
+        ):
+            # French premium marketing must carry "STOP au XXXXX" (seed 003, error 121)
+            text = add_stop_mention(text, octopush.stop_short_code)
+        info = check_text(provider, text, transport=transport, field="text")
         sender = validate_sender(request.sender, field="sender") if request.sender else None
         payload: dict[str, Any] = {}
         if sender:
@@ -128,7 +141,7 @@ class Producer:
             channel=Channel.SMS,
             provider=provider,
             recipient=recipient,
-            body=request.text,
+            body=text,
             payload=payload,
             category=request.category,
             send_at=_check_send_at(request.send_at),

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from celery import Celery
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
@@ -23,10 +25,12 @@ from postier.ledger.models import InboundMessage, Message, MessageStatus
 from postier.ledger.queries import (
     awaiting_delivery,
     find_by_provider_message_id,
+    mark_inbound_dispatched,
     mark_status_checked,
     record_inbound,
     release_due,
     stuck_sending,
+    undispatched_inbound,
     unpublished,
 )
 from postier.ledger.states import transition
@@ -85,10 +89,18 @@ def reap_stuck_sends(dispatcher: Dispatcher, publisher: Publisher, limit: int = 
             )
         if not moved:
             continue
+        if message.attempts > dispatcher.settings.dispatch.max_attempts:
+            # lost its worker on every attempt: a poison message, not bad luck; a person decides
+            count += 1
+            continue
         count += 1
         if resolve_ambiguous(dispatcher, message) is Resolution.RESEND:
             publisher.publish([message.id])
     return count
+
+
+#: states in which a row may be waiting for the provider's word on a send
+IN_FLIGHT = (MessageStatus.SENDING, MessageStatus.UNKNOWN, MessageStatus.SENT)
 
 
 def apply_report(engine: Engine, message: Message, report: StatusReport) -> bool:
@@ -172,16 +184,41 @@ def apply_receipt(engine: Engine, report: StatusReport, recipient: str | None = 
 
     The ledger keeps the request's ticket; a receipt names one SMS of it. The ticket, or the
     receipt's own id, finds the row (one ledger message is one request to one recipient).
+    A receipt can also arrive for a send whose answer we never read (the worker died, or
+    Octopush answered 120 to a resend): then the in-flight row to that number without a
+    ticket is the one, and the receipt itself proves the provider accepted it.
     """
     provider = report.provider.value
+    ticket = report.message_id.split(":", 1)[0]
     with session_scope(engine) as session:
         message = find_by_provider_message_id(session, provider, report.message_id)
-        if message is None and ":" in report.message_id:
-            ticket = report.message_id.split(":", 1)[0]
+        if message is None and ticket != report.message_id:
             message = find_by_provider_message_id(session, provider, ticket)
+        if message is None and recipient is not None:
+            message = session.exec(
+                select(Message)
+                .where(
+                    col(Message.provider) == provider,
+                    col(Message.recipient) == recipient,
+                    col(Message.provider_message_id).is_(None),
+                    col(Message.status).in_(IN_FLIGHT),
+                )
+                .order_by(col(Message.sending_started_at))
+            ).first()
         if message is None or (recipient is not None and message.recipient != recipient):
             return False
         session.expunge(message)
+    if message.status in (MessageStatus.SENDING, MessageStatus.UNKNOWN):
+        with session_scope(engine) as session:
+            transition(
+                session,
+                message.id,
+                [MessageStatus.SENDING, MessageStatus.UNKNOWN],
+                MessageStatus.SENT,
+                provider_status=report.provider_status,
+                detail="a delivery receipt proves the provider accepted it",
+                provider_message_id=ticket,
+            )
     return apply_report(engine, message, report)
 
 
@@ -205,11 +242,40 @@ def poll_whatsapp_inbox(dispatcher: Dispatcher, app: Celery | None = None) -> li
                     if record_inbound(session, row):
                         session.flush()
                         stored.append(int(row.id or 0))
-    hook = dispatcher.settings.dispatch.inbound_hook
-    if hook:
-        for inbound_id in stored:
-            _run_hook(hook, inbound_id, app)
+    run_inbound_hooks(dispatcher, app)
     return stored
+
+
+def run_inbound_hooks(dispatcher: Dispatcher, app: Celery | None, limit: int = 500) -> int:
+    """Run the application's hook for every stored inbound message it has not seen yet.
+
+    Inbound rows come from the WhatsApp poll and from the webhook receiver (Octopush SMS);
+    each is claimed by stamping ``hook_dispatched_at`` (so two pollers never both run it) and
+    un-stamped when the hook raises, so the next pass tries again.
+    """
+    hook = dispatcher.settings.dispatch.inbound_hook
+    if not hook:
+        return 0
+    with session_scope(dispatcher.engine) as session:
+        pending = [row.id for row in undispatched_inbound(session, limit) if row.id is not None]
+    ran = 0
+    for inbound_id in pending:
+        with session_scope(dispatcher.engine) as session:
+            if not mark_inbound_dispatched(session, inbound_id, _now()):
+                continue
+        try:
+            _run_hook(hook, inbound_id, app)
+        except Exception:  # the application's code: any failure means "not delivered yet"
+            log.exception("inbound hook failed; will retry", extra={"inbound_id": inbound_id})
+            with session_scope(dispatcher.engine) as session:
+                session.execute(
+                    update(InboundMessage)
+                    .where(col(InboundMessage.id) == inbound_id)
+                    .values(hook_dispatched_at=None)
+                )
+            continue
+        ran += 1
+    return ran
 
 
 def _unread_messages(

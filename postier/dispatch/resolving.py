@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: clock skew allowed between our attempt's start and the provider's message time
 LOOKUP_SLACK = timedelta(minutes=2)
+#: the same for Primotexto's lookup by number, which cannot compare texts: kept small, so an
+#: earlier message to the same number is not taken for ours (a resend within these seconds
+#: still could be; the ledger event says the row was settled "by number")
+NUMBER_LOOKUP_SLACK = timedelta(seconds=5)
 
 
 class Resolution(Enum):
@@ -104,7 +108,7 @@ def _resolve_by_number(dispatcher: Dispatcher, message: Message) -> Resolution:
     started = message.sending_started_at
     if started is not None and isinstance(submitted_ms, (int, float)):
         submitted = datetime.fromtimestamp(submitted_ms / 1000, UTC)
-        if submitted < started - LOOKUP_SLACK:
+        if submitted < started - NUMBER_LOOKUP_SLACK:
             return Resolution.RESEND
     _mark_sent(dispatcher, message, report.message_id, "found by number (Primotexto status)")
     return Resolution.SENT

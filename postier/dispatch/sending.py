@@ -159,6 +159,10 @@ class Dispatcher:
             return self._after_permanent(message, exc)
         except RuleViolation as exc:
             return self._fail(message, f"invalid at send time: {exc}", None)
+        except (KeyError, TypeError, ValueError) as exc:
+            # a payload the ledger should never hold (edited by hand, older version): failing
+            # it beats leaving it in ``sending`` for the reaper to queue again for ever
+            return self._fail(message, f"malformed message payload: {exc!r}", None)
         self._record_sent(message, receipt)
         return SendOutcome(MessageStatus.SENT)
 
@@ -169,7 +173,7 @@ class Dispatcher:
         if message.kind == MessageKind.SMS:
             sms = OutgoingSms(
                 recipients=(message.recipient,),
-                text=self._text_for(provider, message.body),
+                text=self._text_for(provider, message.body, message.category),
                 sender=payload.get("sender"),
                 category="marketing" if message.category == "marketing" else "notification",
                 request_id=message.id,
@@ -201,10 +205,19 @@ class Dispatcher:
             )
         raise UnsupportedFeatureError(f"unknown message kind {message.kind!r}", provider=provider)
 
-    def _text_for(self, provider: str, text: str) -> str:
-        """Octopush French premium refuses a text without "STOP au XXXXX" (seed 003, error 121)."""
+    def _text_for(self, provider: str, text: str, category: str) -> str:
+        """Octopush French premium refuses marketing without "STOP au XXXXX" (seed 003, 121).
+
+        Producers add it when Octopush is chosen at enqueue; this covers a marketing message
+        failed over to Octopush. Notifications go as ``transactional`` and need none.
+        """
         octopush = self.settings.octopush
-        if provider == "octopush" and octopush.sms_type == "FR" and not has_stop_mention(text):
+        if (
+            provider == "octopush"
+            and category == "marketing"
+            and octopush.sms_type == "FR"
+            and not has_stop_mention(text)
+        ):
             return add_stop_mention(text, octopush.stop_short_code)
         return text
 

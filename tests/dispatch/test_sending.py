@@ -630,14 +630,15 @@ def test_rate_limit_wait_within_max_block_blocks_then_sends(
 
 
 @pytest.mark.parametrize(
-    ("provider", "sms_type", "text", "expected"),
+    ("provider", "sms_type", "category", "text", "expected"),
     [
-        ("octopush", "FR", "Soldes", "Soldes\nSTOP au 36111"),
-        ("octopush", "FR", "Soldes STOP au 12345", "Soldes STOP au 12345"),
-        ("octopush", "XXX", "Soldes", "Soldes"),
-        ("octopush", "WWW", "Soldes", "Soldes"),
-        ("primotexto", "FR", "Soldes", "Soldes"),
-        ("afilnet", "FR", "Soldes", "Soldes"),
+        ("octopush", "FR", "marketing", "Soldes", "Soldes\nSTOP au 36111"),
+        ("octopush", "FR", "marketing", "Soldes STOP au 12345", "Soldes STOP au 12345"),
+        ("octopush", "FR", "notification", "Votre code", "Votre code"),
+        ("octopush", "XXX", "marketing", "Soldes", "Soldes"),
+        ("octopush", "WWW", "marketing", "Soldes", "Soldes"),
+        ("primotexto", "FR", "marketing", "Soldes", "Soldes"),
+        ("afilnet", "FR", "marketing", "Soldes", "Soldes"),
     ],
 )
 def test_text_for_adds_the_stop_mention_for_octopush_french_premium(
@@ -645,13 +646,14 @@ def test_text_for_adds_the_stop_mention_for_octopush_french_premium(
     make_dispatcher: MakeDispatcher,
     provider: str,
     sms_type: str,
+    category: str,
     text: str,
     expected: str,
 ) -> None:
     octopush = dispatch_settings.octopush.model_copy(update={"sms_type": sms_type})
     dispatcher = make_dispatcher(dispatch_settings.model_copy(update={"octopush": octopush}))
 
-    assert dispatcher._text_for(provider, text) == expected
+    assert dispatcher._text_for(provider, text, category) == expected
 
 
 def test_octopush_marketing_goes_out_with_the_stop_mention(
@@ -664,7 +666,8 @@ def test_octopush_marketing_goes_out_with_the_stop_mention(
 
     (record,) = sandbox.records("octopush")
     assert record["text"] == "Soldes d'hiver\nSTOP au 36111"
-    assert ledger.get(message_id).body == "Soldes d'hiver"  # the ledger keeps what was asked
+    # the producer added the mention, so the ledger holds (and counted parts of) what went out
+    assert ledger.get(message_id).body == record["text"]
 
 
 @given(
