@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run up test test-fast lint fmt bench chaos sandbox services clean
+.PHONY: run up test test-fast lint fmt bench chaos sandbox services env-example screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## env-example: write .env.example from the settings model (a test checks it is current)
+env-example: $(STAMP)
+	$(BIN)/postier env-example --write .env.example
+
+## screenshots: the stack and the demo batch, Flower opened in headless Chromium -> deploy/docs/
+screenshots: $(STAMP) services
+	$(BIN)/python -m pytest -q tests/deploy/test_flower.py --screenshot-dir deploy/docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

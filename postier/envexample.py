@@ -74,8 +74,16 @@ def field_comments(model: type[BaseModel]) -> dict[str, str]:
 
 def meaning(model: type[BaseModel], name: str) -> str:
     """What the field means: its description, else its ``#:`` comment."""
-    description = model.model_fields[name].description
-    found = description or field_comments(model).get(name)
+    found = model.model_fields[name].description
+    for cls in model.__mro__:  # an inherited field is commented in its own class
+        if found:
+            break
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, BaseModel)
+            and name in vars(cls).get("__annotations__", {})
+        ):
+            found = field_comments(cls).get(name)
     if not found:
         raise UndocumentedSetting(f"{model.__name__}.{name} has no #: comment or description")
     return found
@@ -165,11 +173,11 @@ def _walk(model: BaseModel, prefix: str, lines: list[str], names: list[str]) -> 
 
 
 def render_env_example(settings: Settings | None = None) -> str:
-    """The text of ``.env.example``: the defaults of ``Settings`` read from no environment.
+    """The text of ``.env.example``: the defaults of ``Settings``, whatever the environment.
 
     The top-level settings come first (section "general"), then one section per group.
     """
-    model = settings or Settings(_env_file=None)
+    model = settings or Settings.model_construct()
     names = list(type(model).model_fields)
     general = [n for n in names if not _is_section(getattr(model, n))]
     groups = [n for n in names if _is_section(getattr(model, n))]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start Redis and PostgreSQL for the tests when they are not already answering on 127.0.0.1.
-# Installs them from Debian's packages on a machine that has neither (needs root).
+# Start Redis and PostgreSQL for the tests when they are not already answering on 127.0.0.1,
+# and install Chromium (the Flower browser test). Installs them from Debian's packages on a
+# machine that has none (needs root).
 set -u
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -46,4 +47,13 @@ if ! port_open 5432; then
 fi
 if port_open 5432; then echo "postgresql: up on 127.0.0.1:5432"; else
   echo "postgresql: not available; the PostgreSQL tests say so and are skipped"; fi
+# systemd-analyze, to verify the units of deploy/systemd (tests/deploy/test_systemd.py)
+have systemd-analyze || apt_install systemd
+
+# Chromium, for the Flower browser test and `make screenshots` (Debian's package)
+if ! have chromium; then
+  apt_install chromium
+fi
+if have chromium; then echo "chromium: $(command -v chromium)"; else
+  echo "chromium: not installed; the Flower browser test says so and is skipped"; fi
 exit 0

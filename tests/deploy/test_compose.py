@@ -1,0 +1,234 @@
+"""deploy/compose.yaml and deploy/Dockerfile: structure, commands and variables.
+
+No Docker engine runs here and this docker CLI has no compose plugin, so the file is checked
+by reading it: every service's command is parsed by the real CLI (Typer for ``postier``, Celery's
+click commands for ``celery``), every ``POSTIER_*`` variable must name a setting and the
+values, interpolated with their defaults, must validate. Where ``docker compose`` exists,
+``docker compose config`` validates it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from postier import tasknames
+from postier.flower import FLOWER_ARGS
+from tests.deploy.commands import parse_command, setting_exists, settings_from
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+#: what a container listens on
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104
+IMAGE_SERVICES = {"migrate", "worker", "beat", "flower", "webhooks", "sandbox", "sandbox-callbacks"}
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<rest>.*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` (nested) and ``$$``, from ``env``."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        if text.startswith("$$", index):
+            out.append("$")
+            index += 2
+        elif text.startswith("${", index):
+            depth, end = 0, index
+            while end < len(text):
+                if text.startswith("${", end):
+                    depth += 1
+                    end += 2
+                    continue
+                if text[end] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                end += 1
+            match = _VARIABLE.fullmatch(text[index : end + 1])
+            assert match, f"bad interpolation {text[index : end + 1]!r}"
+            name, op, rest = match["name"], match["op"], match["rest"] or ""
+            assert op != ":?" and op != "?", f"${{{name}}} is required: compose would refuse"
+            value = env.get(name)
+            out.append(value if value else interpolate(rest, env) if op else "")
+            index = end + 1
+        else:
+            out.append(text[index])
+            index += 1
+    return "".join(out)
+
+
+def resolved(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, env)
+    if isinstance(value, list):
+        return [resolved(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: resolved(v, env) for k, v in value.items()}
+    return value
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    found: dict[str, Any] = resolved(data, {})
+    return found
+
+
+def test_services_are_the_roles_and_their_stores(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"redis", "postgres"} | IMAGE_SERVICES
+    for name in IMAGE_SERVICES:
+        service = services[name]
+        assert service["image"] == "postier:local", name
+        assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+        assert service["env_file"] == [{"path": ".env", "required": False}]
+    profiled = {name for name, s in services.items() if s.get("profiles")}
+    assert profiled == {"sandbox", "sandbox-callbacks"}
+    assert all(services[n]["profiles"] == ["sandbox"] for n in profiled)
+    # `docker compose config` needs no engine: where a client with compose exists it must
+    # accept the file (this machine's docker CLI has no compose plugin: the parsing here is it)
+    cli = _compose_cli() or []
+    for profile in ([], ["--profile", "sandbox"]) if cli else ():
+        result = subprocess.run(
+            [*cli, "-f", str(COMPOSE), *profile, "config", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COMPOSE_PROJECT_NAME": "postier-test"},
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_redis_never_evicts_and_keeps_an_append_only_file(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[0] == "redis-server"
+    options = dict(zip(command[1::2], command[2::2], strict=True))
+    assert options["--maxmemory-policy"] == "noeviction"
+    assert options["--appendonly"] == "yes"
+    assert options["--appendfsync"] == "everysec"
+
+
+def test_every_command_parses_with_the_real_cli(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    parsed = {name: parse_command(services[name]["command"]) for name in IMAGE_SERVICES}
+    assert parsed["migrate"].path == ("db", "upgrade")
+    assert parsed["worker"].path == ("worker", "worker")
+    assert parsed["worker"].params["pool"].__module__ == "celery.concurrency.thread"
+    assert parsed["worker"].params["task_events"] is True
+    assert parsed["beat"].path == ("scheduler", "beat")
+    assert parsed["beat"].params["schedule"] == "/var/lib/postier/beat-schedule"
+    assert parsed["flower"].path == ("flower",)
+    assert parsed["webhooks"].path == ("webhooks",)
+    assert parsed["webhooks"].params == {"host": ANY_ADDRESS, "port": 8026}
+    assert parsed["sandbox"].path == ("sandbox",)
+    assert parsed["sandbox"].params == {"host": ANY_ADDRESS, "port": 8025}
+    assert parsed["sandbox-callbacks"].program == "python"
+    worker_probe = services["worker"]["healthcheck"]["test"]
+    assert worker_probe[0] == "CMD-SHELL"
+    assert parse_command(worker_probe[1]).params["worker_name"] == "worker@$HOSTNAME"
+    beat_probe = services["beat"]["healthcheck"]["test"]
+    assert beat_probe[0] == "CMD" and parse_command(beat_probe[1:]).path == ("health",)
+
+
+def test_the_commands_are_the_ones_the_stack_runs(compose: dict[str, Any]) -> None:
+    """``postier up`` and the tests start the same roles (postier/stack.py)."""
+    from postier.stack import Stack, StackOptions
+
+    stack = Stack(StackOptions())
+    worker = compose["services"]["worker"]["command"]
+    queues = worker[worker.index("-Q") + 1].split(",")
+    assert queues == list(tasknames.ALL_QUEUES)
+    assert stack.options.worker_pool == worker[worker.index("--pool") + 1]
+    # `postier flower` execs `celery -A worker flower`, as the stack starts it
+    assert FLOWER_ARGS == ("-A", "worker", "flower")
+    callbacks = compose["services"]["sandbox-callbacks"]["command"][2]
+    from postier.webhooks import INBOUND_PATH, RECEIPTS_PATH
+
+    assert RECEIPTS_PATH in callbacks and INBOUND_PATH in callbacks
+
+
+def test_every_variable_is_a_setting_and_validates(compose: dict[str, Any]) -> None:
+    for name in IMAGE_SERVICES:
+        env = compose["services"][name].get("environment", {})
+        unknown = [key for key in env if not setting_exists(key)]
+        assert not unknown, f"{name}: {unknown} are not settings"
+        settings = settings_from(env)
+        assert settings.redis_url == "redis://redis:6379/0"
+        assert settings.database_url == "postgresql+psycopg://postier:postier@postgres:5432/postier"
+        assert settings.log.format == "json"
+    worker = settings_from(compose["services"]["worker"]["environment"])
+    assert (worker.metrics.host, worker.metrics.port) == (ANY_ADDRESS, 9540)
+    assert "9540" in compose["services"]["worker"]["expose"]
+    flower = settings_from(compose["services"]["flower"]["environment"])
+    assert (flower.flower.host, flower.flower.port, flower.flower.persistent) == (
+        ANY_ADDRESS,
+        5555,
+        True,
+    )
+    assert compose["services"]["flower"]["ports"] == ["127.0.0.1:5555:5555"]
+
+
+def test_interpolation_takes_the_env_file_values() -> None:
+    data = yaml.safe_load(COMPOSE.read_text())
+    env = {"POSTGRES_PASSWORD": "s3cret", "POSTIER_LOG__FORMAT": "text"}
+    worker = resolved(data, env)["services"]["worker"]["environment"]
+    assert worker["POSTIER_DATABASE_URL"].endswith("postier:s3cret@postgres:5432/postier")
+    assert worker["POSTIER_LOG__FORMAT"] == "text"
+
+
+def test_roles_start_after_migrations_and_workers_shut_down_warm(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("worker", "beat", "webhooks"):
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+    worker = services["worker"]
+    assert worker["stop_signal"] == "SIGTERM"
+    assert int(worker["stop_grace_period"].rstrip("s")) >= 60
+    assert "deploy" not in services["beat"], "one beat: never replicated"
+
+
+def test_the_dockerfile_builds_from_files_that_exist() -> None:
+    lines = [
+        line.strip()
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copies = [
+        line.split()[1:-1] for line in lines if line.startswith("COPY ") and "--from" not in line
+    ]
+    for sources in copies:
+        for source in sources:
+            assert (ROOT / source).exists(), source
+    packaged = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    copied = {source for sources in copies for source in sources}
+    assert {"postier", "producers", "worker", "scheduler"} <= packaged & copied
+    assert any(line.startswith("USER ") and "root" not in line for line in lines)
+    assert 'CMD ["postier", "--help"]' in lines
+    assert "STOPSIGNAL SIGTERM" in lines
+    ignore = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "**" in ignore and "!postier/**" in ignore
+
+
+def _compose_cli() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    probe = subprocess.run(
+        [docker, "compose", "version"], capture_output=True, text=True, timeout=30
+    )
+    return [docker, "compose"] if probe.returncode == 0 else None

@@ -1,0 +1,162 @@
+"""deploy/k8s: the kustomize base, read resource by resource and rendered by kubectl.
+
+No cluster runs here: the manifests are checked by reading them (commands parsed by the real
+CLI, variables against the settings) and rendered with ``kubectl kustomize`` (client side).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.commands import parse_command, setting_exists, settings_from
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+
+
+def load_base() -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    """The kustomization and its resources, keyed by (kind, name)."""
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    resources: dict[tuple[str, str], dict[str, Any]] = {}
+    for name in kustomization["resources"]:
+        for document in yaml.safe_load_all((K8S / name).read_text()):
+            resources[(document["kind"], document["metadata"]["name"])] = document
+    return kustomization, resources
+
+
+@pytest.fixture(scope="module")
+def base() -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    return load_base()
+
+
+def pod_spec(resource: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = resource["spec"]["template"]["spec"]
+    return spec
+
+
+def test_the_base_has_every_role(base: Any) -> None:
+    _, resources = base
+    assert set(resources) == {
+        ("Job", "postier-migrate"),
+        ("Deployment", "postier-worker"),
+        ("Deployment", "postier-beat"),
+        ("Deployment", "postier-flower"),
+        ("Service", "postier-flower"),
+        ("Deployment", "postier-webhooks"),
+        ("Service", "postier-webhooks"),
+    }
+
+
+def test_every_container_command_parses_and_reads_config_and_secrets(base: Any) -> None:
+    kustomization, resources = base
+    config = kustomization["configMapGenerator"][0]["name"]
+    secret = kustomization["secretGenerator"][0]["name"]
+    paths = {}
+    for (kind, name), resource in resources.items():
+        if kind == "Service":
+            continue
+        spec = pod_spec(resource)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        (container,) = spec["containers"]
+        assert container["image"] == "postier"
+        assert container["envFrom"] == [
+            {"configMapRef": {"name": config}},
+            {"secretRef": {"name": secret}},
+        ]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        paths[name] = parse_command(container["command"]).path
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = container.get(probe, {}).get("exec", {}).get("command")
+            if command:
+                assert parse_command(command).path == ("health",)
+    assert paths == {
+        "postier-migrate": ("db", "upgrade"),
+        "postier-worker": ("worker", "worker"),
+        "postier-beat": ("scheduler", "beat"),
+        "postier-flower": ("flower",),
+        "postier-webhooks": ("webhooks",),
+    }
+
+
+def test_workers_scale_and_shut_down_warm(base: Any) -> None:
+    _, resources = base
+    worker = resources[("Deployment", "postier-worker")]
+    assert worker["spec"]["replicas"] >= 2
+    assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    spec = pod_spec(worker)
+    assert spec["terminationGracePeriodSeconds"] >= 60
+    (container,) = spec["containers"]
+    # exec form: celery is the container's first process and gets the SIGTERM itself
+    assert container["command"][0] == "celery"
+    assert "lifecycle" not in container, "no preStop: SIGTERM is Celery's warm shutdown"
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9540}]
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9540"
+    probe = container["livenessProbe"]["exec"]["command"]
+    assert parse_command(probe).params["worker_name"] == "worker@$HOSTNAME"
+
+
+def test_one_beat_and_flower_behind_auth(base: Any) -> None:
+    _, resources = base
+    beat = resources[("Deployment", "postier-beat")]
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"] == {"type": "Recreate"}
+    flower = resources[("Deployment", "postier-flower")]
+    (container,) = pod_spec(flower)["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthcheck"
+    assert resources[("Service", "postier-flower")]["spec"]["ports"][0]["port"] == 5555
+    job = resources[("Job", "postier-migrate")]
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    assert pod_spec(job)["restartPolicy"] == "OnFailure"
+
+
+def test_config_and_secret_keys_are_settings(base: Any) -> None:
+    kustomization, _ = base
+    literals = dict(
+        line.split("=", 1) for line in kustomization["configMapGenerator"][0]["literals"]
+    )
+    assert all(setting_exists(key) for key in literals), literals
+    settings = settings_from(literals)
+    assert settings.log.format == "json"
+    assert settings.metrics.port == 9540
+    (env_file,) = kustomization["secretGenerator"][0]["envs"]
+    keys = [
+        line.split("=", 1)[0]
+        for line in (K8S / env_file).read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert all(setting_exists(key) for key in keys), keys
+    assert "POSTIER_FLOWER__PASSWORD" in keys and "POSTIER_DATABASE_URL" in keys
+    assert not set(keys) & set(literals), "a setting is either config or secret"
+
+
+def test_kubectl_renders_the_base() -> None:
+    """``kubectl kustomize`` (client side, no cluster) when kubectl is installed; the same
+    checks on the files themselves otherwise."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        rendered = [doc for _, doc in load_base()[1].items()]
+    else:
+        result = subprocess.run(
+            [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        rendered = list(yaml.safe_load_all(result.stdout))
+        kinds = sorted(doc["kind"] for doc in rendered)
+        assert kinds.count("Deployment") == 4 and "ConfigMap" in kinds and "Secret" in kinds
+        config = next(doc for doc in rendered if doc["kind"] == "ConfigMap")
+        assert config["metadata"]["name"].startswith("postier-config-")
+    for doc in rendered:
+        if doc["kind"] in ("Deployment", "Job"):
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            expected = "postier:local" if kubectl else "postier"
+            assert container["image"] == expected
+            if kubectl:
+                refs = [next(iter(ref.values()))["name"] for ref in container["envFrom"]]
+                assert refs[0].startswith("postier-config-")
+                assert refs[1].startswith("postier-secrets-")
