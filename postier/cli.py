@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
 
 app = typer.Typer(
@@ -17,6 +18,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(contacts_app, name="contacts")
 console = Console()
 
 

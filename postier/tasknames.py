@@ -17,4 +17,12 @@ POLL_DELIVERY_STATES = "postier.poll_delivery_states"
 POLL_WHATSAPP_INBOX = "postier.poll_whatsapp_inbox"
 REAP_STUCK_SENDS = "postier.reap_stuck_sends"
 
+# campaigns (postier.campaigns): plan, fan-out and batches on the send queue; beat's passes
+# match the scheduled queue's "postier.release_*" and "postier.reap_*" routes
+PLAN_CAMPAIGN = "postier.campaigns.plan"
+FAN_OUT_CAMPAIGN_CHUNK = "postier.campaigns.fan_out_chunk"
+SEND_CAMPAIGN_BATCH = "postier.campaigns.send_batch"
+RELEASE_DUE_CAMPAIGNS = "postier.release_due_campaigns"
+REAP_CAMPAIGN_BATCHES = "postier.reap_campaign_batches"
+
 ALL_QUEUES = (QUEUE_SEND, QUEUE_SCHEDULED, QUEUE_HOOKS)

@@ -10,11 +10,14 @@ from typing import Any
 
 from postier import logs, tasknames
 from postier.celery_app import create_celery_app
-from postier.config import DispatchSettings, get_settings
+from postier.config import CampaignSettings, DispatchSettings, get_settings
 
 
-def beat_schedule(dispatch: DispatchSettings) -> dict[str, dict[str, Any]]:
-    """The periodic tasks and their periods (seconds)."""
+def beat_schedule(
+    dispatch: DispatchSettings, campaigns: CampaignSettings | None = None
+) -> dict[str, dict[str, Any]]:
+    """The periodic tasks and their periods (seconds); with ``campaigns``, the campaigns'
+    passes too."""
     entries = {
         "release-due-messages": (tasknames.RELEASE_DUE_MESSAGES, dispatch.release_interval),
         "republish-unpublished": (tasknames.REPUBLISH_UNPUBLISHED, dispatch.republish_interval),
@@ -22,6 +25,16 @@ def beat_schedule(dispatch: DispatchSettings) -> dict[str, dict[str, Any]]:
         "poll-whatsapp-inbox": (tasknames.POLL_WHATSAPP_INBOX, dispatch.poll_inbox_interval),
         "reap-stuck-sends": (tasknames.REAP_STUCK_SENDS, dispatch.reap_interval),
     }
+    if campaigns is not None:
+        entries["release-due-campaigns"] = (
+            tasknames.RELEASE_DUE_CAMPAIGNS,
+            campaigns.tick_interval,
+        )
+        entries["reap-campaign-batches"] = (
+            tasknames.REAP_CAMPAIGN_BATCHES,
+            # settles batches after batch_stuck_after (or half the reaper's stuck_after)
+            max(0.5, min(campaigns.batch_stuck_after, dispatch.stuck_after / 2) / 2),
+        )
     return {
         name: {
             "task": task,
@@ -34,4 +47,4 @@ def beat_schedule(dispatch: DispatchSettings) -> dict[str, dict[str, Any]]:
 
 app = create_celery_app(main="scheduler")
 logs.connect_celery_signals()
-app.conf.beat_schedule = beat_schedule(get_settings().dispatch)
+app.conf.beat_schedule = beat_schedule(get_settings().dispatch, get_settings().campaigns)

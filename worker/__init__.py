@@ -3,7 +3,7 @@
 Importing the package registers every task on ``app``.
 """
 
-from worker import provider_tasks, scheduled_tasks
+from worker import campaign_tasks, provider_tasks, scheduled_tasks
 from worker.app import app
 
-__all__ = ["app", "provider_tasks", "scheduled_tasks"]
+__all__ = ["app", "campaign_tasks", "provider_tasks", "scheduled_tasks"]

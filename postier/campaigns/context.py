@@ -1,0 +1,44 @@
+"""What the campaign functions of one process share: settings, ledger, clients, publishers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+
+from postier.campaigns.quiet_hours import QuietHours
+from postier.campaigns.rows import RowFactory
+from postier.campaigns.tasks import CampaignTasks
+from postier.config import Settings
+from postier.dispatch.clients import ProviderClients
+from postier.dispatch.publishing import Publisher
+from postier.ratelimit import RateLimiter
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CampaignContext:
+    """One per process (the worker builds it once, like its ``Dispatcher``)."""
+
+    settings: Settings
+    engine: Engine
+    clients: ProviderClients
+    #: the producer's row builders (``producers.campaigns.ProducerRowFactory``)
+    factory: RowFactory
+    #: publishes message ids (send tasks)
+    publisher: Publisher
+    #: publishes campaign tasks (plan, fan-out, batches)
+    tasks: CampaignTasks
+    limiter: RateLimiter | None = None
+    #: the time the rules are applied at (start times, quiet hours); tests move it
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @cached_property
+    def quiet_hours(self) -> QuietHours:
+        return QuietHours.from_settings(self.settings.campaigns)
