@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from postier import tasknames
+from postier.dispatch.batching import send_chunk
 from worker.app import app
 from worker.context import process_context
 
@@ -23,19 +24,14 @@ def send_message(message_id: str) -> str | None:
 
 @app.task(name=tasknames.SEND_MESSAGES)
 def send_messages(message_ids: list[str]) -> int:
-    """Send a chunk of messages of a bulk enqueue, one claim each; returns how many were sent.
+    """Send a chunk of messages of a bulk enqueue; returns how many were sent.
 
-    A chunk cut short (worker lost) leaves its remaining rows ``queued``; beat republishes them.
+    Octopush SMS of the chunk with one same text go in one request each (``batching``); the
+    others are sent one claim each. A chunk cut short (worker lost) leaves its remaining rows
+    ``queued``; beat republishes them.
     """
     dispatcher, publisher = process_context(app)
-    sent = 0
-    again: list[str] = []
-    for message_id in message_ids:
-        outcome = dispatcher.send(message_id)
-        if outcome.republish:
-            again.append(message_id)
-        if outcome.status is not None and outcome.status.value == "sent":
-            sent += 1
-    if again:
-        publisher.publish(again)
-    return sent
+    result = send_chunk(dispatcher, message_ids)
+    if result.republish:
+        publisher.publish(result.republish)
+    return result.sent

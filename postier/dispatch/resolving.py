@@ -49,7 +49,14 @@ class Resolution(Enum):
 def resolve_ambiguous(dispatcher: Dispatcher, message: Message) -> Resolution:
     """Decide an ``unknown`` message: mark it sent, queue it again, or hold it for a person."""
     try:
-        if message.provider == "octopush" and message.kind == MessageKind.SMS:
+        if message.provider == "octopush" and (message.provider_message_id or "").startswith(
+            "batch:"
+        ):
+            # sent in a multi-recipient request: settled as a group (dispatch.batching)
+            from postier.dispatch.batching import resolve_batch
+
+            resolution = resolve_batch(dispatcher, message)
+        elif message.provider == "octopush" and message.kind == MessageKind.SMS:
             resolution = _resolve_by_dedupe(dispatcher, message)
         elif message.channel == "whatsapp":
             resolution = _resolve_by_chat(dispatcher, message)

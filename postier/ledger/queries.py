@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postier.ledger.bulk import chunks as _chunks
@@ -128,6 +128,9 @@ def claim_for_sending(
     None when the row is not queued (another worker claimed it, it was cancelled, or it is
     a duplicate delivery of the task). Commit before calling the provider, so the reaper can
     see a send that a dead worker left in ``sending``.
+
+    ``provider_message_id`` is cleared: an id from an earlier attempt (or the ``batch:`` tag of
+    a multi-recipient request that was retried) must not be taken for this attempt's.
     """
     at = now or utcnow()
     messages = messages_table
@@ -139,10 +142,27 @@ def claim_for_sending(
         now=at,
         attempts=messages.c.attempts + 1,
         sending_started_at=at,
+        provider_message_id=None,
     )
     if not claimed:
         return None
     return session.get(Message, message_id, populate_existing=True)
+
+
+def queued_rows(session: Session, message_ids: Sequence[str]) -> list[Row[Any]]:
+    """The ``queued`` rows among ``message_ids``, every column, in the order given.
+
+    Core rows, not ``Message`` objects: a worker sending a chunk of a campaign reads a hundred
+    rows at once and needs no identity map for them.
+    """
+    messages = messages_table
+    found: dict[str, Row[Any]] = {}
+    for chunk in _chunks(list(message_ids)):
+        query = select(messages).where(
+            messages.c.id.in_(chunk), messages.c.status == MessageStatus.QUEUED
+        )
+        found.update((row.id, row) for row in session.execute(query))
+    return [found[id_] for id_ in dict.fromkeys(message_ids) if id_ in found]
 
 
 def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> list[Message]:
@@ -368,6 +388,7 @@ __all__ = [
     "mark_inbound_dispatched",
     "mark_published",
     "mark_status_checked",
+    "queued_rows",
     "record_inbound",
     "release_due",
     "stuck_sending",
