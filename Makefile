@@ -35,6 +35,19 @@ test: $(STAMP) services
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
+## bench: Postier against a plain Celery baseline in the same run (BENCH_ARGS=--quick: small)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) services
+	$(BIN)/python -m postier.bench $(BENCH_ARGS)
+
+## chaos: fault scenarios, each audited (provider's record vs ledger); CHAOS_ARGS=--quick: small
+chaos: $(STAMP) services
+	$(BIN)/python -m postier.chaos $(CHAOS_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,83 @@
+"""``postier bench`` / ``python -m postier.bench`` / ``make bench``: the benchmark's command."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from postier.bench.options import BenchOptions
+
+_defaults = BenchOptions()
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="small sizes: a minute or two in all")
+    ] = False,
+    workdir: Annotated[
+        Path, typer.Option(help="ledgers, logs and the private Redis")
+    ] = _defaults.workdir,
+    baseline: Annotated[
+        int, typer.Option(help="messages the baseline drains")
+    ] = _defaults.baseline_messages,
+    messages: Annotated[
+        int, typer.Option(help="end-to-end messages per ledger")
+    ] = _defaults.e2e_messages,
+    personalised: Annotated[
+        int, typer.Option(help="end-to-end messages with a text each")
+    ] = _defaults.personalised_messages,
+    bulk: Annotated[
+        int, typer.Option(help="messages of the one bulk call")
+    ] = _defaults.bulk_messages,
+    deferred: Annotated[int, typer.Option(help="scheduled messages")] = _defaults.deferred_messages,
+    window: Annotated[
+        float, typer.Option(help="seconds their times span")
+    ] = _defaults.deferred_window,
+    pool: Annotated[str, typer.Option(help="the worker's pool")] = _defaults.worker_pool,
+    concurrency: Annotated[
+        int, typer.Option(help="the worker's concurrency")
+    ] = _defaults.worker_concurrency,
+    postgres: Annotated[
+        str, typer.Option(help="PostgreSQL server URL ('' to leave it out)")
+    ] = _defaults.postgres_url or "",
+    profile: Annotated[bool, typer.Option(help="sample the worker with py-spy")] = True,
+    skip_deferred: Annotated[
+        bool, typer.Option(help="leave out the deferred-lateness measure")
+    ] = False,
+) -> None:
+    """Measure Postier against a plain Celery baseline in the same run; check the targets."""
+    from postier.bench.harness import run_bench
+    from postier.bench.report import print_report
+
+    options = BenchOptions(
+        workdir=workdir,
+        baseline_messages=baseline,
+        e2e_messages=messages,
+        personalised_messages=personalised,
+        bulk_messages=bulk,
+        deferred_messages=deferred,
+        deferred_window=window,
+        worker_pool=pool,
+        worker_concurrency=concurrency,
+        postgres_url=postgres or None,
+        profile=profile,
+        deferred=not skip_deferred,
+    )
+    if quick:
+        options = replace(options.quick(), workdir=workdir)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a log file or CI: tables wide enough to read
+    report = run_bench(options, console)
+    print_report(report, console)
+    if report.errors:
+        raise typer.Exit(code=1)
+
+
+def main() -> None:
+    """Entry point of ``python -m postier.bench``."""
+    typer.run(bench)

@@ -1,0 +1,352 @@
+"""``make bench``: every measure in one run, against one sandbox process and one private Redis.
+
+Order: the sandbox's own ceiling, the baseline, Postier end to end (SQLite, one text; SQLite,
+personalised texts; PostgreSQL, one text), the producer's bulk call, the campaign fan-out,
+deferred lateness. Each measure starts its own stack on a fresh ledger, so none inherits
+another's rows; a failing measure is reported and the others still run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from rich.console import Console
+
+from postier.bench import runs
+from postier.bench.options import BenchOptions
+from postier.bench.postgres import fresh_database, server_answers
+from postier.bench.profiling import Profile, profile_call
+from postier.bench.provider import SandboxProcess, measure_ceiling
+from postier.bench.report import BenchReport, Figure, Target
+from postier.redis_server import start_private_redis
+
+_T = TypeVar("_T")
+
+#: the targets of the issue, on this machine
+E2E_RATIO_TARGET = 3.0
+BULK_SECONDS_TARGET = 5.0
+LATENESS_P99_TARGET = 1.5
+WORKER_RSS_TARGET = 200.0
+
+
+class _Steps:
+    """Runs each measure under a status line; an exception becomes an error of the report."""
+
+    def __init__(self, console: Console, report: BenchReport) -> None:
+        self.console = console
+        self.report = report
+
+    def run(self, what: str, step: Callable[[], _T]) -> _T | None:
+        started = time.monotonic()
+        with self.console.status(f"{what}…"):
+            try:
+                value = step()
+            except Exception as exc:  # noqa: BLE001 - one failed measure must not stop the run
+                self.report.errors.append(f"{what}: {type(exc).__name__}: {exc}")
+                self.console.print(f"[red]✗[/] {what}: {exc}")
+                return None
+        self.console.print(f"[green]✓[/] {what} ({time.monotonic() - started:.0f} s)")
+        return value
+
+
+def _limit_of(profile: Profile | None, fallback: str) -> str:
+    return profile.finding() if profile is not None and profile.error is None else fallback
+
+
+def run_bench(options: BenchOptions, console: Console) -> BenchReport:
+    """Run every measure of ``options``; the report (printed by the caller)."""
+    workdir = options.workdir.resolve()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    report = BenchReport()
+    steps = _Steps(console, report)
+    redis = start_private_redis(data_dir=workdir / "redis")
+    sandbox = SandboxProcess(workdir / "sandbox").start()
+    environment = runs.Environment(
+        workdir=workdir,
+        redis_url=redis.url,
+        redis_pid=redis.process.pid if redis.process is not None else None,
+        sandbox=sandbox,
+    )
+    try:
+        _measure(options, environment, steps, report)
+    finally:
+        sandbox.stop()
+        redis.stop()
+    return report
+
+
+def _measure(
+    options: BenchOptions, env: runs.Environment, steps: _Steps, report: BenchReport
+) -> None:
+    pool, concurrency = options.worker_pool, options.worker_concurrency
+    ceiling = steps.run(
+        "sandbox ceiling", lambda: measure_ceiling(env.sandbox.url, seconds=options.ceiling_seconds)
+    )
+    baseline = steps.run(
+        f"baseline: {options.baseline_messages:,} one-message tasks",
+        lambda: runs.run_baseline(env, options.baseline_messages, options.baseline_concurrency),
+    )
+    base_rate = baseline.rate if baseline is not None else None
+    if ceiling is not None:
+        report.figures.append(
+            Figure(
+                "provider endpoint ceiling (sandbox alone)",
+                ceiling.requests_per_second,
+                "req/s",
+                base_rate,
+                detail=f"{ceiling.tool}; one recipient per request",
+            )
+        )
+    if baseline is not None:
+        report.figures.append(
+            Figure(
+                "baseline: one task per message",
+                baseline.rate,
+                "msg/s",
+                baseline.rate,
+                detail="drained from a full queue; " + "; ".join(baseline.notes),
+            )
+        )
+
+    def e2e(name: str, url: str | None, messages: int, *, same: bool, profile: bool) -> None:
+        measure = steps.run(
+            f"Postier end to end: {name}, {messages:,} messages",
+            lambda: runs.run_end_to_end(
+                env,
+                name.replace(" ", "-").replace(",", ""),
+                url,
+                messages,
+                same_text=same,
+                pool=pool,
+                concurrency=concurrency,
+                profile_seconds=options.profile_seconds if profile else 0.0,
+            ),
+        )
+        if measure is None:
+            return
+        detail = (
+            f"enqueue {measure.enqueue_seconds:.1f} s of {measure.seconds:.1f} s; "
+            f"worker {pool} x{concurrency}"
+        )
+        report.figures.append(
+            Figure(f"end to end, {name}", measure.rate, "msg/s", base_rate, detail=detail)
+        )
+        report.figures.append(
+            Figure(
+                f"worker CPU per message, {name}",
+                measure.worker_cpu_per_message_ms,
+                "ms",
+                baseline.worker_cpu_per_message_ms if baseline is not None else None,
+                better="lower",
+                detail=f"all processes: {measure.total_cpu_per_message_ms:.2f} ms"
+                + (
+                    f" (baseline {baseline.total_cpu_per_message_ms:.2f} ms)"
+                    if baseline is not None
+                    else ""
+                ),
+            )
+        )
+        e2e_results[name] = measure
+        if measure.profile is not None:
+            report.findings.append(f"{name}: {measure.profile.finding()}")
+
+    e2e_results: dict[str, runs.Measure] = {}
+    e2e("SQLite ledger, one text", None, options.e2e_messages, same=True, profile=options.profile)
+    e2e(
+        "SQLite ledger, personalised texts",
+        None,
+        options.personalised_messages,
+        same=False,
+        profile=options.profile,
+    )
+    pg_missing = None
+    if options.postgres_url:
+        pg_missing = server_answers(options.postgres_url)
+        if pg_missing is None:
+            with fresh_database(options.postgres_url) as database_url:
+                e2e(
+                    "PostgreSQL ledger, one text",
+                    database_url,
+                    options.e2e_messages,
+                    same=True,
+                    profile=False,
+                )
+    else:
+        pg_missing = "no PostgreSQL URL given"
+    if pg_missing is not None:
+        report.figures.append(
+            Figure("end to end, PostgreSQL ledger", None, "msg/s", missing=f"n/a: {pg_missing}")
+        )
+
+    bulk = steps.run(
+        f"producer: one bulk call of {options.bulk_messages:,}",
+        lambda: runs.run_bulk(env, options.bulk_messages, pool=pool, concurrency=concurrency),
+    )
+    base_enqueue = (
+        baseline.messages / baseline.enqueue_seconds
+        if baseline is not None and baseline.enqueue_seconds > 0
+        else None
+    )
+    if bulk is not None:
+        report.figures.append(
+            Figure(
+                f"producer: one bulk call of {options.bulk_messages:,}",
+                bulk.rate,
+                "msg/s",
+                base_enqueue,
+                detail=f"{bulk.seconds:.2f} s, rows stored and tasks published; baseline: "
+                "publishing one task per message",
+            )
+        )
+    _campaign_figure(report, base_enqueue)
+    lateness = None
+    if options.deferred:
+        insert_rate = bulk.rate if bulk is not None and bulk.rate > 0 else 1_000.0
+        lead = 5.0 + 1.5 * options.deferred_messages / insert_rate
+        lateness = steps.run(
+            f"deferred: {options.deferred_messages:,} scheduled over {options.deferred_window:g} s",
+            lambda: runs.run_deferred(
+                env,
+                options.deferred_messages,
+                options.deferred_window,
+                pool=pool,
+                concurrency=concurrency,
+                lead=lead,
+            ),
+        )
+    if lateness is not None:
+        detail = f"{lateness.messages:,} sends, {lateness.due_rate:,.0f} due per second"
+        report.figures.append(
+            Figure("deferred lateness p50", lateness.p50, "s", better="lower", detail=detail)
+        )
+        report.figures.append(
+            Figure(
+                "deferred lateness p99",
+                lateness.p99,
+                "s",
+                better="lower",
+                detail=f"worst {lateness.worst:.2f} s",
+            )
+        )
+    measures = list(e2e_results.values())
+    worker_peak = max((m.usage.worker_peak_mib for m in measures), default=None)
+    beat_peak = max((m.usage.beat_peak_mib for m in measures), default=None)
+    if worker_peak is not None:
+        report.figures.append(
+            Figure(
+                "worker peak RSS",
+                worker_peak,
+                "MiB",
+                baseline.usage.worker_peak_mib if baseline is not None else None,
+                better="lower",
+                detail=f"{pool} x{concurrency}; baseline: prefork main + pool, summed",
+            )
+        )
+    if beat_peak is not None:
+        report.figures.append(Figure("beat peak RSS", beat_peak, "MiB", better="lower"))
+    _targets(report, options, e2e_results, base_rate, bulk, lateness, worker_peak, env)
+
+
+def _campaign_figure(report: BenchReport, base_enqueue: float | None) -> None:
+    if importlib.util.find_spec("producers.campaigns") is None:
+        report.figures.append(
+            Figure("campaign fan-out", None, "msg/s", missing="n/a: campaigns not built")
+        )
+        return
+    report.figures.append(
+        Figure(
+            "campaign fan-out",
+            None,
+            "msg/s",
+            base_enqueue,
+            missing="n/a: campaigns present but not yet measured by this harness",
+        )
+    )
+
+
+def _targets(
+    report: BenchReport,
+    options: BenchOptions,
+    e2e_results: dict[str, runs.Measure],
+    base_rate: float | None,
+    bulk: runs.Measure | None,
+    lateness: runs.Lateness | None,
+    worker_peak: float | None,
+    env: runs.Environment,
+) -> None:
+    for name, measure in e2e_results.items():
+        if base_rate is None:
+            break
+        ratio = measure.rate / base_rate
+        met = ratio >= E2E_RATIO_TARGET
+        limit = "" if met else _limit_of(measure.profile, "see the profile of the SQLite run")
+        if not met and "personalised" in name:
+            limit = (
+                "one provider request per message, as the baseline: the HTTP client and the "
+                "sandbox cost about as much per message as the baseline's whole task; "
+                + _limit_of(measure.profile, "")
+            )
+        report.targets.append(
+            Target(f"end to end ≥ 3x baseline ({name})", f"{ratio:.2f}x", met, limit)
+        )
+    if bulk is not None:
+        per_100k = bulk.seconds * 100_000 / max(1, bulk.messages)
+        met = per_100k < BULK_SECONDS_TARGET
+        limit = ""
+        if not met:
+            limit = _profile_producer(env, min(bulk.messages, 20_000))
+        report.targets.append(
+            Target(
+                "100,000 accepted by one bulk call < 5 s",
+                f"{per_100k:.1f} s per 100,000"
+                + ("" if bulk.messages == 100_000 else f" ({bulk.messages:,} measured)"),
+                met,
+                limit,
+            )
+        )
+    if lateness is not None:
+        met = lateness.p99 < LATENESS_P99_TARGET
+        limit = ""
+        if not met:
+            limit = (
+                f"{lateness.due_rate:,.0f} sends due per second; beat releases every "
+                "dispatch.release_interval (0.5 s) and the workers must keep up with the rate"
+            )
+        report.targets.append(
+            Target("deferred p99 lateness < 1.5 s", f"{lateness.p99:.2f} s", met, limit)
+        )
+    if worker_peak is not None:
+        report.targets.append(
+            Target(
+                "worker RSS < 200 MB",
+                f"{worker_peak:.0f} MiB",
+                worker_peak < WORKER_RSS_TARGET,
+                "" if worker_peak < WORKER_RSS_TARGET else "see the worker's pool size",
+            )
+        )
+
+
+def _profile_producer(env: runs.Environment, messages: int) -> str:
+    """Profile a bulk call of ``messages`` in this process (pyinstrument); the finding."""
+    from postier.bench.runs import SAME_TEXT, bench_numbers, bench_settings
+    from postier.ledger.db import make_engine, upgrade
+    from producers.messages import Producer, SmsRequest
+
+    path = env.workdir / "producer-profile" / "ledger.db"
+    shutil.rmtree(path.parent, ignore_errors=True)
+    settings = bench_settings().model_copy(
+        update={"redis_url": env.redis_url, "database_url": f"sqlite:///{path}"}
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    producer = Producer(settings, engine=engine)
+    requests = [SmsRequest(n, SAME_TEXT, provider="octopush") for n in bench_numbers(messages)]
+    _, profile = profile_call(lambda: producer.send_many(requests))
+    env.flush_broker()
+    engine.dispose()
+    return "producer " + profile.finding(top=4)

@@ -1,0 +1,58 @@
+"""What the benchmark measures, and how much: every size is an option, ``--quick`` makes all small.
+
+The defaults keep a full ``make bench`` within about ten minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """Sizes and switches of one benchmark run."""
+
+    workdir: Path = Path("var/bench")
+    #: messages the baseline drains
+    baseline_messages: int = 6_000
+    #: the baseline's prefork processes (Celery's default is the number of CPUs)
+    baseline_concurrency: int = 0
+    #: messages sent end to end, per ledger backend (one text for all: a campaign's)
+    e2e_messages: int = 20_000
+    #: messages with a text of their own each (one provider request each), SQLite ledger
+    personalised_messages: int = 3_000
+    #: messages of the one bulk producer call whose acceptance is timed
+    bulk_messages: int = 100_000
+    #: scheduled messages whose lateness is measured, and the span of their send times
+    deferred_messages: int = 100_000
+    deferred_window: float = 60.0
+    #: recipients of the campaign whose fan-out is timed (when campaigns exist)
+    campaign_recipients: int = 100_000
+    #: seconds of load for the sandbox's own ceiling
+    ceiling_seconds: float = 5.0
+    #: the dispatcher's worker: pool and concurrency (what ``postier up`` starts)
+    worker_pool: str = "threads"
+    worker_concurrency: int = 8
+    #: the ledger on PostgreSQL: a server with trust auth, where a fresh database is made
+    postgres_url: str | None = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    #: sample the worker with py-spy during the SQLite end-to-end run
+    profile: bool = True
+    profile_seconds: float = 8.0
+    #: the deferred-lateness measure (the longest one) may be left out
+    deferred: bool = True
+
+    def quick(self) -> BenchOptions:
+        """Small sizes: the whole run in a minute or two, for a smoke test."""
+        return replace(
+            self,
+            baseline_messages=600,
+            e2e_messages=1_000,
+            personalised_messages=300,
+            bulk_messages=5_000,
+            deferred_messages=2_000,
+            deferred_window=5.0,
+            campaign_recipients=2_000,
+            ceiling_seconds=2.0,
+            profile_seconds=2.0,
+        )

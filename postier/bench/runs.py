@@ -1,0 +1,516 @@
+"""The measures of the benchmark, each against the same sandbox process and the same Redis.
+
+- ``run_baseline``: the plain Celery app of ``postier.bench.baseline`` drains N one-message
+  tasks (prefork pool), timed from the first publish to the provider's last acceptance.
+- ``run_end_to_end``: Postier's stack (``postier.stack``: worker, beat) on a ledger; one
+  ``send_many`` of N SMS, timed from the call to the last ledger ``sent`` event.
+- ``run_bulk``: the duration of one ``send_many`` call of many messages (rows stored and
+  tasks published), the worker running.
+- ``run_deferred``: many scheduled messages due over a window; lateness of each is its
+  ledger ``sent`` time minus its ``send_at``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+from celery import Celery
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Engine
+
+from postier.bench import baseline, procfs
+from postier.bench.profiling import Profile, Sampler
+from postier.bench.provider import SandboxProcess
+from postier.config import RateLimit, Settings
+from postier.ledger.db import make_engine, session_scope
+from postier.ledger.models import MessageStatus, delivery_events_table, messages_table
+from postier.stack import Stack, StackOptions
+
+#: what counts as done for an end-to-end measure: the provider accepted, the ledger says so
+DONE = (
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+)
+SETTLED = (*DONE, MessageStatus.FAILED, MessageStatus.UNKNOWN, MessageStatus.CANCELLED)
+#: the text of every benchmark SMS of the "one text" workload (a campaign's)
+SAME_TEXT = "Soldes d'hiver : -30% sur tout le magasin ce week-end."
+
+
+def bench_numbers(count: int, *, start: int = 0) -> list[str]:
+    """``count`` distinct valid French mobile numbers (E.164)."""
+    return [f"+336{10_000_000 + start + i:08d}" for i in range(count)]
+
+
+def bench_texts(count: int, *, same: bool) -> list[str]:
+    """The texts of the workload: one text for all, or a personalised one each."""
+    if same:
+        return [SAME_TEXT] * count
+    return [f"Bonjour, votre code de connexion est {100_000 + i}." for i in range(count)]
+
+
+def bench_settings() -> Settings:
+    """The stack's settings: defaults, except rate limits far above what is measured.
+
+    The baseline has no rate limit; the benchmark measures the dispatcher, not the limit
+    (the chaos scenario "slow provider, rate limit saturated" covers the limiter).
+    """
+    unlimited = RateLimit(rate=1_000_000.0, burst=100_000)
+    return Settings(
+        _env_file=None,
+        rate_limits={name: unlimited for name in ("afilnet", "primotexto", "octopush")},
+    )
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float, interval: float = 0.2, what: str
+) -> None:
+    """Poll ``condition`` until it holds; ``TimeoutError`` naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+        time.sleep(interval)
+
+
+@dataclass
+class Usage:
+    """CPU seconds and peak memory of the processes of one measure."""
+
+    worker_cpu: float = 0.0
+    other_cpu: float = 0.0
+    worker_peak_mib: float = 0.0
+    beat_peak_mib: float = 0.0
+
+
+@dataclass
+class Measure:
+    """One timed run: how many messages, how long, and what it cost."""
+
+    messages: int
+    seconds: float
+    usage: Usage = field(default_factory=Usage)
+    #: seconds of the enqueue step alone (the producer call or the publishing loop)
+    enqueue_seconds: float = 0.0
+    profile: Profile | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def worker_cpu_per_message_ms(self) -> float:
+        return 1000 * self.usage.worker_cpu / self.messages if self.messages else 0.0
+
+    @property
+    def total_cpu_per_message_ms(self) -> float:
+        total = self.usage.worker_cpu + self.usage.other_cpu
+        return 1000 * total / self.messages if self.messages else 0.0
+
+
+@dataclass
+class Lateness:
+    """How late deferred sends went out, in seconds past their ``send_at``."""
+
+    messages: int
+    p50: float
+    p99: float
+    worst: float
+    #: messages due per second over the window
+    due_rate: float
+
+
+@dataclass
+class Environment:
+    """What every measure shares: a private Redis, the sandbox process, a work directory."""
+
+    workdir: Path
+    redis_url: str
+    redis_pid: int | None
+    sandbox: SandboxProcess
+
+    def flush_broker(self) -> None:
+        """Empty the private Redis: no task of one measure reaches the next."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    def shared_cpu(self) -> float:
+        """CPU seconds of the sandbox, Redis and this process (the producer) so far."""
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        total = own.ru_utime + own.ru_stime + procfs.cpu_seconds(self.sandbox.pid)
+        if self.redis_pid is not None:
+            total += procfs.cpu_seconds(self.redis_pid)
+        return total
+
+
+# -- the baseline ---------------------------------------------------------------------------
+
+
+def _child_env(environment: Environment) -> dict[str, str]:
+    env = dict(os.environ)
+    env["POSTIER_REDIS_URL"] = environment.redis_url
+    env["POSTIER_SANDBOX_URL"] = environment.sandbox.url
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _wait_for_ping(app: Celery, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode}")
+        if app.control.ping(timeout=0.5):
+            return
+    raise RuntimeError("the worker did not answer a ping")
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def run_baseline(environment: Environment, messages: int, concurrency: int = 0) -> Measure:
+    """Drain ``messages`` one-message tasks through the baseline app.
+
+    The queue is filled first and the worker started after, so the rate is the drain alone:
+    ``messages - 1`` over the time from the provider's first acceptance to its last (the
+    baseline's most favourable figure, as in the issue's hand measure).
+    """
+    environment.flush_broker()
+    environment.sandbox.reset()
+    processes = concurrency or os.cpu_count() or 2
+    app = Celery("baseline-producer", broker=environment.redis_url, set_as_current=False)
+    numbers = bench_numbers(messages)
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for number in numbers:
+            app.send_task(
+                baseline.TASK, args=[number, SAME_TEXT], queue=baseline.QUEUE, producer=producer
+            )
+    enqueued = time.perf_counter() - started
+    log = open(environment.workdir / "baseline-worker.log", "ab")  # noqa: SIM115
+    worker = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "postier.bench.baseline",
+            "worker",
+            "-Q",
+            baseline.QUEUE,
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(processes),
+            "--loglevel",
+            "warning",
+            "-n",
+            "baseline@%h",
+        ],
+        env=_child_env(environment),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        shared_before = environment.shared_cpu()
+        wait_until(
+            lambda: (
+                environment.sandbox.request_count("octopush") >= messages
+                or worker.poll() is not None
+            ),
+            timeout=60 + messages / 50,
+            what="baseline drain",
+        )
+        if worker.poll() is not None:
+            raise RuntimeError(f"the baseline worker exited with {worker.returncode}")
+        usage = procfs.usage(worker.pid)
+        shared = environment.shared_cpu() - shared_before
+        records = environment.sandbox.records("octopush")
+        times = sorted(float(record["accepted_at"]) for record in records)
+        measure = Measure(
+            messages=messages - 1,
+            seconds=times[-1] - times[0],
+            enqueue_seconds=enqueued,
+            usage=Usage(
+                # the worker's start-up is in its CPU time: a small overestimate
+                worker_cpu=usage.cpu_seconds * (messages - 1) / messages,
+                other_cpu=shared,
+                worker_peak_mib=usage.peak_rss_mib,
+            ),
+        )
+        measure.notes.append(
+            f"prefork x{processes}; enqueueing the {messages} tasks took {enqueued:.1f} s"
+        )
+        if len({record["recipient"] for record in records}) != messages:
+            measure.notes.append(f"the provider recorded {len(records)} sends for {messages}")
+        return measure
+    finally:
+        _stop_group(worker)
+        app.close()
+        log.close()
+
+
+# -- Postier --------------------------------------------------------------------------------
+
+
+@contextmanager
+def postier_stack(
+    environment: Environment,
+    name: str,
+    database_url: str | None,
+    *,
+    pool: str,
+    concurrency: int,
+    settings: Settings | None = None,
+) -> Iterator[Stack]:
+    """Postier's worker and beat on a fresh ledger (SQLite in the work directory by default)."""
+    environment.flush_broker()
+    environment.sandbox.reset()
+    workdir = environment.workdir / name
+    shutil.rmtree(workdir, ignore_errors=True)
+    options = StackOptions(
+        workdir=workdir,
+        database_url=database_url,
+        redis_url=environment.redis_url,
+        sandbox_url=environment.sandbox.url,
+        flower=False,
+        webhooks=False,
+        beat=True,
+        worker_pool=pool,
+        worker_concurrency=concurrency,
+        settings=settings or bench_settings(),
+        log_level="warning",
+    )
+    stack = Stack(options)
+    try:
+        stack.start()
+        if not stack.wait_for_worker(timeout=60):
+            raise RuntimeError(f"the worker did not answer; see {workdir}/worker.log")
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _count_done(engine: Engine, campaign: str) -> tuple[int, int]:
+    """(done, settled) messages of ``campaign``: ``sent`` or beyond, and in any final state."""
+    messages = messages_table
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(messages.c.status, func.count())
+            .where(messages.c.campaign_id == campaign)
+            .group_by(messages.c.status)
+        ).all()
+    counts = {MessageStatus(status): int(count) for status, count in rows}
+    done = sum(counts.get(status, 0) for status in DONE)
+    settled = sum(counts.get(status, 0) for status in SETTLED)
+    return done, settled
+
+
+def _last_sent_at(engine: Engine, campaign: str) -> datetime:
+    events, messages = delivery_events_table, messages_table
+    with session_scope(engine) as session:
+        last = session.execute(
+            select(func.max(events.c.at))
+            .select_from(events.join(messages, messages.c.id == events.c.message_id))
+            .where(messages.c.campaign_id == campaign, events.c.to_status == MessageStatus.SENT)
+        ).scalar_one()
+    if last is None:
+        raise RuntimeError(f"no message of {campaign} was sent")
+    if isinstance(last, str):  # SQLite's max() of the stored text
+        last = datetime.fromisoformat(last)
+    when: datetime = last
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _pids(stack: Stack, role: str) -> int:
+    process = stack.processes.get(role)
+    if process is None:
+        raise RuntimeError(f"no {role} in the stack")
+    return process.pid
+
+
+def run_end_to_end(
+    environment: Environment,
+    name: str,
+    database_url: str | None,
+    messages: int,
+    *,
+    same_text: bool,
+    pool: str,
+    concurrency: int,
+    profile_seconds: float = 0.0,
+) -> Measure:
+    """One ``send_many`` of ``messages`` SMS through Postier, timed to the last ledger ``sent``."""
+    from producers.messages import Producer, SmsRequest
+
+    with postier_stack(
+        environment, name, database_url, pool=pool, concurrency=concurrency
+    ) as stack:
+        engine = make_engine(stack.database_url)
+        producer = Producer(stack.settings, engine=engine)
+        campaign = f"bench-{name}"
+        requests = [
+            SmsRequest(number, text, provider="octopush", campaign_id=campaign)
+            for number, text in zip(
+                bench_numbers(messages), bench_texts(messages, same=same_text), strict=True
+            )
+        ]
+        worker_pid, beat_pid = _pids(stack, "worker"), _pids(stack, "beat")
+        worker_before = procfs.usage(worker_pid).cpu_seconds
+        beat_before = procfs.cpu_seconds(beat_pid)
+        shared_before = environment.shared_cpu()
+        started = datetime.now(UTC)
+        result = producer.send_many(requests)
+        enqueued = (datetime.now(UTC) - started).total_seconds()
+        if result.rejected:
+            raise RuntimeError(f"the producer refused {len(result.rejected)} benchmark messages")
+        sampler = Sampler(worker_pid, profile_seconds) if profile_seconds > 0 else None
+        settled = 0
+
+        def finished() -> bool:
+            nonlocal settled
+            _, settled = _count_done(engine, campaign)
+            return settled >= messages
+
+        wait_until(finished, timeout=120 + messages / 20, interval=0.25, what=f"{name} drain")
+        worker = procfs.usage(worker_pid)
+        measure = Measure(
+            messages=messages,
+            seconds=(_last_sent_at(engine, campaign) - started).total_seconds(),
+            enqueue_seconds=enqueued,
+            usage=Usage(
+                worker_cpu=worker.cpu_seconds - worker_before,
+                other_cpu=environment.shared_cpu()
+                - shared_before
+                + procfs.cpu_seconds(beat_pid)
+                - beat_before,
+                worker_peak_mib=worker.peak_rss_mib,
+                beat_peak_mib=procfs.peak_rss_mib(beat_pid),
+            ),
+            profile=sampler.result() if sampler is not None else None,
+        )
+        done, _ = _count_done(engine, campaign)
+        if done < messages:
+            measure.notes.append(f"{messages - done} of {messages} did not reach sent")
+        engine.dispose()
+        return measure
+
+
+def run_bulk(environment: Environment, messages: int, *, pool: str, concurrency: int) -> Measure:
+    """The duration of one ``send_many`` of ``messages`` SMS (stored and published)."""
+    from producers.messages import Producer, SmsRequest
+
+    with postier_stack(environment, "bulk", None, pool=pool, concurrency=concurrency) as stack:
+        engine = make_engine(stack.database_url)
+        producer = Producer(stack.settings, engine=engine)
+        requests = [
+            SmsRequest(number, SAME_TEXT, provider="octopush", campaign_id="bench-bulk")
+            for number in bench_numbers(messages)
+        ]
+        started = time.perf_counter()
+        result = producer.send_many(requests)
+        seconds = time.perf_counter() - started
+        measure = Measure(messages=len(result.accepted), seconds=seconds, enqueue_seconds=seconds)
+        if result.rejected:
+            measure.notes.append(f"{len(result.rejected)} refused")
+        engine.dispose()
+        return measure
+
+
+def lateness_of(engine: Engine, campaign: str) -> list[float]:
+    """Seconds between each sent message's ``send_at`` and its ledger ``sent`` event."""
+    events, messages = delivery_events_table, messages_table
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(messages.c.send_at, events.c.at)
+            .select_from(events.join(messages, messages.c.id == events.c.message_id))
+            .where(
+                and_(
+                    messages.c.campaign_id == campaign,
+                    events.c.to_status == MessageStatus.SENT,
+                )
+            )
+        ).all()
+    return [(sent - due).total_seconds() for due, sent in rows if due is not None]
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[index]
+
+
+def run_deferred(
+    environment: Environment,
+    messages: int,
+    window: float,
+    *,
+    pool: str,
+    concurrency: int,
+    lead: float,
+) -> Lateness:
+    """``messages`` scheduled over ``window`` seconds (from ``lead`` seconds on); their lateness."""
+    from producers.messages import Producer, SmsRequest
+
+    with postier_stack(environment, "deferred", None, pool=pool, concurrency=concurrency) as stack:
+        engine = make_engine(stack.database_url)
+        producer = Producer(stack.settings, engine=engine)
+        campaign = "bench-deferred"
+        first = datetime.now(UTC) + timedelta(seconds=lead)
+        step = window / max(1, messages - 1)
+        requests = [
+            SmsRequest(
+                number,
+                SAME_TEXT,
+                provider="octopush",
+                campaign_id=campaign,
+                send_at=first + timedelta(seconds=i * step),
+            )
+            for i, number in enumerate(bench_numbers(messages))
+        ]
+        result = producer.send_many(requests)
+        late_rows = sum(1 for h in result.accepted if h.status != MessageStatus.SCHEDULED)
+        remaining = (first - datetime.now(UTC)).total_seconds() + window
+        wait_until(
+            lambda: _count_done(engine, campaign)[1] >= messages,
+            timeout=max(0.0, remaining) + 60 + messages / 100,
+            interval=0.5,
+            what="deferred sends",
+        )
+        values = lateness_of(engine, campaign)
+        engine.dispose()
+    if late_rows:
+        raise RuntimeError(f"{late_rows} rows were due before they were stored: raise the lead")
+    return Lateness(
+        messages=len(values),
+        p50=percentile(values, 0.50),
+        p99=percentile(values, 0.99),
+        worst=max(values) if values else float("nan"),
+        due_rate=messages / window if window > 0 else float("inf"),
+    )
