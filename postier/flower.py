@@ -14,6 +14,9 @@ from postier.config import FlowerSettings
 
 #: ``celery`` arguments of the role (the environment carries the options)
 FLOWER_ARGS = ("-A", "worker", "flower")
+#: the task list shows the arguments: they are message ids, and finding a message's task by
+#: its id is what people come to Flower for
+TASKS_COLUMNS = "name,uuid,state,args,received,runtime,worker"
 
 
 class FlowerAuthError(ValueError):
@@ -44,6 +47,7 @@ def flower_environment(flower: FlowerSettings) -> dict[str, str]:
         "FLOWER_ADDRESS": flower.host,
         "FLOWER_PORT": str(flower.port),
         "FLOWER_PURGE_OFFLINE_WORKERS": str(flower.purge_offline_workers),
+        "FLOWER_TASKS_COLUMNS": TASKS_COLUMNS,
     }
     if flower.url_prefix:
         env["FLOWER_URL_PREFIX"] = flower.url_prefix
@@ -75,6 +79,7 @@ def flower_environment(flower: FlowerSettings) -> dict[str, str]:
 
 __all__ = [
     "FLOWER_ARGS",
+    "TASKS_COLUMNS",
     "FlowerAuthError",
     "flower_environment",
     "uses_oauth",

@@ -1,0 +1,67 @@
+"""The deploy tests' stack: the roles of deploy/compose.yaml as plain processes (postier/stack.py).
+
+Started once for the package: a private Redis (noeviction), the ledger, its own sandbox (the
+session's sandbox belongs to tests/integration, whose receipts go to its own webhooks), the
+webhook receiver, a worker serving /metrics, beat, and Flower behind basic auth. Logs are JSON
+so tests can read the records.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from postier.config import LogSettings
+from postier.stack import Stack, StackOptions
+from tests.integration.conftest import integration_settings
+
+FLOWER_PASSWORD = "flower-test-password"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshot-dir",
+        default=None,
+        help="where the Flower browser test writes flower.png (make screenshots)",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="package")
+def deploy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("deploy-stack")
+    settings = integration_settings().model_copy(update={"log": LogSettings(format="json")})
+    options = StackOptions(
+        workdir=workdir,
+        private_redis=True,
+        sandbox=True,
+        sandbox_delivery_delay=0.3,
+        flower=True,
+        flower_port=_free_port(),
+        flower_password=FLOWER_PASSWORD,
+        metrics_port=0,
+        worker_concurrency=4,
+        settings=settings,
+        log_level="info",
+    )
+    with Stack(options) as running:
+        if not running.wait_for_worker(timeout=60):
+            raise RuntimeError(f"the worker did not answer; see {workdir}/worker.log")
+        yield running
+
+
+@pytest.fixture
+def screenshot_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """``--screenshot-dir`` (``make screenshots``), else the test's temporary directory."""
+    given = request.config.getoption("--screenshot-dir", default=None)
+    path = Path(given) if given else tmp_path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
