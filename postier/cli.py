@@ -217,11 +217,15 @@ def env_example(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the ledger's migrations up to the newest."""
+    from sqlalchemy.engine import make_url
+
     from postier.ledger.db import make_engine, upgrade
 
     url = get_settings().database_url
     upgrade(make_engine(url))
-    console.print(f"ledger at {url} is up to date")
+    # the migrations job's log must not show the database password
+    shown = make_url(url).render_as_string(hide_password=True)
+    console.print(f"ledger at {shown} is up to date")
 
 
 @app.command()

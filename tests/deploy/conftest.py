@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from postier.config import LogSettings
+from postier.config import LogSettings, MetricsSettings
 from postier.stack import Stack, StackOptions
 from tests.integration.conftest import integration_settings
 
@@ -38,7 +38,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="package")
 def deploy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("deploy-stack")
-    settings = integration_settings().model_copy(update={"log": LogSettings(format="json")})
+    settings = integration_settings().model_copy(
+        update={
+            "log": LogSettings(format="json"),
+            # ledger counts refreshed within a test, not every 30 s
+            "metrics": MetricsSettings(ledger_interval=0.2),
+        }
+    )
     options = StackOptions(
         workdir=workdir,
         private_redis=True,
