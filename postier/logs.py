@@ -59,7 +59,8 @@ _FRENCH_NO_PLUS = r"(?:00)?33[1-9]\d{8}"
 # "06 12 34 56 78", "06.12.34.56.78", "0612345678": French national form
 _FRENCH_NATIONAL = r"0[1-9](?:[ .\-]?\d{2}){4}"
 _NUMBER = re.compile(
-    rf"(?<![\w+*])(?:{_INTERNATIONAL}|{_FRENCH_NO_PLUS}|{_FRENCH_NATIONAL})(?![\w*])"
+    # not inside a word, a masked number or a decimal ("0.0612345678 s")
+    rf"(?<![\w+*])(?<!\d[.,])(?:{_INTERNATIONAL}|{_FRENCH_NO_PLUS}|{_FRENCH_NATIONAL})(?![\w*])"
 )
 # scheme://user:password@host → scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.\-]*://[^\s:/@]*:)(?P<secret>[^\s@/]+)(?=@)")

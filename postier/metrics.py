@@ -342,7 +342,9 @@ def start_exporter(settings: Settings, *, multiprocess: bool = False) -> Exporte
     else:
         registry = PROCESS_REGISTRY
         get_metrics()
-    collectors: list[Collector] = [QueueDepthCollector(redis.Redis.from_url(settings.redis_url))]
+    # a scrape must answer even when Redis does not: short timeouts, the depth left out
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    collectors: list[Collector] = [QueueDepthCollector(client)]
     if config.ledger_interval > 0:
         collectors.append(LedgerCollector(settings.database_url, config.ledger_interval))
     for collector in collectors:
