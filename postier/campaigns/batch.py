@@ -295,7 +295,7 @@ def _retry_later(
     postpone(
         ctx.engine,
         campaign_id,
-        _now() + timedelta(seconds=delay),
+        ctx.clock() + timedelta(seconds=delay),
         f"Octopush batch failed, retry in {delay:.2f}s",
     )
     return BatchOutcome(claimed=len(rows), failed=len(failed), requeued=len(requeued))

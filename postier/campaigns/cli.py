@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from postier.config import Settings, get_settings
 from postier.providers.errors import ProviderError
@@ -297,7 +297,9 @@ def list_campaigns(limit: int = typer.Option(20)) -> None:
     from postier.ledger.db import make_engine, session_scope
 
     settings = get_settings()
-    table = Table("id", "name", "status", "starts", "contacts", "messages by state")
+    table = Table(
+        Column("id", no_wrap=True), "name", "status", "starts", "contacts", "messages by state"
+    )
     with session_scope(make_engine(settings.database_url)) as session:
         for campaign in list_campaigns(session, limit=limit):
             states = count_states(session, campaign.id)

@@ -1,0 +1,90 @@
+"""Parts and cost before sending, built as the fan-out builds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from postier.campaigns.audience import parse_csv, parse_list
+from postier.campaigns.estimate import estimate
+from postier.campaigns.spec import CampaignRequest, resolve_spec
+from postier.config import Settings
+from postier.ledger.db import make_engine
+from producers.campaigns import ProducerRowFactory
+from producers.messages import Producer
+
+
+@pytest.fixture
+def factory(settings: Settings, tmp_path: Path) -> ProducerRowFactory:
+    return ProducerRowFactory(Producer(settings, engine=make_engine(f"sqlite:///{tmp_path}/e.db")))
+
+
+def nobody(numbers: Iterable[str]) -> set[str]:
+    return set()
+
+
+def test_parts_follow_each_personalised_text(
+    settings: Settings, factory: ProducerRowFactory
+) -> None:
+    spec = resolve_spec(
+        settings,
+        CampaignRequest(
+            text="Bonjour {{nom}}, " + "x" * 130, category="notification", provider="octopush"
+        ),
+    )
+    csv = (
+        "mobile,nom\n"
+        "0612345601,Al\n"  # 141 characters: 1 part
+        f"0612345602,{'B' * 30}\n"  # 169: 2 parts
+        "0612345603,Zoé😀\n"  # UCS-2: 3 parts
+        "0612345601,Al\n"  # repeated number
+        "0612345604,\n"  # no value for {{nom}}
+        "12,Cy\n"  # not a number
+    )
+    result = estimate(settings, spec, parse_csv(csv), factory, nobody)
+    assert result.messages == 3
+    assert result.duplicates == 1
+    assert result.invalid == 2
+    assert [(r.line, r.field, r.rule) for r in result.rejections] == [
+        (6, "nom", "placeholder.missing"),
+        (7, "mobile", "e164.impossible"),
+    ]
+    assert result.parts_histogram == {1: 1, 2: 1, 3: 1}
+    assert result.parts == 6
+    assert result.encodings == {"gsm7": 2, "ucs2": 1}
+    assert result.requests == 3  # personalised: one request per message
+    assert result.price_per_part == Decimal("0.055")
+    assert result.cost == Decimal("0.33")
+
+
+def test_batched_octopush_counts_requests_and_the_stop_mention(
+    settings: Settings, factory: ProducerRowFactory
+) -> None:
+    cheap = settings.model_copy(
+        update={"campaigns": settings.campaigns.model_copy(update={"batch_size": 100})}
+    )
+    spec = resolve_spec(cheap, CampaignRequest(text="x" * 150))
+    # 150 characters + "\nSTOP au 36111" (14) = 164: two parts each
+    audience = parse_list([f"0612{n:06d}" for n in range(250)])
+    opted = {"+33612000007", "+33612000008"}
+    result = estimate(cheap, spec, audience, factory, lambda numbers: opted & set(numbers))
+    assert result.messages == 248 and result.opted_out == 2
+    assert result.parts == 496
+    assert result.requests == 3
+    assert result.cost == Decimal("27.28")  # 496 × 0.055
+
+
+def test_whatsapp_templates_count_messages_not_parts(
+    settings: Settings, factory: ProducerRowFactory
+) -> None:
+    spec = resolve_spec(
+        settings,
+        CampaignRequest(template_id="3", params={"name": "{{prenom}}"}, category="notification"),
+    )
+    audience = parse_list([{"mobile": "0612345601", "prenom": "Ana"}, {"mobile": "0612345602"}])
+    result = estimate(settings, spec, audience, factory, nobody)
+    assert result.messages == 1 and result.invalid == 1
+    assert result.parts == 0 and result.cost is None and result.encodings == {}
