@@ -17,8 +17,9 @@ Octopush SMS of a chunk that share text, sender and options go out together:
   with ``<ticket>:<number>`` (the id Octopush delivery receipts carry), refused ones ``failed``.
 
 A group never holds the same recipient twice (Octopush would send once for two rows). Other
-messages (other providers, WhatsApp, an Octopush text alone in its chunk) take
-``Dispatcher.send``, one by one, unchanged.
+messages (other providers, WhatsApp, an Octopush text alone in its chunk) take their tokens
+first, are claimed together in one UPDATE, and are then sent one by one by the dispatcher's own
+attempt (``Dispatcher._attempt``: same outcomes, retries and failover as ``Dispatcher.send``).
 """
 
 from __future__ import annotations
@@ -106,15 +107,72 @@ def send_chunk(dispatcher: Dispatcher, message_ids: Sequence[str]) -> ChunkResul
     with session_scope(dispatcher.engine) as session:
         rows = queued_rows(session, message_ids)
     result = ChunkResult()
+    singles: list[Row[Any]] = []
     for group in plan_groups(rows, MAX_RECIPIENTS_PER_REQUEST):
         if len(group) == 1:
-            outcome = dispatcher.send(group[0].id)
-            if outcome.republish:
-                result.republish.append(group[0].id)
-            result.sent += int(outcome.status is MessageStatus.SENT)
+            singles.extend(group)
         else:
             _send_group(dispatcher, group, result)
+    if singles:
+        _send_singles(dispatcher, singles, result)
     return result
+
+
+def _send_singles(dispatcher: Dispatcher, rows: Sequence[Row[Any]], result: ChunkResult) -> None:
+    """Messages that go alone: tokens first, one UPDATE claims those that got one, then each
+    attempt is the dispatcher's (``Dispatcher._attempt``), as for a lone ``send``.
+
+    A rate-limit wait too long to block for puts the row back to ``scheduled`` without an
+    attempt, and the rest of that provider's rows with it (their wait can only be longer).
+    """
+    now = _now()
+    ready: list[Row[Any]] = []
+    waits: dict[str, float] = {}
+    deferred: list[tuple[str, str, float]] = []
+    for row in rows:
+        provider = row.provider or ""
+        wait = waits.get(provider) or dispatcher._take_token(provider)
+        if wait > 0:
+            waits[provider] = wait
+            deferred.append((row.id, provider, wait))
+        else:
+            ready.append(row)
+    if deferred:
+        with session_scope(dispatcher.engine) as session:
+            for message_id, provider, wait in deferred:
+                moved = transition_many(
+                    session,
+                    [message_id],
+                    MessageStatus.QUEUED,
+                    MessageStatus.SCHEDULED,
+                    now=now,
+                    detail=f"rate limited: retry in {wait:.2f}s",
+                    send_at=now + timedelta(seconds=wait),
+                )
+                if moved:
+                    metrics.count_deferral(provider)
+    if not ready:
+        return
+    with session_scope(dispatcher.engine) as session:
+        claimed = set(
+            transition_many(
+                session,
+                [row.id for row in ready],
+                MessageStatus.QUEUED,
+                MessageStatus.SENDING,
+                now=now,
+                attempts=messages_table.c.attempts + 1,
+                sending_started_at=now,
+                provider_message_id=None,
+            )
+        )
+    for row in ready:
+        if row.id not in claimed:
+            continue
+        outcome = dispatcher._attempt(_as_message(row, claimed_at=now))
+        if outcome.republish:
+            result.republish.append(row.id)
+        result.sent += int(outcome.status is MessageStatus.SENT)
 
 
 def text_for(dispatcher: Dispatcher, body: str, category: str) -> str:
@@ -314,10 +372,19 @@ def _settle_later(
     _count(MessageStatus.UNKNOWN, len(moved))
 
 
-def _as_message(row: Row[Any]) -> Message:
-    """The ``Message`` of a claimed row, for the dispatcher's one-message outcomes."""
+def _as_message(row: Row[Any], claimed_at: datetime | None = None) -> Message:
+    """The ``Message`` of a row this worker claimed (``queued → sending``, ``attempts + 1``),
+    for the dispatcher's one-message steps; detached, never added to a session."""
     values = dict(row._mapping)
-    values.update(status=MessageStatus.SENDING, attempts=int(row.attempts) + 1)
+    values.update(
+        status=MessageStatus.SENDING,
+        previous_status=MessageStatus.QUEUED,
+        attempts=int(row.attempts) + 1,
+    )
+    if claimed_at is not None:
+        values.update(
+            sending_started_at=claimed_at, updated_at=claimed_at, provider_message_id=None
+        )
     return Message(**values)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from postier.dispatch.publishing import Publisher
+from postier.dispatch.publishing import RELEASE_TASKS, Publisher
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
@@ -53,7 +53,8 @@ def release_due_messages(dispatcher: Dispatcher, publisher: Publisher, limit: in
             ids = release_due(session, _now(), limit=limit)
         if not ids:
             return total
-        publisher.publish(ids)
+        # a few chunks, not a task per id: one text's messages share Octopush requests
+        publisher.publish(ids, spread=RELEASE_TASKS)
         total += len(ids)
         if len(ids) < limit:
             return total

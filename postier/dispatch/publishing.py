@@ -41,6 +41,18 @@ def plan_tasks(message_ids: Sequence[str]) -> list[list[str]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
+#: tasks a batch released by beat is split into: enough to keep a worker's threads busy, few
+#: enough that one text's messages still share Octopush requests (``batching``)
+RELEASE_TASKS = 16
+
+
+def plan_spread(message_ids: Sequence[str], tasks: int = RELEASE_TASKS) -> list[list[str]]:
+    """Split ids into at most ``tasks`` chunks of equal size (none over ``MAX_CHUNK``)."""
+    ids = list(message_ids)
+    size = min(MAX_CHUNK, max(1, -(-len(ids) // max(1, tasks))))
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
 class Publisher:
     """Publishes send tasks over one pooled broker connection.
 
@@ -53,12 +65,17 @@ class Publisher:
         self.app = app
         self.engine = engine
 
-    def publish(self, message_ids: Sequence[str]) -> int:
-        """Publish ids in order; return how many reached the broker (the rest wait for beat)."""
+    def publish(self, message_ids: Sequence[str], *, spread: int | None = None) -> int:
+        """Publish ids in order; return how many reached the broker (the rest wait for beat).
+
+        ``spread``: split into at most that many tasks (``plan_spread``) rather than one task
+        per id for small sets (``plan_tasks``).
+        """
         done: list[str] = []
+        plan = plan_tasks(message_ids) if spread is None else plan_spread(message_ids, spread)
         try:
             with self.app.producer_or_acquire() as producer:
-                for chunk in plan_tasks(message_ids):
+                for chunk in plan:
                     args: list[Any] = [chunk[0]] if len(chunk) == 1 else [chunk]
                     name = tasknames.SEND_MESSAGE if len(chunk) == 1 else tasknames.SEND_MESSAGES
                     self.app.send_task(
