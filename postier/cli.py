@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -55,8 +57,13 @@ def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
     )
     stack = Stack(options)
     with console.status("starting Redis, the ledger, the sandbox, a worker, beat and Flower…"):
-        stack.start()
-        if not stack.wait_for_worker(timeout=60):
+        try:
+            stack.start()
+            answered = stack.wait_for_worker(timeout=60)
+        except BaseException:
+            stack.stop()  # a role that failed to start leaves no orphans behind
+            raise
+        if not answered:
             stack.stop()
             raise typer.Exit(code=1)
     table = Table(title="Postier is up", show_header=False)
@@ -89,6 +96,9 @@ def _wait_forever(stack: object) -> None:
 
     assert isinstance(stack, Stack)
     console.print("Ctrl-C stops everything.")
+    # SIGTERM (systemd, a container, `kill`) stops the roles too, not only Ctrl-C: the roles
+    # run in their own sessions and would outlive this process
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)
@@ -160,7 +170,6 @@ def webhooks(
 def flower() -> None:
     """Run Flower (``celery -A worker flower``) behind the authentication of the settings."""
     import os
-    import sys
 
     from postier.flower import FLOWER_ARGS, FlowerAuthError, flower_environment
 
