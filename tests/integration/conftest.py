@@ -45,15 +45,30 @@ def integration_settings() -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
+def stack_sandbox() -> Iterator[SandboxServer]:
+    """A sandbox of the stack's own, so its worker's polls never reach other tests' sandbox."""
+    with SandboxServer(Sandbox(delivery_delay=0.5, seed=4321)) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(stack_sandbox: SandboxServer) -> Sandbox:
+    """The stack's sandbox, emptied before the test (overrides the root fixture)."""
+    stack_sandbox.sandbox.reset()
+    return stack_sandbox.sandbox
+
+
+@pytest.fixture(scope="package")
 def stack(
-    sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory
+    stack_sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
+    """Redis, the ledger, the webhook receiver, a worker and beat; stopped after the package."""
     workdir = tmp_path_factory.mktemp("stack")
     options = StackOptions(
         workdir=workdir,
         private_redis=True,
-        sandbox_url=sandbox_server.url,
+        sandbox_url=stack_sandbox.url,
         flower=False,
         worker_concurrency=4,
         settings=integration_settings(),

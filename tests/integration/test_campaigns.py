@@ -65,9 +65,8 @@ def delivered(count: int) -> Callable[[CampaignReport], bool]:
 
 def went_out(count: int) -> Callable[[CampaignReport], bool]:
     """Every message with the provider (sent or already delivered), and the campaign done."""
-    return (
-        lambda r: r.states["sent"] + r.states["delivered"] == count
-        and str(r.campaign.status) == "done"
+    return lambda r: (
+        r.states["sent"] + r.states["delivered"] == count and str(r.campaign.status) == "done"
     )
 
 

@@ -81,25 +81,41 @@ def test_a_task_delivered_twice_sends_once(
     assert len(sandbox_sends(live_sandbox, "primotexto")) == 1
 
 
+def _retries(ledger: Engine, message_id: str) -> int:
+    with session_scope(ledger) as session:
+        return sum(
+            1
+            for e in events_for(session, message_id)
+            if e.from_status == MessageStatus.SENDING and e.to_status == MessageStatus.SCHEDULED
+        )
+
+
+def _wait_retries(ledger: Engine, message_id: str, count: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while _retries(ledger, message_id) < count:
+        assert time.monotonic() < deadline, f"no retry #{count} of {message_id}"
+        time.sleep(0.05)
+
+
 def test_retry_on_503_and_429_then_success(
     live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, ledger: Engine
 ) -> None:
-    # 2 in-process tries per attempt, so at least one attempt fails and is scheduled again
-    # (status polls of earlier tests' messages may use up some of the scripted faults)
-    live_sandbox.set_faults(
-        "primotexto", retry_after=0.1, script=["503", "503", "429", "429", "ok"]
-    )
+    # the provider refuses every request (503, then 429) until each retry is seen in the ledger;
+    # Retry-After 1 s leaves time to switch faults before the next attempt
+    live_sandbox.set_faults("primotexto", rate_503=1.0, retry_after=1.0)
     handle = producer.send_sms("0612345612", "Apres la tempete")
+    _wait_retries(ledger, handle.id, 1)
+    live_sandbox.set_faults("primotexto", rate_429=1.0, retry_after=1.0)
+    _wait_retries(ledger, handle.id, 2)
+    live_sandbox.set_faults("primotexto")
     assert wait_for(handle.id, *DONE) == MessageStatus.DELIVERED
     with session_scope(ledger) as session:
         message = get_message(session, handle.id)
-        assert message is not None and message.attempts >= 2
-        retries = [
-            e
-            for e in events_for(session, handle.id)
-            if e.to_status == MessageStatus.SCHEDULED and e.from_status == MessageStatus.SENDING
-        ]
-        assert len(retries) == message.attempts - 1
+        assert message is not None and message.attempts == 3
+        events = events_for(session, handle.id)
+    assert _retries(ledger, handle.id) == 2
+    codes = [e.provider_status for e in events if e.to_status == MessageStatus.SCHEDULED]
+    assert codes[-2:] == ["503", "429"]
     assert len(sandbox_sends(live_sandbox, "primotexto")) == 1
 
 
