@@ -202,7 +202,8 @@ def test_two_processes_share_the_limit(
     limiter: RateLimiter, redis_client: redis.Redis, redis_test_url: str
 ) -> None:
     rate, burst = 40.0, 4
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: this process runs threads (the sandbox) whose locks a fork would copy
+    ctx = multiprocessing.get_context("spawn")
     out: Queue[list[Interval]] = ctx.Queue()
     start = redis_now(redis_client)
     children = [
@@ -211,7 +212,7 @@ def test_two_processes_share_the_limit(
     ]
     for child in children:
         child.start()
-    got = [out.get(timeout=10) for _ in children]
+    got = [out.get(timeout=60) for _ in children]
     for child in children:
         child.join(timeout=10)
         assert child.exitcode == 0
