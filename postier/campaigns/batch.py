@@ -95,7 +95,8 @@ def send_campaign_batch(ctx: CampaignContext, campaign_id: str) -> BatchOutcome:
     if campaign is None or campaign.status is not CampaignStatus.RUNNING:
         return BatchOutcome(skipped="campaign not running")
     spec = CampaignSpec.model_validate(campaign.spec)
-    if spec.category == "marketing" and not ctx.quiet_hours.is_allowed(ctx.clock()):
+    quiet = ctx.quiet_hours.reason_within(ctx.clock(), ctx.quiet_margin)
+    if spec.category == "marketing" and quiet is not None:
         # the campaigns' pass holds the queued messages until the quiet hours end
         return BatchOutcome(skipped="quiet hours")
     wait = _take_token(ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy.engine import Engine
@@ -16,6 +16,10 @@ from postier.config import Settings
 from postier.dispatch.clients import ProviderClients
 from postier.dispatch.publishing import Publisher
 from postier.ratelimit import RateLimiter
+
+#: a running marketing campaign stops this long before the quiet hours begin, so nothing is
+#: queued or with a provider at 20:00 (at least five passes of beat, as one may come late)
+MIN_QUIET_MARGIN = timedelta(seconds=10)
 
 
 def utc_now() -> datetime:
@@ -42,3 +46,8 @@ class CampaignContext:
     @cached_property
     def quiet_hours(self) -> QuietHours:
         return QuietHours.from_settings(self.settings.campaigns)
+
+    @property
+    def quiet_margin(self) -> timedelta:
+        """How long before the quiet hours marketing stops (see ``MIN_QUIET_MARGIN``)."""
+        return max(MIN_QUIET_MARGIN, timedelta(seconds=5 * self.settings.campaigns.tick_interval))

@@ -247,7 +247,9 @@ def _may_send(ctx: CampaignContext, spec: CampaignSpec, starts_at: datetime | No
     now = ctx.clock()
     if starts_at is not None and starts_at > now:
         return False
-    return spec.category != "marketing" or ctx.quiet_hours.is_allowed(now)
+    if spec.category != "marketing":
+        return True
+    return ctx.quiet_hours.reason_within(now, ctx.quiet_margin) is None
 
 
 def _place(row: Row, *, go_now: bool, batched: bool, now: datetime) -> None:

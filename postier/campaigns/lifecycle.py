@@ -168,18 +168,23 @@ def _tick_one(ctx: CampaignContext, campaign: Campaign, report: TickReport) -> N
     _republish(ctx, campaign, real, report)
     now = ctx.clock()
     quiet = ctx.quiet_hours
-    reason = quiet.reason(now) if spec.category == "marketing" else None
+    margin = ctx.quiet_margin
+    reason = quiet.reason_within(now, margin) if spec.category == "marketing" else None
+    resume_at = quiet.next_allowed(now + margin) if reason else now
     status = campaign.status
     if status is S.RUNNING and reason is not None:
-        if postpone(ctx.engine, campaign.id, quiet.next_allowed(now), f"quiet hours: {reason}"):
+        if postpone(ctx.engine, campaign.id, resume_at, f"quiet hours: {reason}"):
             report.postponed += 1
         return
     if status is S.SCHEDULED:
+        with session_scope(ctx.engine) as session:
+            # a retry the dispatcher scheduled after the campaign stopped waits with it
+            hold_rows(session, campaign.id, real, detail="campaign waiting for its start")
         if campaign.starts_at is not None and campaign.starts_at > now:
             return
         with session_scope(ctx.engine) as session:
             if reason is not None:
-                update_campaign(session, campaign.id, real, starts_at=quiet.next_allowed(now))
+                update_campaign(session, campaign.id, real, starts_at=resume_at)
                 return
             if not set_status(session, campaign.id, {S.SCHEDULED}, S.RUNNING, real):
                 return

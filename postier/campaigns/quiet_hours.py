@@ -96,6 +96,13 @@ class QuietHours:
         """Whether marketing may go out at ``instant``."""
         return self.reason(instant) is None
 
+    def reason_within(self, instant: datetime, margin: timedelta) -> str | None:
+        """Why marketing may not go out at ``instant`` or ``margin`` later (None when it may).
+
+        A forbidden stretch lasts hours, so checking both ends covers the span between.
+        """
+        return self.reason(instant) or self.reason(instant + margin)
+
     def next_allowed(self, instant: datetime) -> datetime:
         """``instant`` (in UTC) when it is allowed, else the next allowed one: 08:00 local of
         the first day from then on that is neither a Sunday nor a holiday."""

@@ -6,14 +6,16 @@ from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from postier import tasknames
 from postier.campaigns import lifecycle
 from postier.campaigns.context import CampaignContext
+from postier.campaigns.queries import HELD_UNTIL
 from postier.campaigns.quiet_hours import QuietHours
 from postier.ledger.db import session_scope
-from postier.ledger.models import CampaignStatus
+from postier.ledger.models import CampaignStatus, messages_table
 from postier.ledger.queries import count_by_status
 from postier.sandbox import Sandbox
 from producers.campaigns import CampaignProducer
@@ -113,6 +115,7 @@ def test_a_running_marketing_campaign_stops_at_20h_and_goes_on_at_08h(
     ctx: CampaignContext,
     clock: Clock,
     sandbox: Sandbox,
+    engine: Engine,
     status,
 ) -> None:
     at = allowed_morning()
@@ -121,14 +124,30 @@ def test_a_running_marketing_campaign_stops_at_20h_and_goes_on_at_08h(
     clock.now = at
     assert lifecycle.tick(ctx).released == 30  # a batch task waits in the queue...
     evening = datetime.combine(at.astimezone(PARIS).date(), time(20), tzinfo=PARIS)
-    clock.now = evening.astimezone(UTC)
-    assert lifecycle.tick(ctx).postponed == 1  # ...when 20:00 strikes
+    assert ctx.quiet_margin == timedelta(seconds=10)
+    clock.now = evening.astimezone(UTC) - timedelta(seconds=11)
+    assert lifecycle.tick(ctx).postponed == 0
+    clock.now = evening.astimezone(UTC) - timedelta(seconds=9)
+    assert lifecycle.tick(ctx).postponed == 1  # ...when 20:00 comes within the margin
     report = status(handle.id)
-    next_morning = QuietHours().next_allowed(clock.now)
+    next_morning = QuietHours().next_allowed(evening)
     assert report.campaign.status == "scheduled" and report.campaign.starts_at == next_morning
     assert report.states["scheduled"] == 30
     drain.run()
     assert sandbox.records("octopush") == []
+    # a retry the dispatcher schedules now (a row that was with the provider) waits too
+    with session_scope(engine) as session:
+        session.execute(
+            update(messages_table)
+            .where(messages_table.c.campaign_id == handle.id)
+            .values(send_at=datetime.now(UTC) + timedelta(seconds=30))
+        )
+    lifecycle.tick(ctx)
+    with session_scope(engine) as session:
+        waiting = session.execute(
+            select(messages_table.c.send_at).where(messages_table.c.campaign_id == handle.id)
+        ).scalars()
+        assert set(waiting) == {HELD_UNTIL}
 
     clock.now = next_morning - timedelta(microseconds=1)
     assert lifecycle.tick(ctx).started == 0

@@ -51,6 +51,20 @@ def test_both_sides_of_08h_and_20h(day: date, morning_utc: datetime, evening_utc
     assert QH.next_allowed(evening_utc - TICK) == evening_utc - TICK
 
 
+def test_a_margin_looks_ahead_to_the_next_boundary() -> None:
+    margin = timedelta(seconds=10)
+    assert QH.reason_within(paris(2026, 3, 3, 19, 59, 49), margin) is None
+    assert QH.reason_within(paris(2026, 3, 3, 19, 59, 51), margin) == (
+        "night (20:00–08:00 Europe/Paris)"
+    )
+    # Saturday night: the night itself is the reason, Sunday follows
+    assert QH.reason_within(paris(2026, 3, 7, 23, 59, 55), margin) == (
+        "night (20:00–08:00 Europe/Paris)"
+    )
+    assert QH.reason_within(paris(2026, 3, 8, 0, 0, 1), margin) == "Sunday"
+    assert QH.reason_within(paris(2026, 3, 3, 8), margin) is None
+
+
 def test_midnight_and_the_small_hours_wait_for_08h_the_same_day() -> None:
     assert QH.next_allowed(paris(2026, 3, 4, 0, 0)) == paris(2026, 3, 4, 8)
     assert QH.next_allowed(paris(2026, 3, 4, 3, 17)) == paris(2026, 3, 4, 8)
