@@ -90,7 +90,9 @@ def check_worker(settings: Settings, timeout: float, name: str | None = None) ->
     def ping() -> str:
         app = create_celery_app(settings, main="health")
         try:
-            replies = app.control.ping(destination=[name] if name else None, timeout=timeout)
+            # limit=1: answer as soon as one worker replies instead of waiting out the timeout
+            destination = [name] if name else None
+            replies = app.control.ping(destination=destination, timeout=timeout, limit=1)
         finally:
             app.close()
         answered = sorted(node for reply in replies or [] for node in reply)

@@ -8,13 +8,16 @@ so tests can read the records.
 
 from __future__ import annotations
 
+import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
-from postier.config import LogSettings, MetricsSettings
+from postier.cli import app as postier_app
+from postier.config import LogSettings, MetricsSettings, get_settings
 from postier.stack import Stack, StackOptions
 from tests.integration.conftest import integration_settings
 
@@ -71,3 +74,26 @@ def screenshot_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     path = Path(given) if given else tmp_path
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+RunCli = Callable[..., Result]
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[RunCli]:
+    """``postier <args>`` in this process, with exactly ``env`` as its POSTIER_/FLOWER_ vars
+    (and no .env file: the working directory is empty)."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("POSTIER_", "FLOWER_")):
+            monkeypatch.delenv(key)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(postier_app, list(args), env=env or {})
+        finally:
+            get_settings.cache_clear()
+
+    yield run
+    get_settings.cache_clear()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from pydantic import BaseModel
 from postier.config import Settings
 from postier.envexample import UndocumentedSetting, field_comments, render_env_example
 from tests.deploy.commands import setting_exists
+from tests.deploy.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -33,17 +32,15 @@ def test_the_file_is_what_the_model_renders() -> None:
     )
 
 
-def test_the_cli_prints_the_same_text_whatever_the_environment(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "postier.cli", "env-example"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={"POSTIER_REDIS_URL": "redis://elsewhere:6379/3", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == ENV_EXAMPLE.read_text()
+def test_the_cli_prints_the_same_text_whatever_the_environment(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    printed = run_cli("env-example", env={"POSTIER_REDIS_URL": "redis://elsewhere:6379/3"})
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout == ENV_EXAMPLE.read_text()
+    written = run_cli("env-example", "--write", str(tmp_path / "example.env"))
+    assert written.exit_code == 0, written.output
+    assert (tmp_path / "example.env").read_text() == ENV_EXAMPLE.read_text()
 
 
 def test_every_setting_is_listed_once_with_a_meaning() -> None:

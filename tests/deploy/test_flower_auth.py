@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from postier.flower import (
     with_generated_password,
 )
 from postier.stack import Stack, StackOptions
+from tests.deploy.conftest import RunCli
 
 
 def test_basic_auth_from_the_settings() -> None:
@@ -89,15 +87,7 @@ def test_the_stack_generates_a_password_once(tmp_path: Path) -> None:
     assert given.flower_credentials == ("postier", "chosen-one")
 
 
-def test_postier_flower_refuses_to_start_without_a_password(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTIER_", "FLOWER_"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "postier.cli", "flower"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**env, "COLUMNS": "200"},
-    )
-    assert result.returncode == 2
+def test_postier_flower_refuses_to_start_without_a_password(run_cli: RunCli) -> None:
+    result = run_cli("flower")
+    assert result.exit_code == 2
     assert "POSTIER_FLOWER__PASSWORD" in result.stdout

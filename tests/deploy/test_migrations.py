@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from postier.ledger.db import alembic_config
+from tests.deploy.conftest import RunCli
 from tests.ledger.conftest import fresh_pg_database, pg_admin  # noqa: F401
 
 pytestmark = pytest.mark.postgres
@@ -38,7 +39,9 @@ def db_upgrade(url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_db_upgrade_builds_the_ledger_on_an_empty_postgresql(empty_pg: str) -> None:
+def test_db_upgrade_builds_the_ledger_on_an_empty_postgresql(
+    empty_pg: str, run_cli: RunCli
+) -> None:
     # trust auth ignores the password: it is there to show it never reaches the job's output
     url = make_url(empty_pg).set(password="pw-not-printed").render_as_string(hide_password=False)
     engine = create_engine(empty_pg)
@@ -55,13 +58,15 @@ def test_db_upgrade_builds_the_ledger_on_an_empty_postgresql(empty_pg: str) -> N
         tables = set(inspect(engine).get_table_names())
         assert {"messages", "delivery_events", "inbound_messages"} <= tables
         # the job runs on every deploy: a second run changes nothing and succeeds
-        again = db_upgrade(url)
-        assert again.returncode == 0, again.stdout + again.stderr
+        again = run_cli("db", "upgrade", env={"POSTIER_DATABASE_URL": url})
+        assert again.exit_code == 0, again.output
     finally:
         engine.dispose()
 
 
-def test_db_upgrade_fails_loudly_on_an_unreachable_database() -> None:
-    result = db_upgrade("postgresql+psycopg://postier:pw-not-shown@127.0.0.1:1/postier")
-    assert result.returncode != 0
-    assert "pw-not-shown" not in result.stdout + result.stderr
+def test_db_upgrade_fails_loudly_on_an_unreachable_database(run_cli: RunCli) -> None:
+    url = "postgresql+psycopg://postier:pw-not-shown@127.0.0.1:1/postier"
+    result = run_cli("db", "upgrade", env={"POSTIER_DATABASE_URL": url})
+    assert result.exit_code != 0
+    assert isinstance(result.exception, Exception)
+    assert "pw-not-shown" not in result.output

@@ -7,9 +7,6 @@ Messages go through the stack (producer → Redis → worker → sandbox → led
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,11 +15,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
+from postier.health import check_worker
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import MessageStatus
 from postier.ledger.queries import get_message
 from postier.stack import Stack
 from producers.messages import Producer
+from tests.deploy.conftest import RunCli
 
 pytestmark = pytest.mark.integration
 
@@ -95,33 +94,21 @@ def test_metrics_move_when_messages_go_through_the_stack(
     assert value(after, "postier_ledger_messages", provider="primotexto", state="delivered") >= 3
 
 
-def _postier(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "postier.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **stack.environment(), "COLUMNS": "200", **env},
-    )
-
-
-def test_health_passes_on_the_stack_and_fails_without_redis(deploy_stack: Stack) -> None:
-    ok = _postier(deploy_stack, "health", "--worker", "--timeout", "5")
-    assert ok.returncode == 0, ok.stdout + ok.stderr
+def test_health_passes_on_the_stack_and_fails_without_redis(
+    deploy_stack: Stack, run_cli: RunCli
+) -> None:
+    env = deploy_stack.environment()
+    ok = run_cli("health", "--worker", "--timeout", "5", env=env)
+    assert ok.exit_code == 0, ok.output
     assert "redis: ok" in ok.stdout and "ledger: ok" in ok.stdout and "worker: ok" in ok.stdout
     assert "worker@" in ok.stdout
-    named = _postier(deploy_stack, "health", "--worker-name", "nobody@nowhere", "--timeout", "1")
-    assert named.returncode == 1 and "worker: FAILED" in named.stdout
-    dead = _postier(
-        deploy_stack,
-        "health",
-        "--timeout",
-        "1",
-        POSTIER_REDIS_URL="redis://:hunter2-secret@127.0.0.1:1/0",
-    )
-    assert dead.returncode == 1
+    absent = check_worker(deploy_stack.settings, 1.0, name="nobody@nowhere")
+    assert not absent.ok and "nobody@nowhere" in absent.detail
+    dead_redis = {**env, "POSTIER_REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0"}
+    dead = run_cli("health", "--timeout", "1", env=dead_redis)
+    assert dead.exit_code == 1
     assert "redis: FAILED" in dead.stdout and "ledger: ok" in dead.stdout
-    assert "hunter2-secret" not in dead.stdout + dead.stderr
+    assert "hunter2-secret" not in dead.output
 
 
 def test_the_worker_logs_json_with_ids_and_no_full_number(deploy_stack: Stack) -> None:
