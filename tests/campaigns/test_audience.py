@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from postier.campaigns.audience import (
     Contact,
@@ -127,3 +133,48 @@ def test_a_group_is_read_with_getcontacts(groups: AfilnetGroups) -> None:
     assert caught.value.rule == "group.phone_column"
     with pytest.raises(NotFoundError):
         group_audience(groups, "999999")
+
+
+# -- properties --------------------------------------------------------------------------
+
+cell = st.text(
+    alphabet=st.characters(
+        blacklist_categories=["Cs", "Cc"], blacklist_characters="\ufeff", whitelist_characters="\n"
+    ),
+    max_size=8,
+).filter(lambda v: v == v.strip())
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([",", ";"]),
+    st.lists(st.tuples(st.booleans(), st.lists(cell, min_size=3, max_size=3)), max_size=25),
+)
+def test_csv_rows_come_back_with_their_lines_and_bad_rows_are_reported(
+    delimiter: str, rows: list[tuple[bool, list[str]]]
+) -> None:
+    """Written by the csv module (quotes, delimiters and newlines inside values included)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(["mobile", "prenom", "ville"])
+    expected_good: list[tuple[int, list[str]]] = []
+    expected_bad: list[int] = []
+    line = 2
+    for good, values in rows:
+        written = values if good else [*values, "extra"]
+        if not any(v.strip() for v in written):
+            written = [*written[:-1], "x"]  # a blank row is skipped, not a contact
+        writer.writerow(written)
+        if good:
+            expected_good.append((line, written))
+        else:
+            expected_bad.append(line)
+        line += 1 + sum(v.count("\n") for v in written)
+    audience = parse_csv(buffer.getvalue())
+    got = [
+        (c.line, [c.fields["mobile"], c.fields["prenom"], c.fields["ville"]])
+        for c in audience.contacts
+    ]
+    assert got == expected_good
+    assert [r.line for r in audience.rejections] == expected_bad
+    assert {r.rule for r in audience.rejections} <= {"csv.shape"}

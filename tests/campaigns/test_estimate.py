@@ -7,6 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from postier.campaigns.audience import parse_csv, parse_list
 from postier.campaigns.estimate import estimate
@@ -88,3 +91,38 @@ def test_whatsapp_templates_count_messages_not_parts(
     result = estimate(settings, spec, audience, factory, nobody)
     assert result.messages == 1 and result.invalid == 1
     assert result.parts == 0 and result.cost is None and result.encodings == {}
+
+
+# the fixtures are read-only here, so sharing them between examples is harmless
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=30), st.sampled_from(["national", "e164", "spaced"])
+        ),
+        max_size=60,
+    )
+)
+def test_each_number_is_counted_once_whatever_its_written_form(
+    settings: Settings, factory: ProducerRowFactory, picks: list[tuple[int, str]]
+) -> None:
+    forms = {
+        "national": "0612{:06d}",
+        "e164": "+33612{:06d}",
+        "spaced": "06 12 {:02d} {:02d} {:02d}",
+    }
+
+    def written(n: int, form: str) -> str:
+        if form == "spaced":
+            return forms[form].format(n // 10000, n // 100 % 100, n % 100)
+        return forms[form].format(n)
+
+    spec = resolve_spec(settings, CampaignRequest(text="Bonjour", category="notification"))
+    audience = parse_list([written(n, form) for n, form in picks])
+    result = estimate(settings, spec, audience, factory, nobody)
+    distinct = len({n for n, _ in picks})
+    assert result.messages == distinct
+    assert result.duplicates == len(picks) - distinct
+    assert result.invalid == 0
