@@ -33,9 +33,15 @@ def bench(
     bulk: Annotated[
         int, typer.Option(help="messages of the one bulk call")
     ] = _defaults.bulk_messages,
+    campaign: Annotated[
+        int, typer.Option(help="recipients of the timed campaign")
+    ] = _defaults.campaign_recipients,
     deferred: Annotated[int, typer.Option(help="scheduled messages")] = _defaults.deferred_messages,
+    span: Annotated[
+        float, typer.Option(help="seconds the scheduled send times span")
+    ] = _defaults.deferred_span,
     window: Annotated[
-        float, typer.Option(help="seconds their times span")
+        float, typer.Option(help="first seconds of the span whose sends are timed")
     ] = _defaults.deferred_window,
     pool: Annotated[str, typer.Option(help="the worker's pool")] = _defaults.worker_pool,
     concurrency: Annotated[
@@ -59,7 +65,9 @@ def bench(
         e2e_messages=messages,
         personalised_messages=personalised,
         bulk_messages=bulk,
+        campaign_recipients=campaign,
         deferred_messages=deferred,
+        deferred_span=span,
         deferred_window=window,
         worker_pool=pool,
         worker_concurrency=concurrency,
