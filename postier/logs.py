@@ -49,6 +49,8 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
     | {"message", "asctime", "taskName"}
+    # uvicorn's copy of the message with terminal colours
+    | {"color_message"}
 )
 
 # "+33 6 12 34 56 78", "+33612345678", "+1-202-555-0143": a plus, then 8 to 15 digits with

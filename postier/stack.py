@@ -198,20 +198,11 @@ class Stack:
         """The webhook receiver, and the sandbox's Octopush callbacks pointed at it."""
         port = self.options.webhooks_port or _free_port()
         self.webhooks_url = f"http://127.0.0.1:{port}"
+        # `postier webhooks`, as deploy/compose.yaml runs it (masked, structured logs)
         process = self._spawn(
             "webhooks",
-            [
-                "postier.webhooks:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                self.options.log_level,
-                "--no-access-log",
-            ],
-            module="uvicorn",
+            ["webhooks", "--host", "127.0.0.1", "--port", str(port)],
+            module="postier.cli",
         )
         deadline = time.monotonic() + 30
         while not _port_open(port):
