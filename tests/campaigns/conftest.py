@@ -34,6 +34,7 @@ from postier.dispatch.clients import ProviderClients
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import make_engine, upgrade
+from postier.redis_server import RedisHandle, start_private_redis
 from producers.campaigns import CampaignProducer, ProducerRowFactory
 from producers.messages import Producer
 
@@ -54,9 +55,32 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     ledger.dispose()
 
 
+@pytest.fixture(scope="session")
+def campaign_redis() -> Iterator[RedisHandle]:
+    """A Redis of these tests only: other test runs on the machine flush the shared test
+    database, which would drop the tasks ``Drain`` is about to run."""
+    with start_private_redis() as handle:
+        yield handle
+
+
+@pytest.fixture
+def redis_client(campaign_redis: RedisHandle) -> Iterator[redis.Redis]:
+    """A client on the private Redis, emptied before and after the test."""
+    client = redis.Redis.from_url(campaign_redis.url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_test_url(campaign_redis: RedisHandle) -> str:
+    return campaign_redis.url
+
+
 @pytest.fixture
 def campaign_settings(settings: Settings, redis_test_url: str) -> Settings:
-    """Sandbox providers, the test Redis, chunks of 50."""
+    """Sandbox providers, the private Redis, chunks of 50."""
     return settings.model_copy(
         update={
             "redis_url": redis_test_url,
