@@ -1,5 +1,6 @@
-"""The integration stack: a private Redis, a SQLite ledger, a real Celery worker and beat, and
-the session's sandbox over HTTP. Started once per session; tests reset what they use."""
+"""The integration stack: a private Redis, a SQLite ledger, the webhook receiver, a real Celery
+worker and beat, and a sandbox of its own over HTTP. Started once for the package; each test
+starts on a quiet stack (``quiet_stack``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
+from postier import tasknames
 from postier.config import DispatchSettings, HttpSettings, RateLimit, Settings
 from postier.ledger.db import make_engine, session_scope
-from postier.ledger.models import MessageStatus
+from postier.ledger.models import Message, MessageStatus
 from postier.ledger.queries import get_message
+from postier.ledger.states import transition_many
 from postier.sandbox import Sandbox, SandboxServer
 from postier.stack import Stack, StackOptions
 from producers.messages import Producer
@@ -33,7 +38,7 @@ FAST_DISPATCH = DispatchSettings(
 
 def integration_settings() -> Settings:
     """Short timeouts and beat periods so end-to-end tests settle in seconds."""
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         http=HttpSettings(connect_timeout=1.0, read_timeout=2.0, short_retry_attempts=2),
         dispatch=FAST_DISPATCH,
@@ -78,6 +83,41 @@ def stack(
         if not running.wait_for_worker(timeout=60):
             raise RuntimeError(f"the worker did not answer; see {workdir}/worker.log")
         yield running
+
+
+@pytest.fixture(autouse=True)
+def quiet_stack(request: pytest.FixtureRequest) -> None:
+    """Each test starts on a quiet stack: what earlier tests left unsent is cancelled, their
+    tasks purged from the broker, and no send is in flight."""
+    if "stack" not in request.fixturenames:
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    engine: Engine = request.getfixturevalue("ledger")
+    with session_scope(engine) as session:
+        leftovers = session.exec(
+            select(Message.id).where(
+                col(Message.status).in_([MessageStatus.SCHEDULED, MessageStatus.QUEUED])
+            )
+        ).all()
+        if leftovers:
+            transition_many(
+                session,
+                list(leftovers),
+                [MessageStatus.SCHEDULED, MessageStatus.QUEUED],
+                MessageStatus.CANCELLED,
+                detail="test isolation",
+            )
+    redis.Redis.from_url(stack.redis_url).delete(*tasknames.ALL_QUEUES)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with session_scope(engine) as session:
+            in_flight = session.exec(
+                select(Message.id).where(col(Message.status) == MessageStatus.SENDING)
+            ).first()
+        if in_flight is None:
+            break
+        time.sleep(0.1)
+    request.getfixturevalue("sandbox").reset()
 
 
 @pytest.fixture
