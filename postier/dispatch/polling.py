@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -201,7 +201,12 @@ def apply_receipt(engine: Engine, report: StatusReport, recipient: str | None = 
                 .where(
                     col(Message.provider) == provider,
                     col(Message.recipient) == recipient,
-                    col(Message.provider_message_id).is_(None),
+                    # no ticket yet: none, or the "batch:" tag of a multi-recipient request
+                    # (a batch settled by 120 is never told its ticket)
+                    or_(
+                        col(Message.provider_message_id).is_(None),
+                        col(Message.provider_message_id).startswith("batch:"),
+                    ),
                     col(Message.status).in_(IN_FLIGHT),
                 )
                 .order_by(col(Message.sending_started_at))

@@ -15,12 +15,14 @@ from sqlalchemy.engine import Engine
 
 from postier.config import RateLimit, Settings
 from postier.dispatch.batching import BATCH_PREFIX, plan_groups, resolve_batch, send_chunk
+from postier.dispatch.polling import apply_receipt
 from postier.dispatch.routing import account_id
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
 from postier.ledger.models import MessageStatus, messages_table
 from postier.ledger.queries import queued_rows
 from postier.ledger.states import transition_many
+from postier.providers.results import DeliveryState, Provider, StatusReport
 from postier.ratelimit import RateLimiter, limiter_key
 from postier.sandbox import Sandbox
 from tests.dispatch.conftest import Ledger
@@ -247,3 +249,27 @@ def test_a_rate_limited_group_waits_scheduled_without_an_attempt(
         assert message.status == MessageStatus.SCHEDULED
         assert message.attempts == 0
     assert sandbox.records("octopush") == []
+
+
+def test_a_receipt_finds_a_batch_row_settled_by_120(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    """A batch settled by 120 never learns its ticket: the receipt finds it by number."""
+    (message_id,) = add_many(ledger, 1)
+    with session_scope(dispatcher.engine) as session:
+        for source, target in (
+            (MessageStatus.QUEUED, MessageStatus.SENDING),
+            (MessageStatus.SENDING, MessageStatus.SENT),
+        ):
+            transition_many(
+                session, [message_id], source, target, provider_message_id=BATCH_PREFIX + "b" * 32
+            )
+    recipient = ledger.get(message_id).recipient
+    report = StatusReport(
+        provider=Provider.OCTOPUSH,
+        message_id=f"api110000000042:{recipient}",
+        state=DeliveryState.DELIVERED,
+        provider_status="DELIVERED",
+    )
+    assert apply_receipt(dispatcher.engine, report, recipient)
+    assert ledger.status(message_id) == MessageStatus.DELIVERED
