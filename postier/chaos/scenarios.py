@@ -204,19 +204,29 @@ class Batch:
         base = 20_000_000 + next(cls._next) * 100_000
         return [f"+336{base + i:08d}" for i in range(size)]
 
-    def send(self, size: int, *, send_at: datetime | None = None) -> list[str]:
-        """Half Octopush with one text, half Primotexto with a text each; their ids."""
+    def send(
+        self, size: int, *, send_at: datetime | None = None, interleave: bool = False
+    ) -> list[str]:
+        """Half Octopush with one text, half Primotexto with a text each; their ids.
+
+        ``interleave``: the two halves alternate (every task then holds both providers),
+        instead of following each other.
+        """
         from producers.messages import SmsRequest
 
         numbers = self.numbers(size)
         half = size // 2
-        requests = [
+        octopush = [
             SmsRequest(n, ONE_TEXT, provider="octopush", send_at=send_at) for n in numbers[:half]
-        ] + [
+        ]
+        primotexto = [
             SmsRequest(n, f"Votre code : {100_000 + i}", provider="primotexto", send_at=send_at)
             for i, n in enumerate(numbers[half:])
         ]
-        return self.enqueue(requests)
+        if interleave:
+            mixed = [r for pair in zip(octopush, primotexto, strict=False) for r in pair]
+            return self.enqueue(mixed + primotexto[len(octopush) :])
+        return self.enqueue(octopush + primotexto)
 
     def enqueue(self, requests: Sequence[Any]) -> list[str]:
         result = self.producer.send_many(requests)
@@ -323,7 +333,7 @@ def provider_storm(sandbox: Sandbox, stack: Stack, size: int) -> ScenarioResult:
     try:
         sandbox.set_faults("octopush", **storm, rate_congestion=0.15)
         sandbox.set_faults("primotexto", **storm)
-        ids = batch.send(size)
+        ids = batch.send(size, interleave=True)
         time.sleep(3.0)
         requests = dict(sandbox.core.request_counts)
         _calm(sandbox)
