@@ -17,9 +17,8 @@ Octopush SMS of a chunk that share text, sender and options go out together:
   with ``<ticket>:<number>`` (the id Octopush delivery receipts carry), refused ones ``failed``.
 
 A group never holds the same recipient twice (Octopush would send once for two rows). Other
-messages (other providers, WhatsApp, an Octopush text alone in its chunk) take their tokens
-first, are claimed together in one UPDATE, and are then sent one by one by the dispatcher's own
-attempt (``Dispatcher._attempt``: same outcomes, retries and failover as ``Dispatcher.send``).
+messages (other providers, WhatsApp, an Octopush text alone in its chunk) are sent one by one
+as ``Dispatcher.send`` does, reusing the rows the chunk's SELECT read.
 """
 
 from __future__ import annotations
@@ -119,45 +118,38 @@ def send_chunk(dispatcher: Dispatcher, message_ids: Sequence[str]) -> ChunkResul
 
 
 def _send_singles(dispatcher: Dispatcher, rows: Sequence[Row[Any]], result: ChunkResult) -> None:
-    """Messages that go alone: tokens first, one UPDATE claims those that got one, then each
-    attempt is the dispatcher's (``Dispatcher._attempt``), as for a lone ``send``.
+    """Messages that go alone, each as ``Dispatcher.send`` would: a token, a conditional
+    claim, the dispatcher's attempt (``Dispatcher._attempt``: same outcomes, retries,
+    failover) — without loading each row again, as the chunk's SELECT already read them.
 
-    A rate-limit wait too long to block for puts the row back to ``scheduled`` without an
-    attempt, and the rest of that provider's rows with it (their wait can only be longer).
+    The token is taken right before its request, so the provider sees the limit's pace. A
+    wait too long to block for puts the row back to ``scheduled`` without an attempt, and the
+    rest of that provider's rows with it (their wait could only be longer).
     """
-    now = _now()
-    ready: list[Row[Any]] = []
     waits: dict[str, float] = {}
-    deferred: list[tuple[str, str, float]] = []
     for row in rows:
         provider = row.provider or ""
         wait = waits.get(provider) or dispatcher._take_token(provider)
+        now = _now()
         if wait > 0:
             waits[provider] = wait
-            deferred.append((row.id, provider, wait))
-        else:
-            ready.append(row)
-    if deferred:
-        with session_scope(dispatcher.engine) as session:
-            for message_id, provider, wait in deferred:
+            with session_scope(dispatcher.engine) as session:
                 moved = transition_many(
                     session,
-                    [message_id],
+                    [row.id],
                     MessageStatus.QUEUED,
                     MessageStatus.SCHEDULED,
                     now=now,
                     detail=f"rate limited: retry in {wait:.2f}s",
                     send_at=now + timedelta(seconds=wait),
                 )
-                if moved:
-                    metrics.count_deferral(provider)
-    if not ready:
-        return
-    with session_scope(dispatcher.engine) as session:
-        claimed = set(
-            transition_many(
+            if moved:
+                metrics.count_deferral(provider)
+            continue
+        with session_scope(dispatcher.engine) as session:
+            claimed = transition_many(
                 session,
-                [row.id for row in ready],
+                [row.id],
                 MessageStatus.QUEUED,
                 MessageStatus.SENDING,
                 now=now,
@@ -165,9 +157,7 @@ def _send_singles(dispatcher: Dispatcher, rows: Sequence[Row[Any]], result: Chun
                 sending_started_at=now,
                 provider_message_id=None,
             )
-        )
-    for row in ready:
-        if row.id not in claimed:
+        if not claimed:
             continue
         outcome = dispatcher._attempt(_as_message(row, claimed_at=now))
         if outcome.republish:

@@ -273,3 +273,22 @@ def test_a_receipt_finds_a_batch_row_settled_by_120(
     )
     assert apply_receipt(dispatcher.engine, report, recipient)
     assert ledger.status(message_id) == MessageStatus.DELIVERED
+
+
+def test_lone_messages_keep_the_pace_of_the_rate_limit(
+    dispatch_settings: Settings,
+    make_dispatcher: Callable[..., Dispatcher],
+    ledger: Ledger,
+    sandbox: Sandbox,
+    redis_client: redis.Redis,
+) -> None:
+    """Each token is taken right before its request: 10/s with burst 1 spreads 4 requests
+    over 0.3 s (taken all at first, they would have gone out together)."""
+    paced = dispatch_settings.model_copy(
+        update={"rate_limits": {"primotexto": RateLimit(rate=10, burst=1)}}
+    )
+    dispatcher = make_dispatcher(paced, RateLimiter(redis_client))
+    ids = [ledger.add_sms(f"06124{i:05d}", f"Code {i}", provider="primotexto") for i in range(4)]
+    assert send_chunk(dispatcher, ids).sent == 4
+    times = sorted(float(r["accepted_at"]) for r in sandbox.records("primotexto"))
+    assert times[-1] - times[0] > 0.2, times
