@@ -12,7 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from producers.messages import BulkResult, MessageHandle, Producer, SmsRequest
+from postier.dispatch.rows import SmsRequest
+from producers.messages import BulkResult, MessageHandle, Producer
 
 __all__ = [
     "BulkResult",

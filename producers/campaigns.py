@@ -46,7 +46,7 @@ from postier.campaigns.estimate import Estimate, estimate
 from postier.campaigns.optout import opted_out, sync_opt_outs
 from postier.campaigns.personalise import lookup
 from postier.campaigns.quiet_hours import QuietHours
-from postier.campaigns.rows import Row
+from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.spec import CampaignRequest, CampaignSpec, check_name, resolve_spec
 from postier.campaigns.tasks import CampaignTasks
 from postier.config import Settings, get_settings
@@ -56,55 +56,12 @@ from postier.ledger.models import (
     Campaign,
     CampaignAudience,
     CampaignStatus,
-    MessageKind,
 )
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.rules.errors import RuleViolation
-from producers.messages import Producer, SmsRequest
+from producers.messages import Producer
 
 Category = Literal["marketing", "notification"]
-
-
-class ProducerRowFactory:
-    """The producer's own row builders, as the campaign fan-out takes them (``RowFactory``).
-
-    A campaign message is validated exactly like a single ``send_sms`` or WhatsApp template.
-    """
-
-    def __init__(self, producer: Producer) -> None:
-        self.producer = producer
-
-    def sms(self, to: str, text: str, *, sender: str | None, category: str, provider: str) -> Row:
-        chosen: Category = "marketing" if category == "marketing" else "notification"
-        return self.producer.build_sms(
-            SmsRequest(to, text, sender=sender, category=chosen, provider=provider)
-        )
-
-    def whatsapp_template(
-        self,
-        to: str,
-        template_id: str,
-        *,
-        params: Mapping[str, str],
-        header: Mapping[str, Any] | None,
-        platform_id: str | None,
-        provider: str,
-    ) -> Row:
-        # the producer's WhatsApp row builder: number, provider and channel checks in one place
-        return self.producer._whatsapp_row(
-            kind=MessageKind.WHATSAPP_TEMPLATE,
-            to=to,
-            body="",
-            payload={
-                "template_id": template_id,
-                "params": dict(params),
-                "header": dict(header) if header else None,
-            },
-            platform_id=platform_id,
-            send_at=None,
-            idempotency_key=None,
-            provider=provider,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +106,7 @@ class CampaignProducer:
         self.settings = self.producer.settings
         self.engine = self.producer.engine
         self.tasks = CampaignTasks(self.producer.celery_app)
-        self.factory = ProducerRowFactory(self.producer)
+        self.factory = LedgerRowFactory(self.producer.rows)
         self.quiet_hours = QuietHours.from_settings(self.settings.campaigns)
 
     # -- checking ------------------------------------------------------------------------
@@ -389,7 +346,6 @@ __all__ = [
     "AudienceInput",
     "CampaignHandle",
     "CampaignProducer",
-    "ProducerRowFactory",
     "cancel",
     "create",
     "default_campaign_producer",

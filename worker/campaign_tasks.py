@@ -13,9 +13,9 @@ import threading
 from postier import tasknames
 from postier.campaigns import batch, fanout, lifecycle
 from postier.campaigns.context import CampaignContext
+from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.tasks import CampaignTasks
-from producers.campaigns import ProducerRowFactory
-from producers.messages import Producer
+from postier.dispatch.rows import RowBuilder
 from worker.app import app
 from worker.context import process_context
 
@@ -33,12 +33,11 @@ def campaign_context() -> CampaignContext:
         found = _contexts.get(pid)
         if found is None:
             dispatcher, publisher = process_context(app)
-            producer = Producer(dispatcher.settings, engine=dispatcher.engine, celery_app=app)
             found = CampaignContext(
                 settings=dispatcher.settings,
                 engine=dispatcher.engine,
                 clients=dispatcher.clients,
-                factory=ProducerRowFactory(producer),
+                factory=LedgerRowFactory(RowBuilder(dispatcher.settings)),
                 publisher=publisher,
                 tasks=CampaignTasks(app),
                 limiter=dispatcher.limiter,

@@ -33,7 +33,7 @@ class CampaignContext:
     settings: Settings
     engine: Engine
     clients: ProviderClients
-    #: the producer's row builders (``producers.campaigns.ProducerRowFactory``)
+    #: the producer's row builders (``postier.campaigns.rows.LedgerRowFactory``)
     factory: RowFactory
     #: publishes message ids (send tasks)
     publisher: Publisher

@@ -51,8 +51,9 @@ from postier.campaigns.queries import (
     unpublish_chunk,
     update_campaign,
 )
-from postier.campaigns.rows import Row, build_row
+from postier.campaigns.rows import build_row
 from postier.campaigns.spec import CampaignSpec
+from postier.dispatch.rows import Row
 from postier.ledger.db import session_scope
 from postier.ledger.models import CampaignStatus, MessageStatus
 from postier.ledger.queries import insert_messages

@@ -2,7 +2,7 @@
 
 The fan-out and the estimate build rows the same way: personalise the campaign's message for
 the contact (``personalise.py``), then hand it to a ``RowFactory`` — the producer's
-``build_sms`` and WhatsApp row builder (``producers.campaigns.ProducerRowFactory``), so a
+row builder (``postier.dispatch.rows.RowBuilder``, through ``LedgerRowFactory``), so a
 campaign message is checked exactly like a single ``send_sms``. A refusal is a
 ``RuleViolation`` whose field is the contact's (the number field, the placeholder's name).
 
@@ -23,10 +23,9 @@ from typing import Any, Protocol
 from postier.campaigns.audience import Contact
 from postier.campaigns.personalise import lookup, render, render_params
 from postier.campaigns.spec import CampaignSpec
+from postier.dispatch.rows import Category, Row, RowBuilder, SmsRequest
+from postier.ledger.models import MessageKind
 from postier.rules.errors import RuleViolation
-
-#: a ledger row ready for ``insert_messages``
-Row = dict[str, Any]
 
 
 class RowFactory(Protocol):
@@ -48,6 +47,44 @@ class RowFactory(Protocol):
     ) -> Row:
         """A WhatsApp template row; raises ``RuleViolation`` (number field ``to``)."""
         ...
+
+
+class LedgerRowFactory:
+    """``RowFactory`` over the core row builder, which single sends use too."""
+
+    def __init__(self, builder: RowBuilder) -> None:
+        self.builder = builder
+
+    def sms(self, to: str, text: str, *, sender: str | None, category: str, provider: str) -> Row:
+        chosen: Category = "marketing" if category == "marketing" else "notification"
+        return self.builder.sms(
+            SmsRequest(to, text, sender=sender, category=chosen, provider=provider)
+        )
+
+    def whatsapp_template(
+        self,
+        to: str,
+        template_id: str,
+        *,
+        params: Mapping[str, str],
+        header: Mapping[str, Any] | None,
+        platform_id: str | None,
+        provider: str,
+    ) -> Row:
+        return self.builder.whatsapp(
+            kind=MessageKind.WHATSAPP_TEMPLATE,
+            to=to,
+            body="",
+            payload={
+                "template_id": template_id,
+                "params": dict(params),
+                "header": dict(header) if header else None,
+            },
+            platform_id=platform_id,
+            send_at=None,
+            idempotency_key=None,
+            provider=provider,
+        )
 
 
 def message_id(salt: str, recipient: str) -> str:

@@ -27,6 +27,7 @@ from postier.campaigns import batch, fanout
 from postier.campaigns.context import CampaignContext
 from postier.campaigns.lifecycle import CampaignReport, report
 from postier.campaigns.quiet_hours import QuietHours
+from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.tasks import CampaignTasks
 from postier.celery_app import create_celery_app
 from postier.config import CampaignSettings, DispatchSettings, Settings
@@ -35,7 +36,7 @@ from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import make_engine, upgrade
 from postier.redis_server import RedisHandle, start_private_redis
-from producers.campaigns import CampaignProducer, ProducerRowFactory
+from producers.campaigns import CampaignProducer
 from producers.messages import Producer
 
 #: an ordinary Tuesday morning in Paris: marketing is allowed (10:00 CET)
@@ -138,7 +139,7 @@ def ctx(
         settings=campaign_settings,
         engine=engine,
         clients=clients,
-        factory=ProducerRowFactory(producer),
+        factory=LedgerRowFactory(producer.rows),
         publisher=Publisher(celery_app, engine),
         tasks=CampaignTasks(celery_app),
         limiter=None,

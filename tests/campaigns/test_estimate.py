@@ -13,25 +13,25 @@ from hypothesis import strategies as st
 
 from postier.campaigns.audience import parse_csv, parse_list
 from postier.campaigns.estimate import estimate
+from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.spec import CampaignRequest, resolve_spec
 from postier.config import Settings
 from postier.ledger.db import make_engine
-from producers.campaigns import ProducerRowFactory
 from producers.messages import Producer
 
 
 @pytest.fixture
-def factory(settings: Settings, tmp_path: Path) -> ProducerRowFactory:
-    return ProducerRowFactory(Producer(settings, engine=make_engine(f"sqlite:///{tmp_path}/e.db")))
+def factory(settings: Settings, tmp_path: Path) -> LedgerRowFactory:
+    return LedgerRowFactory(
+        Producer(settings, engine=make_engine(f"sqlite:///{tmp_path}/e.db")).rows
+    )
 
 
 def nobody(numbers: Iterable[str]) -> set[str]:
     return set()
 
 
-def test_parts_follow_each_personalised_text(
-    settings: Settings, factory: ProducerRowFactory
-) -> None:
+def test_parts_follow_each_personalised_text(settings: Settings, factory: LedgerRowFactory) -> None:
     spec = resolve_spec(
         settings,
         CampaignRequest(
@@ -64,7 +64,7 @@ def test_parts_follow_each_personalised_text(
 
 
 def test_batched_octopush_counts_requests_and_the_stop_mention(
-    settings: Settings, factory: ProducerRowFactory
+    settings: Settings, factory: LedgerRowFactory
 ) -> None:
     cheap = settings.model_copy(
         update={"campaigns": settings.campaigns.model_copy(update={"batch_size": 100})}
@@ -81,7 +81,7 @@ def test_batched_octopush_counts_requests_and_the_stop_mention(
 
 
 def test_whatsapp_templates_count_messages_not_parts(
-    settings: Settings, factory: ProducerRowFactory
+    settings: Settings, factory: LedgerRowFactory
 ) -> None:
     spec = resolve_spec(
         settings,
@@ -106,7 +106,7 @@ def test_whatsapp_templates_count_messages_not_parts(
     )
 )
 def test_each_number_is_counted_once_whatever_its_written_form(
-    settings: Settings, factory: ProducerRowFactory, picks: list[tuple[int, str]]
+    settings: Settings, factory: LedgerRowFactory, picks: list[tuple[int, str]]
 ) -> None:
     forms = {
         "national": "0612{:06d}",
