@@ -238,14 +238,16 @@ def _send_group(dispatcher: Dispatcher, group: Sequence[Row[Any]], result: Chunk
     try:
         sms = _request(dispatcher, request_id, rows)
         with metrics.time_send(PROVIDER):
-            try:
-                receipt = octopush.send_sms(sms)
-            except AmbiguousError:
-                # the same request_id again: 120 if the first went through, a ticket if not
-                receipt = octopush.send_sms(sms)
-    except AmbiguousError as exc:
-        _settle_later(dispatcher, rows, request_id, exc)
-        return
+            receipt = octopush.send_sms(sms)
+    except AmbiguousError:
+        # the same request_id again: 120 if the first went through, a ticket if not. Whatever
+        # else it meets, the first may have gone out: the group stays unknown, never retried
+        # under a new request_id (that would send twice)
+        try:
+            receipt = octopush.send_sms(sms)
+        except ProviderError as exc:
+            _settle_later(dispatcher, rows, request_id, exc)
+            return
     except RetryableError as exc:
         result.republish.extend(_retry_later(dispatcher, rows, exc))
         return
