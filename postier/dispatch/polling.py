@@ -192,9 +192,12 @@ def apply_receipt(engine: Engine, report: StatusReport, recipient: str | None = 
     provider = report.provider.value
     ticket = report.message_id.split(":", 1)[0]
     with session_scope(engine) as session:
-        message = find_by_provider_message_id(session, provider, report.message_id)
+        message = find_by_provider_message_id(
+            session, provider, report.message_id, recipient=recipient
+        )
         if message is None and ticket != report.message_id:
-            message = find_by_provider_message_id(session, provider, ticket)
+            # one ticket may cover many messages (a multi-recipient request): the number decides
+            message = find_by_provider_message_id(session, provider, ticket, recipient=recipient)
         if message is None and recipient is not None:
             message = session.exec(
                 select(Message)

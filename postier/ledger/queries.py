@@ -312,19 +312,21 @@ def get_by_idempotency_key(session: Session, key: str) -> Message | None:
 
 
 def find_by_provider_message_id(
-    session: Session, provider: str, provider_message_id: str
+    session: Session, provider: str, provider_message_id: str, *, recipient: str | None = None
 ) -> Message | None:
-    """The newest message a provider knows by this id (delivery receipts carry only that)."""
+    """The newest message a provider knows by this id (delivery receipts carry only that).
+
+    ``recipient`` narrows it down where one id covers several messages (an Octopush ticket of a
+    multi-recipient request).
+    """
     messages = messages_table
-    query = (
-        select(Message)
-        .where(
-            messages.c.provider == provider,
-            messages.c.provider_message_id == provider_message_id,
-        )
-        .order_by(messages.c.created_at.desc())
-        .limit(1)
+    query = select(Message).where(
+        messages.c.provider == provider,
+        messages.c.provider_message_id == provider_message_id,
     )
+    if recipient is not None:
+        query = query.where(messages.c.recipient == recipient)
+    query = query.order_by(messages.c.created_at.desc()).limit(1)
     return session.execute(
         query, execution_options={"populate_existing": True}
     ).scalar_one_or_none()

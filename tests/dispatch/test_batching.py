@@ -22,6 +22,7 @@ from postier.ledger.db import session_scope
 from postier.ledger.models import MessageStatus, messages_table
 from postier.ledger.queries import queued_rows
 from postier.ledger.states import transition_many
+from postier.providers.octopush import parse_receipt
 from postier.providers.results import DeliveryState, Provider, StatusReport
 from postier.ratelimit import RateLimiter, limiter_key
 from postier.sandbox import Sandbox
@@ -292,3 +293,43 @@ def test_lone_messages_keep_the_pace_of_the_rate_limit(
     assert send_chunk(dispatcher, ids).sent == 4
     times = sorted(float(r["accepted_at"]) for r in sandbox.records("primotexto"))
     assert times[-1] - times[0] > 0.2, times
+
+
+def test_after_a_lost_answer_a_refused_resend_leaves_the_group_unknown(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    """The first request went through (answer lost); the resend meets a 503. Retrying later
+    under a new request_id would send twice: the group stays unknown, settled by its id."""
+    sandbox.set_faults("octopush", retry_after=None, script=["drop_after", "503", "503", "503"])
+    ids = add_many(ledger, 3)
+    assert send_chunk(dispatcher, ids).sent == 0
+    assert [ledger.status(i) for i in ids] == [MessageStatus.UNKNOWN] * 3
+    assert resolve_batch(dispatcher, ledger.get(ids[0])).value == "sent"
+    assert [ledger.status(i) for i in ids] == [MessageStatus.SENT] * 3
+    assert Counter(r["recipient"] for r in sandbox.records("octopush")).most_common(1)[0][1] == 1
+    assert len(sandbox.records("octopush")) == 3
+
+
+def test_receipts_of_a_group_in_flight_each_find_their_own_row(
+    ledger: Ledger, engine: Engine
+) -> None:
+    """The worker lost the answer (rows still ``sending``, tagged): each recipient's receipts,
+    ACK then DELIVERED, land on that recipient's row although the ticket covers both."""
+    ids = add_many(ledger, 2)
+    with session_scope(engine) as session:
+        transition_many(
+            session,
+            ids,
+            MessageStatus.QUEUED,
+            MessageStatus.SENDING,
+            provider_message_id=BATCH_PREFIX + "c" * 32,
+        )
+    numbers = [ledger.get(i).recipient for i in ids]
+    for state in ("ACK", "DELIVERED"):
+        for number in numbers:
+            report = parse_receipt(
+                {"message_id": f"api7:{number}", "number": number, "status": state}
+            )
+            applied = apply_receipt(engine, report, number)
+            assert applied is (state == "DELIVERED")
+    assert [ledger.status(i) for i in ids] == [MessageStatus.DELIVERED] * 2
