@@ -1,0 +1,82 @@
+"""The benchmark harness end to end at a very small size: every measure runs and reports.
+
+No timing is asserted (the machine is shared); the point is that ``make bench`` works: the
+baseline worker, Postier's stacks on SQLite and PostgreSQL, the producer, a campaign, deferred
+sends, the sandbox's ceiling, the profiles and the report with its targets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from postier.bench import BenchOptions, print_report, run_bench
+from postier.bench.profiling import summarise
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_measure_runs_and_the_report_has_its_targets(tmp_path: Path) -> None:
+    options = BenchOptions(
+        workdir=tmp_path / "bench",
+        baseline_messages=40,
+        e2e_messages=120,
+        personalised_messages=20,
+        bulk_messages=200,
+        campaign_recipients=60,
+        deferred_messages=200,
+        deferred_span=4.0,
+        deferred_window=2.0,
+        ceiling_seconds=1.0,
+        profile_seconds=1.0,
+    )
+    console = Console(width=200, record=True)
+    report = run_bench(options, console)
+    print_report(report, console)
+    assert report.errors == []
+    names = {figure.name for figure in report.figures}
+    for wanted in (
+        "provider endpoint ceiling (sandbox alone)",
+        "baseline: one task per message",
+        "end to end, SQLite ledger, one text",
+        "end to end, SQLite ledger, personalised texts",
+        "end to end, PostgreSQL ledger, one text",
+        "producer: one bulk call of 200",
+        "campaign fan-out (create → message rows)",
+        "deferred lateness p99",
+        "worker peak RSS",
+        "beat peak RSS",
+    ):
+        assert wanted in names, sorted(names)
+    for figure in report.figures:
+        if figure.name.startswith(("end to end", "baseline")):
+            assert figure.value is not None and figure.value > 0
+            assert figure.ratio is not None
+    assert {t.name for t in report.targets} >= {
+        "100,000 accepted by one bulk call < 5 s",
+        "deferred p99 lateness < 1.5 s",
+        "worker RSS < 200 MB",
+    }
+    assert all(t.met is not None for t in report.targets)
+    assert "PASS" in console.export_text() or "MISS" in console.export_text()
+
+
+def test_a_py_spy_profile_is_put_in_categories() -> None:
+    raw = "\n".join(
+        [
+            "run (celery/app/trace.py:1);send_chunk (/src/postier/dispatch/batching.py:9);"
+            "execute (sqlalchemy/engine/base.py:3) 6",
+            "run (celery/app/trace.py:1);send_sms (/src/postier/providers/octopush/client.py:2);"
+            "send (httpx/_client.py:5) 3",
+            "drain (kombu/transport/redis.py:7);read (redis/connection.py:8) 1",
+        ]
+    )
+    profile = summarise(raw)
+    assert profile.samples == 10
+    assert profile.categories["ledger: SQLAlchemy + driver"] == pytest.approx(0.6)
+    assert profile.categories["HTTP client (httpx)"] == pytest.approx(0.3)
+    assert profile.categories["Celery + kombu"] == pytest.approx(0.1)
+    assert dict(profile.functions)["postier.dispatch.batching.send_chunk"] == pytest.approx(0.6)
+    assert "ledger: SQLAlchemy + driver 60%" in profile.finding()
