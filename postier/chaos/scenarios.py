@@ -423,12 +423,22 @@ def slow_provider_rate_limited(sandbox: Sandbox, stack: Stack, size: int) -> Sce
 
 
 def postgres_restart(
-    sandbox: Sandbox, workdir: Path, sandbox_url: str, size: int, server_url: str | None
+    sandbox: Sandbox,
+    workdir: Path,
+    sandbox_url: str,
+    size: int,
+    server_url: str | None,
+    *,
+    private_cluster: bool = True,
 ) -> ScenarioResult:
-    """The PostgreSQL ledger's server restarted mid-batch (a private cluster of our own)."""
+    """The PostgreSQL ledger's server restarted mid-batch (a private cluster of our own).
+
+    ``private_cluster=False`` (or no server binaries): a fresh database of the server at
+    ``server_url`` instead, every connection to it cut mid-batch.
+    """
     from postier.bench.postgres import fresh_database, server_answers, terminate_connections
 
-    unavailable = PrivateCluster.unavailable()
+    unavailable = PrivateCluster.unavailable() if private_cluster else "not asked for"
     if unavailable is None:
         fault = "private PostgreSQL cluster restarted (pg_ctl restart -m fast) mid-batch"
     else:
@@ -481,7 +491,7 @@ def _pg_batch(
             ids = batch.send(size)
             at_fault = _mid_batch(sandbox, ids, "the restart")
             fault()
-            result.notes.append(f"restarted with {at_fault} of {size} at the provider")
+            result.notes.append(f"fault with {at_fault} of {size} at the provider")
             _calm(sandbox)
             _finish(result, sandbox, batch.engine, ids, started)
         result.notes.extend(supervisor.restarts)
