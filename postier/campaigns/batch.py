@@ -146,13 +146,15 @@ def _send(
     sms = _request(batch_id, rows, category)
     octopush = ctx.clients.octopush
     try:
+        receipt = octopush.send_sms(sms)
+    except AmbiguousError:
+        # same request_id: 120 if the first went through, a ticket if it did not. Whatever else
+        # the resend meets, the first may have gone out: the batch stays unknown for the reaper
+        # to settle under this request_id, never retried under a new one (that sends twice)
         try:
             receipt = octopush.send_sms(sms)
-        except AmbiguousError:
-            # same request_id: 120 if the first went through, a ticket if it did not
-            receipt = octopush.send_sms(sms)
-    except AmbiguousError as exc:
-        return _settle_later(ctx, rows, MessageStatus.SENDING, exc)
+        except ProviderError as exc:
+            return _settle_later(ctx, rows, MessageStatus.SENDING, exc)
     except RetryableError as exc:
         return _retry_later(ctx, campaign_id, rows, exc)
     except ACCOUNT_ERRORS as exc:

@@ -123,6 +123,21 @@ def test_unknown_batches_are_settled_by_the_reaping_pass(
     assert len(sandbox.records("octopush")) == 30
 
 
+def test_a_lost_answer_then_a_refused_resend_never_sends_twice(
+    started, drain: Drain, sandbox: Sandbox, engine: Engine, ctx: CampaignContext
+) -> None:
+    handle = started(numbers(20))
+    # processed with its answer lost, then the resend meets a 503 (with more behind it than
+    # the in-process retries): the batch must stay unknown, not go again under a new id
+    sandbox.set_faults("octopush", retry_after=0.01, script=["drop_after", "503", "503", "503"])
+    drain.run()
+    assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.UNKNOWN}
+    assert len(sandbox.records("octopush")) == 20
+    assert batch.reap_campaign_batches(ctx) == 20  # settled by Octopush 120
+    assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.SENT}
+    assert len(sandbox.records("octopush")) == 20  # still once each
+
+
 def test_a_batch_whose_worker_was_lost_is_sent_under_its_request_id(
     started, drain: Drain, sandbox: Sandbox, engine: Engine, ctx: CampaignContext
 ) -> None:
