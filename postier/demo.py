@@ -43,9 +43,7 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
     add("SMS · Primotexto", producer.send_sms("+33 6 98 76 54 32", "Votre colis arrive demain.").id)
     add(
         "SMS · Octopush",
-        producer.send_sms(
-            "0612345679", "Soldes -20% ce week-end !", category="marketing", provider="octopush"
-        ).id,
+        producer.send_sms("0612345679", "Votre colis est en route", provider="octopush").id,
     )
     add("WhatsApp text", producer.send_whatsapp("+33612345680", "Bonjour de Postier 👋").id)
     add(

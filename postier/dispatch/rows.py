@@ -6,10 +6,12 @@ so a campaign message is checked exactly like a single send. Nothing here stores
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from postier.campaigns.quiet_hours import QuietHours
 from postier.config import Settings
 from postier.dispatch.routing import choose_provider
 from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
@@ -64,11 +66,29 @@ def _check_key(key: str | None) -> str | None:
     return key
 
 
-class RowBuilder:
-    """Validated, unsaved ledger rows; raises ``RuleViolation`` naming the field and rule."""
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, settings: Settings) -> None:
+
+class RowBuilder:
+    """Validated, unsaved ledger rows; raises ``RuleViolation`` naming the field and rule.
+
+    A marketing SMS due inside the French quiet hours (20:00–08:00 Europe/Paris, Sundays,
+    public holidays: ``postier.campaigns.quiet_hours``) is scheduled for the next allowed
+    instant instead, like a campaign; the ledger event says so.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = _utc_now) -> None:
         self.settings = settings
+        self.clock = clock
+        self.quiet_hours = QuietHours.from_settings(settings.campaigns)
+
+    def _marketing_send_at(self, send_at: datetime | None) -> datetime | None:
+        """``send_at``, or the next instant marketing may go out when it falls in quiet hours."""
+        due = send_at if send_at is not None else self.clock()
+        if self.quiet_hours.is_allowed(due):
+            return send_at
+        return self.quiet_hours.next_allowed(due)
 
     def sms(self, request: SmsRequest) -> Row:
         """A validated, unsaved ledger row for ``request``; raises ``RuleViolation``."""
@@ -91,6 +111,9 @@ class RowBuilder:
             # French premium marketing must carry "STOP au XXXXX" (seed 003, error 121)
             text = add_stop_mention(text, octopush.stop_short_code)
         info = check_text(provider, text, transport=transport, field="text")
+        send_at = _check_send_at(request.send_at)
+        if request.category == "marketing":
+            send_at = self._marketing_send_at(send_at)
         sender = validate_sender(request.sender, field="sender") if request.sender else None
         payload: dict[str, Any] = {}
         if sender:
@@ -103,7 +126,7 @@ class RowBuilder:
             body=text,
             payload=payload,
             category=request.category,
-            send_at=_check_send_at(request.send_at),
+            send_at=send_at,
             idempotency_key=_check_key(request.idempotency_key),
             parts=info.parts,
             campaign_id=request.campaign_id,
@@ -125,7 +148,7 @@ class RowBuilder:
         campaign_id: str | None = None,
     ) -> Row:
         """A plain row (building 100,000 ``Message`` objects would cost seconds)."""
-        now = datetime.now(UTC)
+        now = self.clock()
         scheduled = send_at is not None and send_at > now
         return {
             "id": new_message_id(),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -156,6 +157,11 @@ def producer(dispatch_settings: Settings, engine: Engine) -> Producer:
     Its own Celery app is never used: nothing is published through it.
     """
     return Producer(dispatch_settings, engine=engine)
+
+
+#: a past instant when French marketing may go out (a Tuesday, 10:00 Paris): marketing rows
+#: built "for" it are queued at once, whatever time the tests run at
+WEEKDAY_10AM = datetime(2026, 11, 17, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
 
 
 @dataclass

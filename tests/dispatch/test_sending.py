@@ -24,7 +24,7 @@ from postier.ledger.models import MessageKind, MessageStatus
 from postier.ledger.queries import release_due
 from postier.ratelimit import RateLimiter
 from postier.sandbox import Sandbox
-from tests.dispatch.conftest import Ledger
+from tests.dispatch.conftest import WEEKDAY_10AM, Ledger
 
 S = MessageStatus
 MakeDispatcher = Callable[..., Dispatcher]
@@ -418,7 +418,7 @@ def test_octopush_lost_answer_is_settled_by_resending_the_same_request_id(
 ) -> None:
     # the request is processed, then the answer is lost (502): Octopush remembers request_id
     sandbox.set_faults("octopush", script=["drop_after"])
-    message_id = ledger.add_sms("0612345616", "Promo", category="marketing")
+    message_id = ledger.add_sms("0612345616", "Promo", category="marketing", send_at=WEEKDAY_10AM)
     assert ledger.get(message_id).provider == "octopush"
 
     assert dispatcher.send(message_id) == SendOutcome(S.SENT)
@@ -660,7 +660,9 @@ def test_octopush_marketing_goes_out_with_the_stop_mention(
     dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
 ) -> None:
     # marketing is sent transactional=0: without the mention Octopush answers 121 (seed 003)
-    message_id = ledger.add_sms("0612345626", "Soldes d'hiver", category="marketing")
+    message_id = ledger.add_sms(
+        "0612345626", "Soldes d'hiver", category="marketing", send_at=WEEKDAY_10AM
+    )
 
     assert dispatcher.send(message_id) == SendOutcome(S.SENT)
 

@@ -31,7 +31,7 @@ def test_every_producer_call_reaches_delivered(
     handles = {
         "sms primotexto": producer.send_sms("0612345601", "Votre code : 1234"),
         "sms octopush": producer.send_sms(
-            "0612345602", "Promo de printemps", category="marketing", provider="octopush"
+            "0612345602", "Votre colis est parti", provider="octopush"
         ),
         "sms afilnet": producer.send_sms("0612345603", "Bonjour", provider="afilnet"),
         "whatsapp text": producer.send_whatsapp("+33612345604", "Bonjour 👋"),

@@ -1,0 +1,81 @@
+"""Row building: a single marketing SMS keeps out of the French quiet hours like a campaign."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from postier.config import Settings
+from postier.dispatch.rows import RowBuilder, SmsRequest
+from postier.ledger.models import MessageStatus
+from postier.rules.errors import RuleViolation
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def builder(at: datetime) -> RowBuilder:
+    return RowBuilder(Settings(_env_file=None), clock=lambda: at)
+
+
+def marketing(b: RowBuilder, send_at: datetime | None = None) -> dict[str, object]:
+    return b.sms(SmsRequest("0612345678", "Soldes", category="marketing", send_at=send_at))
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # Tuesday 17 Nov 2026: 21:00 waits for Wednesday 08:00
+        (datetime(2026, 11, 17, 21, 0, tzinfo=PARIS), datetime(2026, 11, 18, 8, 0, tzinfo=PARIS)),
+        # 07:59 waits one minute; 19:59 goes at once
+        (datetime(2026, 11, 17, 7, 59, tzinfo=PARIS), datetime(2026, 11, 17, 8, 0, tzinfo=PARIS)),
+        (datetime(2026, 11, 17, 19, 59, tzinfo=PARIS), None),
+        # Saturday 20:30 skips Sunday to Monday 08:00
+        (datetime(2026, 11, 21, 20, 30, tzinfo=PARIS), datetime(2026, 11, 23, 8, 0, tzinfo=PARIS)),
+        # Christmas Eve evening: 25 December is a holiday, the 26th is a Saturday
+        (datetime(2026, 12, 24, 22, 0, tzinfo=PARIS), datetime(2026, 12, 26, 8, 0, tzinfo=PARIS)),
+        # the night the clocks go back (25 Oct 2026): 08:00 local is 07:00 UTC
+        (datetime(2026, 10, 26, 3, 0, tzinfo=PARIS), datetime(2026, 10, 26, 8, 0, tzinfo=PARIS)),
+    ],
+)
+def test_marketing_in_quiet_hours_is_scheduled_for_the_next_allowed_instant(
+    now: datetime, expected: datetime | None
+) -> None:
+    row = marketing(builder(now))
+    if expected is None:
+        assert row["status"] == MessageStatus.QUEUED and row["send_at"] is None
+    else:
+        assert row["status"] == MessageStatus.SCHEDULED
+        assert row["send_at"] == expected
+
+
+def test_a_requested_time_in_quiet_hours_moves_too() -> None:
+    now = datetime(2026, 11, 17, 10, 0, tzinfo=PARIS)
+    row = marketing(builder(now), send_at=datetime(2026, 11, 17, 23, 0, tzinfo=PARIS))
+    assert row["send_at"] == datetime(2026, 11, 18, 8, 0, tzinfo=PARIS)
+
+
+def test_notifications_ignore_quiet_hours() -> None:
+    at_night = builder(datetime(2026, 11, 22, 3, 0, tzinfo=PARIS))  # a Sunday night
+    row = at_night.sms(SmsRequest("0612345678", "Votre code : 1234"))
+    assert row["status"] == MessageStatus.QUEUED
+
+
+def test_a_naive_send_at_is_refused() -> None:
+    with pytest.raises(RuleViolation) as err:
+        marketing(builder(datetime.now(PARIS)), send_at=datetime(2026, 11, 17, 10, 0))
+    assert err.value.field == "send_at"
+
+
+@given(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2030, 12, 31)))
+def test_a_marketing_row_never_goes_out_in_quiet_hours(naive: datetime) -> None:
+    now = naive.replace(tzinfo=PARIS)
+    b = builder(now)
+    row = marketing(b)
+    due = row["send_at"] if row["send_at"] is not None else now
+    assert isinstance(due, datetime)
+    assert b.quiet_hours.is_allowed(due)
+    assert due - now < timedelta(days=5)
