@@ -2,10 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+import redis
+from redis.exceptions import LockError
+
 from postier import tasknames
+from postier.config import get_settings
 from postier.dispatch import polling
 from worker.app import app
 from worker.context import process_context
+
+#: a pass holds its lock at most this many of its periods (and at least ``MIN_LOCK_SECONDS``):
+#: a worker killed mid-pass keeps the next passes out only that long
+LOCK_PERIODS = 3
+MIN_LOCK_SECONDS = 10.0
+
+
+@contextmanager
+def single_pass(name: str, period: float) -> Iterator[bool]:
+    """True when no other worker runs the pass ``name`` now (beat may send the next one
+    while a slow pass still runs: passes must not pile up on the worker threads)."""
+    client = redis.Redis.from_url(get_settings().redis_url)
+    ttl = max(MIN_LOCK_SECONDS, LOCK_PERIODS * period)
+    lock = client.lock(f"postier:pass:{name}", timeout=ttl, blocking=False)
+    acquired = bool(lock.acquire(blocking=False))
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with suppress(LockError):  # a pass longer than its lock: the lock already lapsed
+                lock.release()
+        client.close()
+
+
+def _once(name: str, period: float, run: Callable[[], int]) -> int:
+    with single_pass(name, period) as mine:
+        return run() if mine else 0
 
 
 @app.task(name=tasknames.RELEASE_DUE_MESSAGES)
@@ -26,18 +60,30 @@ def republish_unpublished() -> int:
 def reap_stuck_sends() -> int:
     """Messages stuck in ``sending``: reconcile them by lookup."""
     dispatcher, publisher = process_context(app)
-    return polling.reap_stuck_sends(dispatcher, publisher)
+    return _once(
+        "reap",
+        dispatcher.settings.dispatch.reap_interval,
+        lambda: polling.reap_stuck_sends(dispatcher, publisher),
+    )
 
 
 @app.task(name=tasknames.POLL_DELIVERY_STATES)
 def poll_delivery_states() -> int:
     """Ask the providers for the delivery state of sent messages."""
     dispatcher, _ = process_context(app)
-    return polling.poll_delivery_states(dispatcher)
+    return _once(
+        "delivery",
+        dispatcher.settings.dispatch.poll_delivery_interval,
+        lambda: polling.poll_delivery_states(dispatcher),
+    )
 
 
 @app.task(name=tasknames.POLL_WHATSAPP_INBOX)
 def poll_whatsapp_inbox() -> int:
     """Store unread WhatsApp messages once and call the application's hook."""
     dispatcher, _ = process_context(app)
-    return len(polling.poll_whatsapp_inbox(dispatcher, app))
+    return _once(
+        "inbox",
+        dispatcher.settings.dispatch.poll_inbox_interval,
+        lambda: len(polling.poll_whatsapp_inbox(dispatcher, app)),
+    )

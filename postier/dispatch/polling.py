@@ -34,7 +34,12 @@ from postier.ledger.queries import (
     unpublished,
 )
 from postier.ledger.states import transition
-from postier.providers.errors import AmbiguousError, ProviderError, UnsupportedFeatureError
+from postier.providers.errors import (
+    AmbiguousError,
+    ProviderError,
+    RetryableError,
+    UnsupportedFeatureError,
+)
 from postier.providers.results import DeliveryState, Provider, StatusReport
 from postier.providers.results import InboundMessage as ReceivedMessage
 
@@ -165,6 +170,15 @@ def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
             except UnsupportedFeatureError:
                 pending.append(message.id)
                 continue
+            except RetryableError as exc:
+                # the provider is refusing requests: ask it nothing more in this pass (the
+                # rest stay due for the next), so an outage never ties up worker threads
+                log.warning(
+                    "status lookups paused for this pass",
+                    extra={"provider": provider, "error": str(exc)},
+                )
+                pending.append(message.id)
+                break
             except ProviderError as exc:
                 log.warning(
                     "status lookup failed",

@@ -253,6 +253,24 @@ def test_poll_failure_of_one_provider_leaves_its_rows_sent_and_settles_the_other
     assert ledger.status(afilnet) == S.DELIVERED
 
 
+def test_a_provider_refusing_requests_is_asked_once_per_pass(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    sent = [ledger.add_sms(f"06123457{i:02d}") for i in range(5)]
+    for message_id in sent:
+        assert dispatcher.send(message_id).status == S.SENT
+    sandbox.set_faults("primotexto", retry_after=None, rate_503=1.0)
+    asked = sandbox.core.request_counts["primotexto"]
+
+    assert poll_delivery_states(dispatcher) == 0
+
+    # one lookup (with its in-process retries), not one per row: an outage costs one request
+    # per pass instead of tying a worker thread up for every row
+    in_process = dispatcher.settings.http.short_retry_attempts
+    assert sandbox.core.request_counts["primotexto"] - asked == in_process
+    assert all(ledger.status(m) == S.SENT for m in sent)
+
+
 def test_octopush_rows_are_skipped_by_polling_and_settled_by_their_receipt(
     dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
 ) -> None:
