@@ -40,7 +40,7 @@ def create_celery_app(settings: Settings | None = None, *, main: str = "postier"
         task_routes={
             tasknames.SEND_MESSAGE: {"queue": tasknames.QUEUE_SEND},
             tasknames.SEND_MESSAGES: {"queue": tasknames.QUEUE_SEND},
-            "postier.campaigns.*": {"queue": tasknames.QUEUE_SEND},
+            "postier.campaigns.*": {"queue": tasknames.QUEUE_BULK},
             "postier.release_*": {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.republish_*": {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.poll_*": {"queue": tasknames.QUEUE_SCHEDULED},

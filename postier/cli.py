@@ -79,8 +79,11 @@ def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
         table.add_row("Flower", f"{stack.flower_url} (user {user}, generated password {password})")
     else:
         table.add_row("Flower", f"{stack.flower_url} (authentication from settings)")
-    if stack.metrics_ports:
-        table.add_row("Metrics", stack.metrics_url())
+    for name in stack.metrics_ports:
+        lane = (
+            "bulk lane" if name.startswith("worker-bulk") else "transactional lane, beat's passes"
+        )
+        table.add_row(f"Worker {name}", f"{lane}; metrics {stack.metrics_url(name)}")
     table.add_row("Logs", str(stack.workdir))
     console.print(table)
     from postier.redis_server import check_noeviction
@@ -115,7 +118,7 @@ def up(
     real: bool = typer.Option(False, help="use the real providers from settings, not the sandbox"),
     flower_port: int = typer.Option(5555),
 ) -> None:
-    """Start Redis (if none answers), the ledger, the sandbox, a worker, beat and Flower."""
+    """Start Redis (if none answers), the ledger, the sandbox, workers, beat and Flower."""
     _wait_forever(_start_stack(workdir, not real, flower_port))
 
 

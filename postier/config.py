@@ -150,6 +150,13 @@ class DispatchSettings(BaseModel):
     ambiguous_policy: Literal["hold", "resend"] = "hold"
     #: Celery task name (or "module:function") called with each stored inbound message id
     inbound_hook: str | None = None
+    #: a ``send_many`` of more messages than this goes on the bulk lane (unless ``priority=``)
+    bulk_threshold: int = Field(default=20, ge=0)
+    #: share of each provider's rate-limit burst that bulk sends leave to the transactional lane
+    transactional_reserve: float = Field(default=0.2, ge=0.0, le=0.9)
+    #: provider requests one worker process keeps in flight at once, per provider (a bulk
+    #: chunk's messages that each need their own request go out concurrently up to this)
+    max_in_flight: int = Field(default=32, ge=1, le=512)
 
 
 class FlowerSettings(BaseModel):

@@ -10,8 +10,11 @@ What is measured, and where:
 - ``postier_rate_limit_wait_seconds{provider}``: time spent waiting for a rate-limit token
   (0 when none was needed), and ``postier_rate_limit_deferrals_total{provider}``: sends put back
   to ``scheduled`` because the wait was longer than ``rate_limit_max_block``;
+- ``postier_lane_wait_seconds{lane}``: how long a message waited from its hand-over to the
+  broker until a worker claimed it, per lane (transactional, bulk: ``postier.dispatch.lanes``);
 - ``postier_tasks_total{task,state}``: Celery tasks run, from the ``task_postrun`` signal;
-- ``postier_queue_depth{queue}`` and ``postier_queue_unacked``: Redis ``LLEN`` of the send
+- ``postier_queue_depth{queue}`` (``postier.send`` is the transactional lane, ``postier.bulk``
+  the bulk lane) and ``postier_queue_unacked``: Redis ``LLEN`` of the send
   queues (every priority level) and the broker's unacknowledged deliveries, read at scrape time;
 - ``postier_ledger_messages{provider,state}``: ledger rows by provider and state (delivered and
   undelivered included), counted at most every ``metrics.ledger_interval`` seconds.
@@ -37,6 +40,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,8 @@ log = logging.getLogger(__name__)
 SEND_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: rate-limit waits: none (a Redis round trip), then up to ``rate_limit_max_block``
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: enqueue → claim: a code should be claimed within milliseconds; bulk may wait minutes
+LANE_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0)
 #: kombu's Redis transport keeps one list per priority step: ``queue``, ``queue\x06\x163``, …
 KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 KOMBU_PRIORITY_SEP = "\x06\x16"
@@ -101,6 +107,13 @@ class DispatchMetrics:
             "postier_rate_limit_deferrals",
             "Sends put back to scheduled because the rate-limit wait exceeded the block limit.",
             ["provider"],
+            registry=registry,
+        )
+        self.lane_wait = Histogram(
+            "postier_lane_wait_seconds",
+            "Time from a message's hand-over to the broker to its claim by a worker, per lane.",
+            ["lane"],
+            buckets=LANE_WAIT_BUCKETS,
             registry=registry,
         )
         self.tasks = Counter(
@@ -155,6 +168,17 @@ def count_deferral(provider: str | None) -> None:
     found = get_metrics()
     found.rate_limit_deferrals.labels(_label(provider)).inc()
     found.messages.labels(_label(provider), "scheduled").inc()
+
+
+def observe_lane_wait(
+    lane: Any, published_at: datetime | None, claimed_at: datetime | None
+) -> None:
+    """A message of ``lane`` handed to the broker at ``published_at`` was claimed at
+    ``claimed_at`` (nothing is observed when either is unknown)."""
+    if published_at is None or claimed_at is None:
+        return
+    waited = max(0.0, (claimed_at - published_at).total_seconds())
+    get_metrics().lane_wait.labels(str(getattr(lane, "value", lane))).observe(waited)
 
 
 @contextmanager
@@ -435,6 +459,7 @@ __all__ = [
     "count_message",
     "count_retry",
     "get_metrics",
+    "observe_lane_wait",
     "queue_keys",
     "start_exporter",
     "time_rate_limit",

@@ -35,28 +35,43 @@ DEFAULT_PREFIX: Final = "postier:rl"
 
 _PROVIDER_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 
-# KEYS[1]: the account's TAT key. ARGV: emission interval (µs), burst, cost.
-# Returns 0 when admitted, else the microseconds to wait (and writes nothing).
+# KEYS[1]: the account's TAT key. ARGV: emission interval (µs), burst, tokens wanted, tokens of
+# the burst kept in reserve (left for higher-priority callers), partial (1: take as many of the
+# wanted as fit now; 0: all or nothing).
+# Returns {tokens taken, microseconds until the next (or the wanted) token would fit}; a call
+# that takes nothing writes nothing.
 # Numbers are formatted by hand: Redis turns a Lua number argument into "%.14g", which would
 # round a microsecond timestamp (16 digits).
 _GCRA_LUA: Final = """
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+local want = tonumber(ARGV[3])
+local reserve = tonumber(ARGV[4])
+local partial = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then
   tat = now
 end
-local new_tat = tat + cost * interval
-local allow_at = new_tat - burst * interval
-if allow_at > now then
-  return allow_at - now
+local room = burst - reserve
+local fit = math.floor((now - tat) / interval) + room
+local take = want
+if fit < want then
+  if partial == 1 and fit >= 1 then
+    take = fit
+  else
+    local need = want
+    if partial == 1 then
+      need = 1
+    end
+    return {0, string.format('%.0f', tat + (need - room) * interval - now)}
+  end
 end
+local new_tat = tat + take * interval
 local ttl_ms = math.ceil((new_tat - now) / 1000)
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%d', ttl_ms))
-return 0
+return {take, '0'}
 """
 
 
@@ -95,23 +110,58 @@ class RateLimiter:
         """The Redis key holding ``key``'s state."""
         return f"{self._prefix}:{key}"
 
-    def acquire(self, key: str, rate: float, burst: int, cost: int = 1) -> float:
-        """Take ``cost`` tokens of ``key`` if they are available now.
-
-        Returns 0.0 when taken, else the seconds until they would be (and takes nothing).
-        ``rate`` is tokens per second, ``burst`` the most that may go at once.
-        """
+    def _run(
+        self, key: str, rate: float, burst: int, want: int, reserve: int, *, partial: bool
+    ) -> tuple[int, float]:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a positive number, got {rate!r}")
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
-        if not 1 <= cost <= burst:
-            raise ValueError(f"cost must be between 1 and burst ({burst}), got {cost!r}")
+        if not 0 <= reserve < burst:
+            raise ValueError(
+                f"reserve must be between 0 and burst - 1 ({burst - 1}), got {reserve!r}"
+            )
         interval_us = math.ceil(1_000_000 / rate)
-        wait_us = self._script(keys=[self.redis_key(key)], args=[interval_us, burst, cost])
-        return int(wait_us) / 1_000_000
+        taken, wait_us = self._script(
+            keys=[self.redis_key(key)],
+            args=[interval_us, burst, want, reserve, 1 if partial else 0],
+        )
+        return int(taken), max(0, int(wait_us)) / 1_000_000
 
-    def wait(self, key: str, rate: float, burst: int, *, max_block: float = 1.0) -> float:
+    def acquire(
+        self, key: str, rate: float, burst: int, cost: int = 1, *, reserve: int = 0
+    ) -> float:
+        """Take ``cost`` tokens of ``key`` if they are available now.
+
+        Returns 0.0 when taken, else the seconds until they would be (and takes nothing).
+        ``rate`` is tokens per second, ``burst`` the most that may go at once; ``reserve``
+        tokens of the burst are left untouched for callers with a smaller reserve (the
+        transactional lane takes with none, bulk with some: ``postier.dispatch.lanes``).
+        """
+        if not 1 <= cost <= burst - reserve:
+            raise ValueError(
+                f"cost must be between 1 and burst - reserve ({burst - reserve}), got {cost!r}"
+            )
+        taken, wait = self._run(key, rate, burst, cost, reserve, partial=False)
+        return 0.0 if taken else max(wait, 1e-6)
+
+    def take(
+        self, key: str, rate: float, burst: int, want: int, *, reserve: int = 0
+    ) -> tuple[int, float]:
+        """Take as many of ``want`` tokens of ``key`` as are available now, in one call.
+
+        Returns ``(taken, wait)``: ``taken`` tokens were taken (0 to ``want``); when none could
+        be, ``wait`` is the seconds until one could. A chunk of messages asks once for all of
+        its requests instead of once per message.
+        """
+        if want < 1:
+            raise ValueError(f"want must be at least 1, got {want!r}")
+        taken, wait = self._run(key, rate, burst, want, reserve, partial=True)
+        return taken, (0.0 if taken else max(wait, 1e-6))
+
+    def wait(
+        self, key: str, rate: float, burst: int, *, max_block: float = 1.0, reserve: int = 0
+    ) -> float:
         """Take one token of ``key``, sleeping for it when the wait is at most ``max_block``.
 
         Returns 0.0 once a token is taken. Returns the wait, without taking anything, when it is
@@ -122,7 +172,7 @@ class RateLimiter:
         """
         deadline = time.monotonic() + max_block
         while True:
-            delay = self.acquire(key, rate, burst)
+            delay = self.acquire(key, rate, burst, reserve=reserve)
             if delay == 0.0:
                 return 0.0
             if delay > max_block or time.monotonic() + delay > deadline:

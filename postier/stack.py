@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from postier.flower import FLOWER_ARGS, flower_environment, uses_oauth, with_gen
 from postier.ledger.db import make_engine, upgrade
 from postier.redis_server import RedisHandle, ensure_redis, start_private_redis
 from postier.sandbox.server import SandboxServer
+
+#: the role names of the two workers (``postier.dispatch.lanes``: a worker per lane)
+TRANSACTIONAL_WORKER = "worker"
+BULK_WORKER = "worker-bulk"
 
 
 @dataclass
@@ -54,8 +59,15 @@ class StackOptions:
     #: the webhook receiver (Octopush receipts); 0 picks a free port
     webhooks: bool = True
     webhooks_port: int = 0
+    #: the transactional worker (codes, notifications, WhatsApp; beat's passes, hooks)
     worker_pool: str = "threads"
     worker_concurrency: int = 8
+    #: a worker per lane (``postier.dispatch.lanes``); False: one worker on every queue
+    lanes: bool = True
+    #: the bulk worker: prefork, so chunks run on every core (each sends its requests
+    #: concurrently on threads of its own); concurrency 0: the number of CPUs
+    bulk_worker_pool: str = "prefork"
+    bulk_worker_concurrency: int = 0
     #: the settings every role runs with (default: the environment's); the stack fills in
     #: the Redis URL, the ledger URL and the sandbox it starts
     settings: Settings | None = None
@@ -132,7 +144,11 @@ class Stack:
         upgrade(make_engine(self.database_url))
         if opts.webhooks:
             self.start_webhooks()
-        self.start_worker()
+        if opts.lanes:
+            self.start_worker(TRANSACTIONAL_WORKER)
+            self.start_worker(BULK_WORKER)
+        else:
+            self.start_worker(TRANSACTIONAL_WORKER, queues=tasknames.ALL_QUEUES)
         if opts.beat:
             self.start_beat()
         if opts.flower:
@@ -165,8 +181,19 @@ class Stack:
             return _free_port()
         return wanted
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str = TRANSACTIONAL_WORKER, *, queues: Sequence[str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start the worker ``name``: ``worker`` takes the transactional lane, beat's passes
+        and the hooks; ``worker-bulk`` the bulk lane (``queues`` overrides)."""
         opts = self.options
+        bulk = name.startswith(BULK_WORKER)
+        if queues is None:
+            queues = tasknames.BULK_QUEUES if bulk else tasknames.TRANSACTIONAL_QUEUES
+        pool = opts.bulk_worker_pool if bulk else opts.worker_pool
+        concurrency = (
+            opts.bulk_worker_concurrency or os.cpu_count() or 2 if bulk else opts.worker_concurrency
+        )
         port = self._metrics_port(name)
         self.metrics_ports[name] = port
         return self._spawn(
@@ -176,11 +203,11 @@ class Stack:
                 "worker",
                 "worker",
                 "-Q",
-                ",".join(tasknames.ALL_QUEUES),
+                ",".join(queues),
                 "--pool",
-                opts.worker_pool,
+                pool,
                 "--concurrency",
-                str(opts.worker_concurrency),
+                str(concurrency),
                 "--loglevel",
                 opts.log_level,
                 "-n",
@@ -272,14 +299,20 @@ class Stack:
         return f"http://127.0.0.1:{self.options.flower_port}"
 
     def wait_for_worker(self, timeout: float = 30.0) -> bool:
-        """True once a worker answers a ping over the broker."""
+        """True once every worker started answers a ping over the broker."""
         from postier.celery_app import create_celery_app
 
         app = create_celery_app(self.settings, main="probe")
         deadline = time.monotonic() + timeout
+        wanted = {name for name in self.processes if name.startswith(TRANSACTIONAL_WORKER)}
         try:
             while time.monotonic() < deadline:
-                if app.control.ping(timeout=0.5):
+                answered = {
+                    node.partition("@")[0]
+                    for reply in app.control.ping(timeout=0.5)
+                    for node in reply
+                }
+                if wanted <= answered:
                     return True
                 for name, process in self.processes.items():
                     if process.poll() is not None:

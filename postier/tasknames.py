@@ -5,7 +5,11 @@ Roles never import each other's code (STYLE.md); they share these constants inst
 
 from __future__ import annotations
 
+#: the transactional lane: single sends (codes, notifications, WhatsApp), their retries and
+#: failovers; its workers never take bulk work (``postier.dispatch.lanes``)
 QUEUE_SEND = "postier.send"
+#: the bulk lane: large ``send_many`` chunks, campaigns (planning, fan-out, batches), marketing
+QUEUE_BULK = "postier.bulk"
 QUEUE_SCHEDULED = "postier.scheduled"
 QUEUE_HOOKS = "postier.hooks"
 
@@ -25,4 +29,8 @@ SEND_CAMPAIGN_BATCH = "postier.campaigns.send_batch"
 RELEASE_DUE_CAMPAIGNS = "postier.release_due_campaigns"
 REAP_CAMPAIGN_BATCHES = "postier.reap_campaign_batches"
 
-ALL_QUEUES = (QUEUE_SEND, QUEUE_SCHEDULED, QUEUE_HOOKS)
+ALL_QUEUES = (QUEUE_SEND, QUEUE_BULK, QUEUE_SCHEDULED, QUEUE_HOOKS)
+#: what the transactional worker consumes: its lane, beat's passes and the inbound hooks
+TRANSACTIONAL_QUEUES = (QUEUE_SEND, QUEUE_SCHEDULED, QUEUE_HOOKS)
+#: what the bulk worker consumes
+BULK_QUEUES = (QUEUE_BULK,)

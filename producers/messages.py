@@ -18,6 +18,7 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 
 from postier.config import Settings, get_settings
+from postier.dispatch.lanes import Priority
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.rows import (
     WHATSAPP_TRANSPORT,
@@ -27,7 +28,7 @@ from postier.dispatch.rows import (
     SmsRequest,
 )
 from postier.ledger.db import make_engine, session_scope
-from postier.ledger.models import MessageKind, MessageStatus
+from postier.ledger.models import Lane, MessageKind, MessageStatus
 from postier.ledger.queries import get_message, insert_messages
 from postier.rules import (
     check_file_url,
@@ -40,6 +41,7 @@ __all__ = [
     "BulkResult",
     "Category",
     "MessageHandle",
+    "Priority",
     "Producer",
     "Row",
     "SmsRequest",
@@ -95,8 +97,9 @@ class Producer:
         statuses = {row["id"]: row["status"] for row in rows}
         with session_scope(self.engine) as session:
             ids = insert_messages(session, rows)
+        lanes = {row["id"]: Lane(row.get("lane") or Lane.TRANSACTIONAL) for row in rows}
         handles: list[MessageHandle] = []
-        to_publish: list[str] = []
+        to_publish: dict[Lane, list[str]] = {}
         for want, got in zip(wanted, ids, strict=True):
             duplicate = want != got
             status = statuses[want]
@@ -105,10 +108,10 @@ class Producer:
                     existing = get_message(session, got)
                     status = existing.status if existing else status
             elif status == MessageStatus.QUEUED:
-                to_publish.append(got)
+                to_publish.setdefault(lanes[want], []).append(got)
             handles.append(MessageHandle(id=got, status=str(status), duplicate=duplicate))
-        if to_publish:
-            self.publisher.publish(to_publish)
+        for lane, ids_of_lane in to_publish.items():
+            self.publisher.publish(ids_of_lane, lane=lane)
         return handles
 
     # -- the public calls ----------------------------------------------------------------
@@ -122,10 +125,24 @@ class Producer:
         send_at: datetime | None = None,
         idempotency_key: str | None = None,
         provider: str | None = None,
+        priority: Priority | None = None,
     ) -> MessageHandle:
-        """Queue one SMS (now, or at ``send_at``)."""
+        """Queue one SMS (now, or at ``send_at``).
+
+        ``priority``: the lane, "transactional" (default for notifications) or "bulk" (default
+        for marketing); see ``postier.dispatch.lanes``.
+        """
         row = self.build_sms(
-            SmsRequest(to, text, sender, category, send_at, idempotency_key, provider)
+            SmsRequest(
+                to,
+                text,
+                sender,
+                category,
+                send_at,
+                idempotency_key,
+                provider,
+                priority=priority,
+            )
         )
         return self.enqueue([row])[0]
 
@@ -138,8 +155,9 @@ class Producer:
         send_at: datetime | None = None,
         idempotency_key: str | None = None,
         provider: str | None = None,
+        priority: Priority | None = None,
     ) -> MessageHandle:
-        """Queue one WhatsApp text message."""
+        """Queue one WhatsApp text message (transactional lane unless ``priority="bulk"``)."""
         check_text("afilnet", text, transport=WHATSAPP_TRANSPORT, field="text")
         row = self.rows.whatsapp(
             kind=MessageKind.WHATSAPP_TEXT,
@@ -150,6 +168,7 @@ class Producer:
             send_at=send_at,
             idempotency_key=idempotency_key,
             provider=provider,
+            priority=priority,
         )
         return self.enqueue([row])[0]
 
@@ -165,6 +184,7 @@ class Producer:
         send_at: datetime | None = None,
         idempotency_key: str | None = None,
         provider: str | None = None,
+        priority: Priority | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp file (image, video or document at a public URL)."""
         check_file_url(file_url, file_type, field="file_url")
@@ -184,6 +204,7 @@ class Producer:
             send_at=send_at,
             idempotency_key=idempotency_key,
             provider=provider,
+            priority=priority,
         )
         return self.enqueue([row])[0]
 
@@ -198,6 +219,7 @@ class Producer:
         send_at: datetime | None = None,
         idempotency_key: str | None = None,
         provider: str | None = None,
+        priority: Priority | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp template message; ``params`` fill its ``{{name}}`` placeholders.
 
@@ -226,21 +248,30 @@ class Producer:
             send_at=send_at,
             idempotency_key=idempotency_key,
             provider=provider,
+            priority=priority,
         )
         return self.enqueue([row])[0]
 
     def send_many(self, requests: Iterable[SmsRequest]) -> BulkResult:
         """Queue many SMS in one transaction and one pipelined publish.
 
-        Invalid requests are reported by position and the valid ones are still queued.
+        Invalid requests are reported by position and the valid ones are still queued. More
+        than ``dispatch.bulk_threshold`` requests go on the bulk lane, except those that name
+        their own ``priority``.
         """
         result = BulkResult()
         rows: list[Row] = []
+        chosen: list[bool] = []
         for index, request in enumerate(requests):
             try:
                 rows.append(self.build_sms(request))
+                chosen.append(request.priority is not None)
             except RuleViolation as exc:
                 result.rejected.append((index, exc))
+        if len(rows) > self.settings.dispatch.bulk_threshold:
+            for row, fixed in zip(rows, chosen, strict=True):
+                if not fixed:
+                    row["lane"] = Lane.BULK
         result.accepted.extend(self.enqueue(rows))
         return result
 

@@ -47,6 +47,7 @@ from postier.campaigns.queries import (
     unsettled_batches,
 )
 from postier.campaigns.spec import CampaignSpec
+from postier.dispatch.lanes import Lane, reserve_for
 from postier.dispatch.routing import account_id
 from postier.dispatch.sending import ACCOUNT_ERRORS, backoff_delay
 from postier.ledger.db import session_scope
@@ -118,9 +119,15 @@ def _take_token(ctx: CampaignContext) -> float:
     if ctx.limiter is None or limit is None:
         return 0.0
     key = limiter_key(PROVIDER, account_id(ctx.settings, PROVIDER))
+    # a campaign is bulk: it leaves the transactional lane's reserve of the burst alone
+    reserve = reserve_for(Lane.BULK, limit.burst, ctx.settings.dispatch.transactional_reserve)
     return float(
         ctx.limiter.wait(
-            key, limit.rate, limit.burst, max_block=ctx.settings.campaigns.batch_max_block
+            key,
+            limit.rate,
+            limit.burst,
+            max_block=ctx.settings.campaigns.batch_max_block,
+            reserve=reserve,
         )
     )
 

@@ -55,7 +55,7 @@ from postier.campaigns.rows import build_row
 from postier.campaigns.spec import CampaignSpec
 from postier.dispatch.rows import Row
 from postier.ledger.db import session_scope
-from postier.ledger.models import CampaignStatus, MessageStatus
+from postier.ledger.models import CampaignStatus, Lane, MessageStatus
 from postier.ledger.queries import insert_messages
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.providers.errors import PermanentError, ProviderError
@@ -254,6 +254,7 @@ def _may_send(ctx: CampaignContext, spec: CampaignSpec, starts_at: datetime | No
 
 
 def _place(row: Row, *, go_now: bool, batched: bool, now: datetime) -> None:
+    row["lane"] = Lane.BULK
     if go_now:
         row["status"] = MessageStatus.QUEUED
         row["send_at"] = None
@@ -275,4 +276,4 @@ def publish_queued(
         batches = math.ceil(len(message_ids) / ctx.settings.campaigns.batch_size)
         ctx.tasks.send_batches(campaign_id, batches)
         return len(message_ids)
-    return ctx.publisher.publish(message_ids)
+    return ctx.publisher.publish(message_ids, lane=Lane.BULK)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class CampaignTasks:
-    """Publishes the plan, fan-out and batch tasks of campaigns."""
+    """Publishes the plan, fan-out and batch tasks of campaigns, all on the bulk lane."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
@@ -32,7 +32,7 @@ class CampaignTasks:
             with self.app.producer_or_acquire() as producer:
                 for args in calls:
                     self.app.send_task(
-                        name, args=args, queue=tasknames.QUEUE_SEND, producer=producer
+                        name, args=args, queue=tasknames.QUEUE_BULK, producer=producer
                     )
                     sent += 1
         except (OperationalError, RedisError, OSError) as exc:

@@ -128,7 +128,7 @@ class Supervisor:
     Each restart is noted (role, exit code), since a role that dies on a fault is a finding.
     """
 
-    ROLES = ("worker", "beat", "webhooks")
+    ROLES = ("worker", "worker-bulk", "beat", "webhooks")
 
     def __init__(self, stack: Stack, interval: float = 0.3) -> None:
         self.stack = stack
@@ -140,6 +140,7 @@ class Supervisor:
     def _run(self) -> None:
         starters: dict[str, Callable[[], object]] = {
             "worker": self.stack.start_worker,
+            "worker-bulk": lambda: self.stack.start_worker("worker-bulk"),
             "beat": self.stack.start_beat,
             "webhooks": self.stack.start_webhooks,
         }
@@ -176,12 +177,15 @@ def supervised(scenario: Scenario) -> Scenario:
     return run
 
 
-def wait_for_new_worker(stack: Stack, old_pid: int, timeout: float = 60.0) -> None:
-    """Until the supervisor has started a worker other than ``old_pid`` and it answers."""
+def wait_for_new_worker(
+    stack: Stack, old_pid: int, timeout: float = 60.0, name: str = "worker"
+) -> None:
+    """Until the supervisor has started a worker ``name`` other than ``old_pid`` and every
+    worker answers."""
     _wait(
-        lambda: (p := stack.processes.get("worker")) is not None and p.pid != old_pid,
+        lambda: (p := stack.processes.get(name)) is not None and p.pid != old_pid,
         timeout,
-        "no new worker",
+        f"no new {name}",
     )
     if not stack.wait_for_worker(timeout=timeout):
         raise RuntimeError("the new worker did not answer")
@@ -276,18 +280,21 @@ def _calm(sandbox: Sandbox) -> None:
 
 @supervised
 def worker_sigkill(sandbox: Sandbox, stack: Stack, size: int) -> ScenarioResult:
-    """SIGKILL of the worker and its pool mid-batch; the supervisor starts a new one."""
-    result = ScenarioResult("worker SIGKILL", "worker and pool killed mid-batch", size)
+    """SIGKILL of both workers (each lane's) and their pools mid-batch; the supervisor starts
+    new ones."""
+    result = ScenarioResult("worker SIGKILL", "workers and pools killed mid-batch", size)
     batch, started = Batch(stack), time.monotonic()
     try:
         _slow_down(sandbox, 0.05)
         ids = batch.send(size)
         at_kill = _mid_batch(sandbox, ids, "the kill")
-        old = stack.processes["worker"].pid
-        stack.kill("worker", signal.SIGKILL)
+        old = {name: stack.processes[name].pid for name in ("worker", "worker-bulk")}
+        for name in old:
+            stack.kill(name, signal.SIGKILL)
         result.notes.append(f"killed with {at_kill} of {size} at the provider")
         _calm(sandbox)
-        wait_for_new_worker(stack, old)
+        for name, pid in old.items():
+            wait_for_new_worker(stack, pid, name=name)
         return _finish(result, sandbox, batch.engine, ids, started)
     finally:
         batch.close()

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,10 +35,11 @@ from typing import Any
 from sqlalchemy import Row, literal
 
 from postier import metrics
+from postier.dispatch.inflight import run_all
 from postier.dispatch.resolving import Resolution
 from postier.dispatch.sending import ACCOUNT_ERRORS, Dispatcher, backoff_delay
 from postier.ledger.db import session_scope
-from postier.ledger.models import Message, MessageKind, MessageStatus, messages_table
+from postier.ledger.models import Lane, Message, MessageKind, MessageStatus, messages_table
 from postier.ledger.queries import queued_rows
 from postier.ledger.states import transition_many
 from postier.providers.base import OutgoingSms
@@ -118,38 +120,78 @@ def send_chunk(dispatcher: Dispatcher, message_ids: Sequence[str]) -> ChunkResul
 
 
 def _send_singles(dispatcher: Dispatcher, rows: Sequence[Row[Any]], result: ChunkResult) -> None:
-    """Messages that go alone, each as ``Dispatcher.send`` would: a token, a conditional
-    claim, the dispatcher's attempt (``Dispatcher._attempt``: same outcomes, retries,
-    failover) — without loading each row again, as the chunk's SELECT already read them.
+    """Messages that go alone (one request each), by provider and lane, concurrently.
 
-    The token is taken right before its request, so the provider sees the limit's pace. A
-    wait too long to block for puts the row back to ``scheduled`` without an attempt, and the
-    rest of that provider's rows with it (their wait could only be longer).
+    Per provider and lane: one limiter call for the tokens of all its rows, one conditional
+    UPDATE claiming those that got one, their requests in flight together (``inflight``), and
+    one UPDATE recording every accepted one. The rare other outcomes (retry, failover,
+    ambiguous, refused) take the dispatcher's one-message steps, as a lone send would.
     """
-    waits: dict[str, float] = {}
+    groups: dict[tuple[str, Lane], list[Row[Any]]] = {}
     for row in rows:
-        provider = row.provider or ""
-        wait = waits.get(provider) or dispatcher._take_token(provider)
-        now = _now()
-        if wait > 0:
-            waits[provider] = wait
-            with session_scope(dispatcher.engine) as session:
-                moved = transition_many(
-                    session,
-                    [row.id],
-                    MessageStatus.QUEUED,
-                    MessageStatus.SCHEDULED,
-                    now=now,
-                    detail=f"rate limited: retry in {wait:.2f}s",
-                    send_at=now + timedelta(seconds=wait),
-                )
-            if moved:
-                metrics.count_deferral(provider)
-            continue
-        with session_scope(dispatcher.engine) as session:
-            claimed = transition_many(
+        lane = Lane(row.lane or Lane.TRANSACTIONAL)
+        groups.setdefault((row.provider or "", lane), []).append(row)
+    for (provider, lane), group in groups.items():
+        _send_concurrently(dispatcher, provider, lane, group, result)
+
+
+def _send_concurrently(
+    dispatcher: Dispatcher,
+    provider: str,
+    lane: Lane,
+    rows: Sequence[Row[Any]],
+    result: ChunkResult,
+) -> None:
+    """Tokens, claim, requests and outcomes of one provider's rows, as few round trips as can
+    be: the rows that got a token go out together (a burst), the others wait for the next.
+    When the next token is further than ``rate_limit_max_block`` away, the rows left go back
+    to ``scheduled`` together, without an attempt."""
+    pending = list(rows)
+    max_block = dispatcher.settings.dispatch.rate_limit_max_block
+    deadline = time.monotonic() + max_block
+    while pending:
+        taken, wait = dispatcher.take_tokens(provider, len(pending), lane)
+        if taken == 0:
+            if time.monotonic() + wait <= deadline:
+                time.sleep(wait)
+                continue
+            _defer(dispatcher, provider, pending, wait)
+            return
+        batch, pending = pending[:taken], pending[taken:]
+        _claim_and_send(dispatcher, provider, lane, batch, result)
+        # as a lone send: each next token is worth blocking up to ``rate_limit_max_block``
+        deadline = time.monotonic() + max_block
+
+
+def _defer(dispatcher: Dispatcher, provider: str, rows: Sequence[Row[Any]], wait: float) -> None:
+    now = _now()
+    with session_scope(dispatcher.engine) as session:
+        moved = transition_many(
+            session,
+            [row.id for row in rows],
+            MessageStatus.QUEUED,
+            MessageStatus.SCHEDULED,
+            now=now,
+            detail=f"rate limited: retry in {wait:.2f}s",
+            send_at=now + timedelta(seconds=wait),
+        )
+    for _ in moved:
+        metrics.count_deferral(provider)
+
+
+def _claim_and_send(
+    dispatcher: Dispatcher,
+    provider: str,
+    lane: Lane,
+    rows: Sequence[Row[Any]],
+    result: ChunkResult,
+) -> None:
+    now = _now()
+    with session_scope(dispatcher.engine) as session:
+        claimed = set(
+            transition_many(
                 session,
-                [row.id],
+                [row.id for row in rows],
                 MessageStatus.QUEUED,
                 MessageStatus.SENDING,
                 now=now,
@@ -157,12 +199,37 @@ def _send_singles(dispatcher: Dispatcher, rows: Sequence[Row[Any]], result: Chun
                 sending_started_at=now,
                 provider_message_id=None,
             )
-        if not claimed:
+        )
+    messages = [_as_message(row, claimed_at=now) for row in rows if row.id in claimed]
+    if not messages:
+        return
+    for row in rows:
+        if row.id in claimed:
+            metrics.observe_lane_wait(lane, row.published_at, now)
+    # built here, once: the pool's threads must not race to build the shared pooled client
+    _ = dispatcher.clients.http
+    outcomes = run_all(
+        provider, dispatcher.settings.dispatch.max_in_flight, _timed(dispatcher), messages
+    )
+    accepted: list[tuple[Message, SendReceipt]] = []
+    for message, receipt, error in outcomes:
+        if error is None and receipt is not None:
+            accepted.append((message, receipt))
             continue
-        outcome = dispatcher._attempt(_as_message(row, claimed_at=now))
+        if not isinstance(error, Exception):
+            raise error if error is not None else RuntimeError("no receipt and no error")
+        outcome = dispatcher.settle_error(message, error)
         if outcome.republish:
-            result.republish.append(row.id)
-        result.sent += int(outcome.status is MessageStatus.SENT)
+            result.republish.append(message.id)
+    result.sent += dispatcher.record_sent_many(accepted, now=_now())
+
+
+def _timed(dispatcher: Dispatcher) -> Callable[[Message], SendReceipt]:
+    def call(message: Message) -> SendReceipt:
+        with metrics.time_send(message.provider):
+            return dispatcher.call_provider(message)
+
+    return call
 
 
 def text_for(dispatcher: Dispatcher, body: str, category: str) -> str:
@@ -201,7 +268,7 @@ def _count(state: MessageStatus, n: int) -> None:
 
 def _send_group(dispatcher: Dispatcher, group: Sequence[Row[Any]], result: ChunkResult) -> None:
     ids = [row.id for row in group]
-    wait = dispatcher._take_token(PROVIDER)
+    wait = dispatcher.take_token(PROVIDER, Lane(group[0].lane or Lane.TRANSACTIONAL))
     if wait > 0:
         with session_scope(dispatcher.engine) as session:
             deferred = transition_many(
@@ -390,7 +457,7 @@ def _retry_later(
     republish: list[str] = []
     for row in spent:
         message = _as_message(row)
-        outcome = dispatcher._give_up(
+        outcome = dispatcher.give_up(
             message, f"gave up after {message.attempts} attempts: {exc}", exc
         )
         if outcome.republish:
@@ -425,7 +492,7 @@ def _give_up_each(
     """The account was refused: each row fails over (or fails) as a lone send would."""
     republish: list[str] = []
     for row in rows:
-        outcome = dispatcher._give_up(_as_message(row), str(exc), exc)
+        outcome = dispatcher.give_up(_as_message(row), str(exc), exc)
         if outcome.republish:
             republish.append(row.id)
     return republish

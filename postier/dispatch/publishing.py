@@ -18,8 +18,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from postier import tasknames
+from postier.dispatch.lanes import queue_for
 from postier.ledger.db import session_scope
-from postier.ledger.queries import mark_published
+from postier.ledger.models import Lane
+from postier.ledger.queries import lanes_of, mark_published
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,16 @@ def plan_spread(message_ids: Sequence[str], tasks: int = RELEASE_TASKS) -> list[
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
+def plan_lane(message_ids: Sequence[str], lane: Lane, spread: int | None) -> list[list[str]]:
+    """The tasks of ``lane``: the transactional lane as ``plan_tasks`` (a code is a task of its
+    own), the bulk lane always in chunks (its worker sends a chunk's requests concurrently)."""
+    if lane is Lane.BULK:
+        return plan_spread(message_ids, spread or RELEASE_TASKS)
+    return plan_tasks(message_ids) if spread is None else plan_spread(message_ids, spread)
+
+
 class Publisher:
-    """Publishes send tasks over one pooled broker connection.
+    """Publishes send tasks over one pooled broker connection, each on its lane's queue.
 
     A publish through kombu costs far more than the Redis push itself, so bulk sends go out as
     ``send_messages`` tasks of up to ``MAX_CHUNK`` ids; the worker claims each id on its own,
@@ -65,22 +75,42 @@ class Publisher:
         self.app = app
         self.engine = engine
 
-    def publish(self, message_ids: Sequence[str], *, spread: int | None = None) -> int:
+    def publish(
+        self,
+        message_ids: Sequence[str],
+        *,
+        lane: Lane | None = None,
+        spread: int | None = None,
+    ) -> int:
         """Publish ids in order; return how many reached the broker (the rest wait for beat).
 
-        ``spread``: split into at most that many tasks (``plan_spread``) rather than one task
-        per id for small sets (``plan_tasks``).
+        ``lane``: the queue of every id, when the caller knows it (a producer, a campaign);
+        else each row's own lane is read from the ledger, so a retry, a failover or a release
+        goes back on the lane it came from. ``spread``: split into at most that many tasks
+        (``plan_spread``) rather than one task per id for small sets (``plan_tasks``).
         """
+        if not message_ids:
+            return 0
+        if lane is None:
+            with session_scope(self.engine) as session:
+                lanes = lanes_of(session, message_ids)
+            by_lane: dict[Lane, list[str]] = {}
+            for id_ in message_ids:
+                by_lane.setdefault(lanes.get(id_, Lane.TRANSACTIONAL), []).append(id_)
+        else:
+            by_lane = {Lane(lane): list(message_ids)}
+        plan = [
+            (queue_for(each), chunk)
+            for each, ids in by_lane.items()
+            for chunk in plan_lane(ids, each, spread)
+        ]
         done: list[str] = []
-        plan = plan_tasks(message_ids) if spread is None else plan_spread(message_ids, spread)
         try:
             with self.app.producer_or_acquire() as producer:
-                for chunk in plan:
+                for queue, chunk in plan:
                     args: list[Any] = [chunk[0]] if len(chunk) == 1 else [chunk]
                     name = tasknames.SEND_MESSAGE if len(chunk) == 1 else tasknames.SEND_MESSAGES
-                    self.app.send_task(
-                        name, args=args, queue=tasknames.QUEUE_SEND, producer=producer
-                    )
+                    self.app.send_task(name, args=args, queue=queue, producer=producer)
                     done.extend(chunk)
         except (OperationalError, RedisError, OSError) as exc:
             log.warning(

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from postier.campaigns.quiet_hours import QuietHours
 from postier.config import Settings
+from postier.dispatch.lanes import Priority, lane_for
 from postier.dispatch.routing import choose_provider
 from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
 from postier.rules import (
@@ -44,6 +45,8 @@ class SmsRequest:
     idempotency_key: str | None = None
     provider: str | None = None
     campaign_id: str | None = None
+    #: the lane: "transactional" or "bulk" (default: by category and the call's size)
+    priority: Priority | None = None
 
 
 def _check_send_at(send_at: datetime | None) -> datetime | None:
@@ -130,6 +133,7 @@ class RowBuilder:
             idempotency_key=_check_key(request.idempotency_key),
             parts=info.parts,
             campaign_id=request.campaign_id,
+            priority=request.priority,
         )
 
     def row(
@@ -146,8 +150,12 @@ class RowBuilder:
         idempotency_key: str | None,
         parts: int | None = None,
         campaign_id: str | None = None,
+        priority: Priority | None = None,
     ) -> Row:
         """A plain row (building 100,000 ``Message`` objects would cost seconds)."""
+        lane = lane_for(
+            category, threshold=self.settings.dispatch.bulk_threshold, priority=priority
+        )
         now = self.clock()
         scheduled = send_at is not None and send_at > now
         return {
@@ -164,6 +172,7 @@ class RowBuilder:
             "idempotency_key": idempotency_key,
             "parts": parts,
             "campaign_id": campaign_id,
+            "lane": lane,
             "created_at": now,
             "updated_at": now,
         }
@@ -179,6 +188,7 @@ class RowBuilder:
         send_at: datetime | None,
         idempotency_key: str | None,
         provider: str | None,
+        priority: Priority | None = None,
     ) -> Row:
         """A WhatsApp row of ``kind``; ``payload`` holds what the kind needs (file, template)."""
         recipient = normalize_number(to, region=self.settings.default_region, field="to")
@@ -203,4 +213,5 @@ class RowBuilder:
             category="notification",
             send_at=_check_send_at(send_at),
             idempotency_key=_check_key(idempotency_key),
+            priority=priority,
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,14 +29,15 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from postier import metrics
-from postier.config import Settings
+from postier.config import RateLimit, Settings
 from postier.dispatch.clients import ProviderClients
+from postier.dispatch.lanes import reserve_for
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.routing import account_id, fallback_for
 from postier.ledger.db import session_scope
-from postier.ledger.models import Message, MessageKind, MessageStatus
+from postier.ledger.models import Lane, Message, MessageKind, MessageStatus
 from postier.ledger.queries import claim_for_sending, get_message
-from postier.ledger.states import transition
+from postier.ledger.states import transition, transition_each
 from postier.providers.base import OutgoingSms
 from postier.providers.errors import (
     AmbiguousError,
@@ -105,7 +106,9 @@ class Dispatcher:
             if message is None or message.status != MessageStatus.QUEUED:
                 return SendOutcome(message.status if message else None)
             provider = message.provider or ""
-        wait = self._take_token(provider)
+            lane = Lane(message.lane or Lane.TRANSACTIONAL)
+            published_at = message.published_at
+        wait = self.take_token(provider, lane)
         if wait > 0:
             metrics.count_deferral(provider)
             return self._defer(message_id, wait)
@@ -114,7 +117,8 @@ class Dispatcher:
             if claimed is None:
                 return SendOutcome(None)
             session.expunge(claimed)
-        return self._attempt(claimed)
+        metrics.observe_lane_wait(lane, published_at, claimed.sending_started_at)
+        return self.attempt(claimed)
 
     # -- steps ---------------------------------------------------------------------------
     def _defer(self, message_id: str, wait: float) -> SendOutcome:
@@ -130,13 +134,24 @@ class Dispatcher:
             )
         return SendOutcome(MessageStatus.SCHEDULED if moved else None)
 
-    def _take_token(self, provider: str) -> float:
+    def _limit(self, provider: str, lane: Lane) -> tuple[str, RateLimit, int] | None:
+        """The limiter key, limit and the lane's reserve for ``provider``; None: unlimited."""
         if self.limiter is None:
-            return 0.0
+            return None
         limit = self.settings.rate_limits.get(provider)
         if limit is None:
+            return None
+        reserve = reserve_for(lane, limit.burst, self.settings.dispatch.transactional_reserve)
+        return limiter_key(provider, account_id(self.settings, provider)), limit, reserve
+
+    def take_token(self, provider: str, lane: Lane = Lane.TRANSACTIONAL) -> float:
+        """One token of ``provider``'s account (blocking up to ``rate_limit_max_block``); 0.0
+        when taken, else the wait after which to try again (nothing taken). Bulk leaves the
+        transactional lane's reserve of the burst alone (``postier.dispatch.lanes``)."""
+        found = self._limit(provider, lane)
+        if found is None or self.limiter is None:
             return 0.0
-        key = limiter_key(provider, account_id(self.settings, provider))
+        key, limit, reserve = found
         with metrics.time_rate_limit(provider):
             return float(
                 self.limiter.wait(
@@ -144,27 +159,49 @@ class Dispatcher:
                     limit.rate,
                     limit.burst,
                     max_block=self.settings.dispatch.rate_limit_max_block,
+                    reserve=reserve,
                 )
             )
 
-    def _attempt(self, message: Message) -> SendOutcome:
+    def take_tokens(self, provider: str, want: int, lane: Lane) -> tuple[int, float]:
+        """Up to ``want`` tokens of ``provider``'s account in one limiter call, without
+        blocking: ``(taken, wait)``, ``wait`` the seconds until one more fits when none did."""
+        found = self._limit(provider, lane)
+        if found is None or self.limiter is None:
+            return want, 0.0
+        key, limit, reserve = found
+        with metrics.time_rate_limit(provider):
+            return self.limiter.take(key, limit.rate, limit.burst, want, reserve=reserve)
+
+    def attempt(self, message: Message) -> SendOutcome:
+        """One provider call for ``message``, claimed (``sending``) by this worker, and its
+        outcome recorded."""
         try:
             with metrics.time_send(message.provider):
                 receipt = self.call_provider(message)
-        except RetryableError as exc:
+        except (ProviderError, RuleViolation, KeyError, TypeError, ValueError) as exc:
+            return self.settle_error(message, exc)
+        self._record_sent(message, receipt)
+        return SendOutcome(MessageStatus.SENT)
+
+    def settle_error(self, message: Message, exc: Exception) -> SendOutcome:
+        """The outcome of a call for ``message`` that raised ``exc``: a retry, a failover, a
+        lookup of an ambiguous send, or a failure."""
+        if isinstance(exc, RetryableError):
             return self._after_retryable(message, exc)
-        except AmbiguousError as exc:
+        if isinstance(exc, AmbiguousError):
             return self._after_ambiguous(message, exc)
-        except PermanentError as exc:
+        if isinstance(exc, PermanentError):
             return self._after_permanent(message, exc)
-        except RuleViolation as exc:
+        if isinstance(exc, RuleViolation):
             return self._fail(message, f"invalid at send time: {exc}", None)
-        except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, (KeyError, TypeError, ValueError)):
             # a payload the ledger should never hold (edited by hand, older version): failing
             # it beats leaving it in ``sending`` for the reaper to queue again for ever
             return self._fail(message, f"malformed message payload: {exc!r}", None)
-        self._record_sent(message, receipt)
-        return SendOutcome(MessageStatus.SENT)
+        if isinstance(exc, ProviderError):
+            return self._fail(message, str(exc), exc)
+        raise exc
 
     def call_provider(self, message: Message) -> SendReceipt:
         """The provider call for ``message``'s kind; raises ``ProviderError`` subclasses."""
@@ -222,6 +259,55 @@ class Dispatcher:
         return text
 
     # -- outcomes ------------------------------------------------------------------------
+    def record_sent_many(
+        self, accepted: Sequence[tuple[Message, SendReceipt]], *, now: datetime | None = None
+    ) -> int:
+        """``sending → sent`` for every accepted send of a chunk, in one UPDATE (each row with
+        its own provider id, cost and parts; each event with its own answer); how many moved."""
+        if not accepted:
+            return 0
+        changes: dict[str, dict[str, Any]] = {}
+        raws: dict[str, Mapping[str, Any] | None] = {}
+        providers: dict[str, str | None] = {}
+        for message, receipt in accepted:
+            values: dict[str, Any] = {
+                "provider_message_id": receipt.message_id,
+                "cost": float(receipt.cost) if receipt.cost is not None else None,
+            }
+            if receipt.parts is not None:
+                values["parts"] = receipt.parts
+            changes[message.id] = values
+            raws[message.id] = dict(receipt.raw)
+            providers[message.id] = message.provider
+        with session_scope(self.engine) as session:
+            moved = transition_each(
+                session,
+                changes,
+                MessageStatus.SENDING,
+                MessageStatus.SENT,
+                provider_status="accepted",
+                raws=raws,
+                now=now,
+                last_error=None,
+            )
+        for message_id in moved:
+            metrics.count_message(providers[message_id], MessageStatus.SENT)
+        if log.isEnabledFor(logging.INFO):
+            for message, _ in accepted:
+                self._log_sent(message)
+        return len(moved)
+
+    def _log_sent(self, message: Message) -> None:
+        log.info(
+            "sent",
+            extra={
+                "message_id": message.id,
+                "provider": message.provider,
+                "attempt": message.attempts,
+                "recipient": mask_number(message.recipient),
+            },
+        )
+
     def _record_sent(self, message: Message, receipt: SendReceipt) -> None:
         # a provider that gives no part count (Afilnet sendsms) leaves the producer's count
         counted: dict[str, Any] = {"parts": receipt.parts} if receipt.parts is not None else {}
@@ -239,19 +325,11 @@ class Dispatcher:
                 **counted,
             )
         metrics.count_message(message.provider, MessageStatus.SENT)
-        log.info(
-            "sent",
-            extra={
-                "message_id": message.id,
-                "provider": message.provider,
-                "attempt": message.attempts,
-                "recipient": mask_number(message.recipient),
-            },
-        )
+        self._log_sent(message)
 
     def _after_retryable(self, message: Message, exc: RetryableError) -> SendOutcome:
         if message.attempts >= self.settings.dispatch.max_attempts:
-            return self._give_up(message, f"gave up after {message.attempts} attempts: {exc}", exc)
+            return self.give_up(message, f"gave up after {message.attempts} attempts: {exc}", exc)
         delay = exc.retry_after
         if delay is None:
             delay = backoff_delay(
@@ -276,7 +354,7 @@ class Dispatcher:
 
     def _after_permanent(self, message: Message, exc: PermanentError) -> SendOutcome:
         if isinstance(exc, ACCOUNT_ERRORS):
-            return self._give_up(message, str(exc), exc)
+            return self.give_up(message, str(exc), exc)
         return self._fail(message, str(exc), exc)
 
     def _after_ambiguous(self, message: Message, exc: AmbiguousError) -> SendOutcome:
@@ -298,7 +376,7 @@ class Dispatcher:
             return SendOutcome(MessageStatus.SENT)
         return SendOutcome(MessageStatus.UNKNOWN)
 
-    def _give_up(self, message: Message, reason: str, exc: ProviderError | None) -> SendOutcome:
+    def give_up(self, message: Message, reason: str, exc: ProviderError | None) -> SendOutcome:
         """Fail over to the routing's fallback when there is one, else fail."""
         tried = [*(message.payload or {}).get("tried_providers", []), message.provider or ""]
         fallback = fallback_for(

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postier.ledger.models import (
+    Lane,
     Message,
     MessageStatus,
     messages_table,
@@ -39,6 +40,7 @@ _ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "send_at": None,
     "idempotency_key": None,
     "campaign_id": None,
+    "lane": Lane.TRANSACTIONAL,
     "attempts": 0,
     "provider_message_id": None,
     "cost": None,

@@ -48,6 +48,17 @@ class MessageStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Lane(StrEnum):
+    """Which send queue a message travels on (``postier.dispatch.lanes``).
+
+    Transactional messages (one-time codes, notifications, WhatsApp) have workers of their own
+    that bulk work never occupies; bulk (large ``send_many``, campaigns, marketing) has the rest.
+    """
+
+    TRANSACTIONAL = "transactional"
+    BULK = "bulk"
+
+
 class Channel(StrEnum):
     SMS = "sms"
     WHATSAPP = "whatsapp"
@@ -131,6 +142,12 @@ class Message(SQLModel, table=True):
     send_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
     campaign_id: str | None = Field(default=None, max_length=32, index=True)
+    #: the send queue it travels on; its retries, failovers and releases keep it
+    lane: Lane = Field(
+        default=Lane.TRANSACTIONAL,
+        sa_type=_enum_column(Lane, 16),
+        sa_column_kwargs={"server_default": Lane.TRANSACTIONAL.value},
+    )
     attempts: int = 0
     provider_message_id: str | None = Field(default=None, max_length=128, index=True)
     #: what the provider charged (credits or euros, as the provider counts)

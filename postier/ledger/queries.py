@@ -26,6 +26,7 @@ from postier.ledger.bulk import insert_or_ignore as _insert_or_ignore
 from postier.ledger.models import (
     DeliveryEvent,
     InboundMessage,
+    Lane,
     Message,
     MessageStatus,
     delivery_events_table,
@@ -147,6 +148,16 @@ def claim_for_sending(
     if not claimed:
         return None
     return session.get(Message, message_id, populate_existing=True)
+
+
+def lanes_of(session: Session, message_ids: Sequence[str]) -> dict[str, Lane]:
+    """The lane of each of ``message_ids`` that exists."""
+    messages = messages_table
+    found: dict[str, Lane] = {}
+    for chunk in _chunks(list(dict.fromkeys(message_ids))):
+        query = select(messages.c.id, messages.c.lane).where(messages.c.id.in_(chunk))
+        found.update((id_, Lane(lane)) for id_, lane in session.execute(query))
+    return found
 
 
 def queued_rows(session: Session, message_ids: Sequence[str]) -> list[Row[Any]]:
@@ -386,6 +397,7 @@ __all__ = [
     "get_by_idempotency_key",
     "get_message",
     "insert_messages",
+    "lanes_of",
     "list_messages",
     "mark_inbound_dispatched",
     "mark_published",

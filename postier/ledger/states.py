@@ -30,7 +30,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, insert, update
+from sqlalchemy import ColumnElement, case, insert, update
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.sql import ClauseElement
 
@@ -174,6 +174,56 @@ def transition_many(
     return moved
 
 
+def transition_each(
+    session: Session,
+    changes: Mapping[str, Mapping[str, Any]],
+    from_: MessageStatus | Collection[MessageStatus],
+    to: MessageStatus,
+    *,
+    provider_status: str | None = None,
+    detail: str | None = None,
+    raws: Mapping[str, Mapping[str, Any] | None] | None = None,
+    now: datetime | None = None,
+    **fields: Any,
+) -> list[str]:
+    """Move many rows to ``to`` in one UPDATE, each with values of its own; the ids moved.
+
+    ``changes`` maps each id to its own column values (its provider id, cost, parts…), set by a
+    ``CASE id WHEN …`` per column; a row that leaves a column out of its values keeps its
+    current one. ``fields`` are set on every row alike and ``raws`` gives each event its
+    provider answer. A chunk of a hundred sends is recorded in one statement, not a hundred.
+    """
+    sources = check_transition(from_, to)
+    if not changes:
+        return []
+    messages = messages_table
+    columns = {key for values in changes.values() for key in values}
+    per_row: dict[str, Any] = {}
+    for key in sorted(columns):
+        whens = {id_: values[key] for id_, values in changes.items() if key in values}
+        per_row[key] = case(whens, value=messages.c.id, else_=messages.c[key])
+    raws = raws or {}
+    moved: list[str] = []
+    ids = list(changes)
+    for start in range(0, len(ids), 200):
+        chunk = ids[start : start + 200]
+        moved.extend(
+            apply_transition(
+                session,
+                messages.c.id.in_(chunk),
+                sources,
+                MessageStatus(to),
+                now=now,
+                provider_status=provider_status,
+                detail=detail,
+                raw=None,
+                fields={**fields, **per_row},
+                raws=raws,
+            )
+        )
+    return moved
+
+
 def apply_transition(
     session: Session,
     condition: ColumnElement[bool],
@@ -185,11 +235,12 @@ def apply_transition(
     detail: str | None = None,
     raw: Mapping[str, Any] | None = None,
     fields: Mapping[str, Any] | None = None,
+    raws: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> list[str]:
     """The set-based core of every transition: rows matching ``condition`` and in ``sources``.
 
     Also for queries that pick rows by something other than ids (``release_due``). Returns
-    the ids moved.
+    the ids moved. ``raws``: each row's own event ``raw`` (else ``raw`` for all).
     """
     check_transition(sources, to)
     fields = fields or {}
@@ -221,13 +272,24 @@ def apply_transition(
                 "at": at,
                 "provider_status": provider_status,
                 "detail": detail,
-                "raw": event_raw,
+                "raw": _own_raw(raws, message_id, event_raw),
             }
             for message_id, previous in rows
         ],
     )
     _sync_loaded(session, rows, to, at, fields)
     return [message_id for message_id, _ in rows]
+
+
+def _own_raw(
+    raws: Mapping[str, Mapping[str, Any] | None] | None,
+    message_id: str,
+    shared: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    if raws is None or message_id not in raws:
+        return shared
+    own = raws[message_id]
+    return dict(own) if own is not None else None
 
 
 def _sync_loaded(

@@ -154,7 +154,8 @@ def campaigns(campaign_settings: Settings, engine: Engine, celery_app: Celery) -
 
 @dataclass
 class Drain:
-    """Runs the tasks waiting in the send queue, in this process, until none is left."""
+    """Runs the tasks waiting in the send queues (both lanes), in this process, until none is
+    left; the bulk lane, where campaigns go, is drained first."""
 
     ctx: CampaignContext
     client: redis.Redis
@@ -164,7 +165,12 @@ class Drain:
 
     def pending(self) -> list[tuple[str, list[Any]]]:
         tasks = []
-        for raw in reversed(self.client.lrange(tasknames.QUEUE_SEND, 0, -1)):
+        raws = [
+            raw
+            for queue in (tasknames.QUEUE_BULK, tasknames.QUEUE_SEND)
+            for raw in reversed(self.client.lrange(queue, 0, -1))
+        ]
+        for raw in raws:
             message = json.loads(raw)
             args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
             tasks.append((message["headers"]["task"], args))
@@ -177,7 +183,9 @@ class Drain:
         refuses are popped and dropped (a worker that lost them). Counts by name."""
         ran: Counter[str] = Counter()
         while sum(ran.values()) < max_tasks:
-            raw = self.client.rpop(tasknames.QUEUE_SEND)
+            raw = self.client.rpop(tasknames.QUEUE_BULK) or self.client.rpop(
+                tasknames.QUEUE_SEND
+            )
             if raw is None:
                 break
             assert isinstance(raw, bytes | str)

@@ -81,7 +81,7 @@ def test_cancel_stops_what_was_not_sent(
 ) -> None:
     handle = campaigns.create("c", text="Bonjour", recipients=numbers(200), category="notification")
     drain.run(only=lambda name: name in FANNED, max_tasks=5)  # the plan and every chunk
-    drain.run(max_tasks=7)  # seven send tasks
+    drain.run(max_tasks=7)  # seven send tasks (bulk lane: chunks of a few messages each)
     before = len(sandbox.records("primotexto"))
     cancelled = campaigns.cancel(handle.id)
     assert cancelled.changed and cancelled.messages == 200 - before
@@ -90,7 +90,8 @@ def test_cancel_stops_what_was_not_sent(
     report = status(handle.id)
     assert report.campaign.status == "cancelled"
     assert (report.states["sent"], report.states["cancelled"]) == (before, 200 - before)
-    assert len(sandbox.records("primotexto")) == before == 7
+    assert len(sandbox.records("primotexto")) == before
+    assert 7 <= before < 200
     assert not campaigns.resume(handle.id).changed
     assert not campaigns.cancel(handle.id).changed
 

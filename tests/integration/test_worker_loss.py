@@ -36,16 +36,17 @@ def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(
     assert not result.rejected
     ids = [h.id for h in result.accepted]
 
-    # let part of the batch through, then kill the worker and its pool at once
+    # let part of the batch through, then kill the bulk lane's worker (a send_many of this
+    # size is bulk) and its pool at once
     deadline = time.monotonic() + 30
     while len(live_sandbox.records(provider)) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)
-    stack.kill("worker", signal.SIGKILL)
+    stack.kill("worker-bulk", signal.SIGKILL)
     sent_before_restart = len(live_sandbox.records(provider))
     assert 0 < sent_before_restart < BATCH, "the kill must land mid-batch"
 
     live_sandbox.set_faults(provider, latency=0.0)
-    stack.start_worker()
+    stack.start_worker("worker-bulk")
     assert stack.wait_for_worker(timeout=60)
 
     deadline = time.monotonic() + 90
