@@ -294,3 +294,48 @@ def test_rate_limit_env_override_keeps_the_other_defaults(
     assert limits["octopush"].rate == 5.0
     assert limits["octopush"].burst == 10
     assert limits["afilnet"].rate == 20.0
+
+
+# -- many tokens in one call, and the transactional lane's reserve ----------------------------
+
+
+def test_take_grants_what_fits_now_and_says_how_long_until_the_next(limiter: RateLimiter) -> None:
+    assert limiter.take("acct", rate=10, burst=5, want=8) == (5, 0.0)
+    taken, wait = limiter.take("acct", rate=10, burst=5, want=3)
+    assert taken == 0 and 0 < wait <= 0.1
+    assert limiter.take("fresh", rate=10, burst=5, want=2) == (2, 0.0)
+
+
+def test_bulk_never_takes_the_reserve_and_codes_still_go_at_once(limiter: RateLimiter) -> None:
+    """Bulk (reserve 2 of a burst of 10) drains what it may; a code then goes at once, and
+    bulk waits while the code lane could still take the last token of the reserve."""
+    taken, _ = limiter.take("acct", rate=1, burst=10, want=100, reserve=2)
+    assert taken == 8
+    assert limiter.take("acct", rate=1, burst=10, want=1, reserve=2)[0] == 0
+    assert limiter.acquire("acct", rate=1, burst=10) == 0.0  # a code: no wait
+    assert limiter.acquire("acct", rate=1, burst=10) == 0.0  # and another one
+    assert limiter.acquire("acct", rate=1, burst=10) > 0.9  # the burst is spent now
+
+
+@given(
+    burst=st.integers(2, 50),
+    reserve=st.integers(0, 49),
+    wants=st.lists(st.integers(1, 60), min_size=1, max_size=8),
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_take_never_grants_more_than_burst_minus_reserve_at_once(
+    limiter: RateLimiter, burst: int, reserve: int, wants: list[int]
+) -> None:
+    reserve = min(reserve, burst - 1)
+    key = uuid.uuid4().hex
+    granted = sum(
+        limiter.take(key, rate=0.001, burst=burst, want=w, reserve=reserve)[0] for w in wants
+    )
+    assert granted == min(sum(wants), burst - reserve)
+
+
+def test_a_reserve_as_large_as_the_burst_is_refused(limiter: RateLimiter) -> None:
+    with pytest.raises(ValueError, match="reserve"):
+        limiter.take("acct", rate=1, burst=3, want=1, reserve=3)
