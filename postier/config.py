@@ -25,8 +25,9 @@ class HttpSettings(BaseModel):
     read_timeout: float = 10.0
     #: seconds to wait for a free connection of the client's pool
     pool_timeout: float = 2.0
-    #: connections one provider client keeps open at most
-    max_connections: int = 20
+    #: connections the process's pooled client keeps open at most (every provider together;
+    #: at least ``dispatch.max_in_flight``, or concurrent sends would wait for a connection)
+    max_connections: int = 100
     #: attempts of one call (first included) for errors that surely did not reach the provider
     short_retry_attempts: int = 3
     #: a Retry-After longer than this is not waited for in-process: the caller reschedules
@@ -156,7 +157,7 @@ class DispatchSettings(BaseModel):
     transactional_reserve: float = Field(default=0.2, ge=0.0, le=0.9)
     #: provider requests one worker process keeps in flight at once, per provider (a bulk
     #: chunk's messages that each need their own request go out concurrently up to this)
-    max_in_flight: int = Field(default=32, ge=1, le=512)
+    max_in_flight: int = Field(default=50, ge=1, le=512)
 
 
 class FlowerSettings(BaseModel):

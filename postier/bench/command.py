@@ -57,7 +57,7 @@ def bench(
 ) -> None:
     """Measure Postier against a plain Celery baseline in the same run; check the targets."""
     from postier.bench.harness import run_bench
-    from postier.bench.report import print_report
+    from postier.bench.report import print_report, write_json
 
     options = BenchOptions(
         workdir=workdir,
@@ -82,6 +82,8 @@ def bench(
         console = Console(width=160)  # a log file or CI: tables wide enough to read
     report = run_bench(options, console)
     print_report(report, console)
+    write_json(report, options.workdir / "report.json")
+    console.print(f"report: {options.workdir / 'report.json'}")
     if report.errors:
         raise typer.Exit(code=1)
 

@@ -29,6 +29,17 @@ class BenchOptions:
     deferred_messages: int = 100_000
     deferred_span: float = 1_000.0
     deferred_window: float = 30.0
+    #: a provider's answer delay, as across the internet: the personalised measures run again
+    #: with the sandbox answering this late (plain Celery, the asyncio peer and Postier)
+    latency: float = 0.08
+    #: messages plain Celery drains at that latency (about 23/s on 2 cores: kept small)
+    slow_baseline_messages: int = 400
+    #: messages the asyncio peer drains, at 0 ms and at the latency
+    peer_messages: int = 5_000
+    #: one-time codes sent one by one, idle and while a personalised bulk send drains
+    lane_codes: int = 20
+    #: the personalised bulk send the codes go through
+    lane_bulk: int = 5_000
     #: recipients of the campaign whose fan-out is timed (when campaigns exist)
     campaign_recipients: int = 10_000
     #: seconds of load for the sandbox's own ceiling
@@ -56,6 +67,10 @@ class BenchOptions:
             deferred_span=20.0,
             deferred_window=5.0,
             campaign_recipients=2_000,
+            slow_baseline_messages=60,
+            peer_messages=600,
+            lane_codes=5,
+            lane_bulk=600,
             ceiling_seconds=2.0,
             profile_seconds=2.0,
         )

@@ -6,7 +6,10 @@ output is the note the issue asks for.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +28,8 @@ class Figure:
     detail: str = ""
     #: shown instead of the value when there is none (e.g. "n/a: campaigns not built")
     missing: str = ""
+    #: what ``baseline`` is a figure of
+    peer: str = "plain Celery"
 
     @property
     def ratio(self) -> float | None:
@@ -58,6 +63,44 @@ class BenchReport:
         return next((f for f in self.figures if f.name == name), None)
 
 
+def as_json(report: BenchReport) -> dict[str, Any]:
+    """Every measure (name, Postier, peer, ratio, unit) and every target (name, measured,
+    goal, pass), as ``var/bench/report.json`` holds them."""
+    return {
+        "measures": [
+            {
+                "name": f.name,
+                "postier": f.value,
+                "peer": f.peer if f.baseline is not None else None,
+                "peer_value": f.baseline,
+                "ratio": f.ratio,
+                "unit": f.unit,
+                "better": f.better,
+                "detail": f.detail or f.missing,
+            }
+            for f in report.figures
+        ],
+        "targets": [
+            {
+                "name": t.name,
+                "measured": t.measured,
+                "goal": t.name,
+                "pass": t.met,
+                "limit": t.limit,
+            }
+            for t in report.targets
+        ],
+        "findings": list(report.findings),
+        "errors": list(report.errors),
+    }
+
+
+def write_json(report: BenchReport, path: Path) -> None:
+    """Write ``as_json(report)`` to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(as_json(report), indent=2, ensure_ascii=False) + "\n")
+
+
 def _number(value: float, unit: str) -> str:
     if unit in ("msg/s", "req/s"):
         return f"{value:,.0f} {unit}"
@@ -75,12 +118,16 @@ def print_report(report: BenchReport, console: Console) -> None:
     figures = Table(title="Postier benchmark (same run, same sandbox, same Redis)")
     figures.add_column("measure")
     figures.add_column("Postier", justify="right")
-    figures.add_column("baseline", justify="right")
+    figures.add_column("peer", justify="right")
     figures.add_column("ratio", justify="right")
     figures.add_column("notes", overflow="fold")
     for figure in report.figures:
         value = _number(figure.value, figure.unit) if figure.value is not None else figure.missing
-        base = _number(figure.baseline, figure.unit) if figure.baseline is not None else "—"
+        base = (
+            f"{_number(figure.baseline, figure.unit)} ({figure.peer})"
+            if figure.baseline is not None
+            else "—"
+        )
         ratio = figure.ratio
         shown = "—" if ratio is None else f"{ratio:.2f}x"
         figures.add_row(figure.name, value, base, shown, figure.detail)

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 from celery import Celery
@@ -36,7 +37,7 @@ from postier.bench.provider import SandboxProcess
 from postier.config import RateLimit, Settings
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import MessageStatus, delivery_events_table, messages_table
-from postier.stack import Stack, StackOptions
+from postier.stack import BULK_WORKER, TRANSACTIONAL_WORKER, Stack, StackOptions
 
 #: what counts as done for an end-to-end measure: the provider accepted, the ledger says so
 DONE = (
@@ -91,8 +92,11 @@ class Usage:
 
     worker_cpu: float = 0.0
     other_cpu: float = 0.0
+    #: the largest worker's peak (each worker is its own deployment unit)
     worker_peak_mib: float = 0.0
     beat_peak_mib: float = 0.0
+    #: every worker's peak, by role (main process and pool summed)
+    worker_peaks: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,15 +194,20 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
-def run_baseline(environment: Environment, messages: int, concurrency: int = 0) -> Measure:
+def run_baseline(
+    environment: Environment, messages: int, concurrency: int = 0, *, latency: float = 0.0
+) -> Measure:
     """Drain ``messages`` one-message tasks through the baseline app.
 
     The queue is filled first and the worker started after, so the rate is the drain alone:
     ``messages - 1`` over the time from the provider's first acceptance to its last (the
-    baseline's most favourable figure, as in the issue's hand measure).
+    baseline's most favourable figure, as in the issue's hand measure). ``latency``: seconds
+    the sandbox waits before each answer, as a provider across the internet does.
     """
     environment.flush_broker()
     environment.sandbox.reset()
+    if latency > 0:
+        environment.sandbox.set_faults("octopush", latency=latency)
     processes = concurrency or os.cpu_count() or 2
     app = Celery("baseline-producer", broker=environment.redis_url, set_as_current=False)
     numbers = bench_numbers(messages)
@@ -241,7 +250,7 @@ def run_baseline(environment: Environment, messages: int, concurrency: int = 0) 
                 environment.sandbox.request_count("octopush") >= messages
                 or worker.poll() is not None
             ),
-            timeout=60 + messages / 50,
+            timeout=60 + messages / 50 + messages * latency,
             what="baseline drain",
         )
         if worker.poll() is not None:
@@ -345,6 +354,15 @@ def _last_sent_at(engine: Engine, campaign: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _worker_pids(stack: Stack) -> dict[str, int]:
+    """The main process of each worker of the stack (one per lane)."""
+    return {
+        name: process.pid
+        for name, process in stack.processes.items()
+        if name in (TRANSACTIONAL_WORKER, BULK_WORKER)
+    }
+
+
 def _pids(stack: Stack, role: str) -> int:
     process = stack.processes.get(role)
     if process is None:
@@ -362,24 +380,32 @@ def run_end_to_end(
     pool: str,
     concurrency: int,
     profile_seconds: float = 0.0,
+    latency: float = 0.0,
 ) -> Measure:
-    """One ``send_many`` of ``messages`` SMS through Postier, timed to the last ledger ``sent``."""
+    """One ``send_many`` of ``messages`` SMS through Postier, timed to the last ledger ``sent``.
+
+    A ``send_many`` of this size takes the bulk lane: its worker's CPU is the measure's (the
+    transactional worker's, idle here, is counted too). ``latency``: the sandbox's answer delay.
+    """
     from producers.messages import Producer, SmsRequest
 
     with postier_stack(
         environment, name, database_url, pool=pool, concurrency=concurrency
     ) as stack:
+        if latency > 0:
+            environment.sandbox.set_faults("octopush", latency=latency)
         engine = make_engine(stack.database_url)
         producer = Producer(stack.settings, engine=engine)
-        campaign = f"bench-{name}"
+        campaign = f"bench-{name}"[:32]  # the column holds 32 characters
         requests = [
             SmsRequest(number, text, provider="octopush", campaign_id=campaign)
             for number, text in zip(
                 bench_numbers(messages), bench_texts(messages, same=same_text), strict=True
             )
         ]
-        worker_pid, beat_pid = _pids(stack, "worker"), _pids(stack, "beat")
-        worker_before = procfs.usage(worker_pid).cpu_seconds
+        workers = _worker_pids(stack)
+        beat_pid = _pids(stack, "beat")
+        worker_before = sum(procfs.usage(pid).cpu_seconds for pid in workers.values())
         beat_before = procfs.cpu_seconds(beat_pid)
         shared_before = environment.shared_cpu()
         started = datetime.now(UTC)
@@ -387,7 +413,7 @@ def run_end_to_end(
         enqueued = (datetime.now(UTC) - started).total_seconds()
         if result.rejected:
             raise RuntimeError(f"the producer refused {len(result.rejected)} benchmark messages")
-        sampler = Sampler(worker_pid, profile_seconds) if profile_seconds > 0 else None
+        sampler = Sampler(workers[BULK_WORKER], profile_seconds) if profile_seconds > 0 else None
         settled = 0
 
         def finished() -> bool:
@@ -396,19 +422,20 @@ def run_end_to_end(
             return settled >= messages
 
         wait_until(finished, timeout=120 + messages / 20, interval=0.25, what=f"{name} drain")
-        worker = procfs.usage(worker_pid)
+        each = {name: procfs.usage(pid) for name, pid in workers.items()}
         measure = Measure(
             messages=messages,
             seconds=(_last_sent_at(engine, campaign) - started).total_seconds(),
             enqueue_seconds=enqueued,
             usage=Usage(
-                worker_cpu=worker.cpu_seconds - worker_before,
+                worker_cpu=sum(u.cpu_seconds for u in each.values()) - worker_before,
                 other_cpu=environment.shared_cpu()
                 - shared_before
                 + procfs.cpu_seconds(beat_pid)
                 - beat_before,
-                worker_peak_mib=worker.peak_rss_mib,
+                worker_peak_mib=max(u.peak_rss_mib for u in each.values()),
                 beat_peak_mib=procfs.peak_rss_mib(beat_pid),
+                worker_peaks={name: u.peak_rss_mib for name, u in each.items()},
             ),
             profile=sampler.result() if sampler is not None else None,
         )
@@ -588,3 +615,190 @@ def run_campaign(
         fan_out=Measure(messages=recipients, seconds=fanned, enqueue_seconds=created),
         end_to_end=Measure(messages=recipients, seconds=sent, enqueue_seconds=created),
     )
+
+
+# -- the asyncio peer -------------------------------------------------------------------------
+
+PEER_LIST = "postier.bench.peer"
+
+
+def run_peer(
+    environment: Environment, messages: int, *, processes: int = 2, latency: float = 0.0
+) -> Measure:
+    """Drain ``messages`` jobs with the asyncio peer (``peer.py``): ``processes`` processes of
+    16 requests in flight each, timed like the baseline (first to last acceptance)."""
+    environment.flush_broker()
+    environment.sandbox.reset()
+    if latency > 0:
+        environment.sandbox.set_faults("octopush", latency=latency)
+    client = redis.Redis.from_url(environment.redis_url)
+    numbers = bench_numbers(messages)
+    texts = bench_texts(messages, same=False)
+    with client.pipeline(transaction=False) as pipe:
+        for number, text in zip(numbers, texts, strict=True):
+            pipe.lpush(PEER_LIST, f"{number}\t{text}")
+        pipe.execute()
+    client.close()
+    log = open(environment.workdir / "peer.log", "ab")  # noqa: SIM115 - owned by the children
+    started = [
+        subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "postier.bench.peer",
+                environment.redis_url,
+                environment.sandbox.url,
+                PEER_LIST,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        shared_before = environment.shared_cpu()
+        wait_until(
+            lambda: (
+                environment.sandbox.request_count("octopush") >= messages
+                or all(p.poll() is not None for p in started)
+            ),
+            timeout=60 + messages / 20,
+            what="asyncio peer drain",
+        )
+        cpu = sum(procfs.usage(p.pid).cpu_seconds for p in started)
+        peak = sum(procfs.usage(p.pid).peak_rss_mib for p in started)
+        shared = environment.shared_cpu() - shared_before
+        records = environment.sandbox.records("octopush")
+        times = sorted(float(record["accepted_at"]) for record in records)
+        measure = Measure(
+            messages=len(times) - 1,
+            seconds=times[-1] - times[0] if len(times) > 1 else 0.0,
+            usage=Usage(worker_cpu=cpu, other_cpu=shared, worker_peak_mib=peak),
+        )
+        measure.notes.append(f"asyncio, {processes} processes x 16 requests in flight")
+        if len(times) < messages:
+            measure.notes.append(f"the provider recorded {len(times)} sends for {messages}")
+        return measure
+    finally:
+        for process in started:
+            _stop_group(process)
+        log.close()
+
+
+# -- the transactional lane ---------------------------------------------------------------------
+
+
+@dataclass
+class TransactionalLatency:
+    """Codes sent one by one, idle and while a bulk backlog drains; the bulk's own rate."""
+
+    idle: list[float]
+    loaded: list[float]
+    bulk_alone: Measure
+    bulk_with_codes: Measure
+    #: codes of the loaded run sent after the bulk had finished (they did not test the lane)
+    after_bulk: int = 0
+
+    @staticmethod
+    def summary(values: Sequence[float]) -> tuple[float, float, float]:
+        """p50, p99 and max of ``values``, in seconds."""
+        return percentile(values, 0.5), percentile(values, 0.99), max(values)
+
+
+def _sent_at(engine: Engine, message_id: str) -> datetime | None:
+    events = delivery_events_table
+    with session_scope(engine) as session:
+        found = session.execute(
+            select(events.c.at).where(
+                events.c.message_id == message_id, events.c.to_status == MessageStatus.SENT
+            )
+        ).scalar_one_or_none()
+    if found is None:
+        return None
+    if isinstance(found, str):
+        found = datetime.fromisoformat(found)
+    when: datetime = found
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _code_latency(engine: Engine, producer: Any, number: str, index: int) -> float:
+    """Send one code (the producer call) and wait for its ledger ``sent``; the seconds between."""
+    started = datetime.now(UTC)
+    handle = producer.send_sms(number, f"Votre code : {100_000 + index}", provider="octopush")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        sent = _sent_at(engine, handle.id)
+        if sent is not None:
+            return (sent - started).total_seconds()
+        time.sleep(0.005)
+    raise TimeoutError(f"code {index} not sent after 60 s")
+
+
+def _bulk_requests(messages: int, start: int, campaign: str) -> list[Any]:
+    from producers.messages import SmsRequest
+
+    return [
+        SmsRequest(number, text, provider="octopush", campaign_id=campaign)
+        for number, text in zip(
+            bench_numbers(messages, start=start), bench_texts(messages, same=False), strict=True
+        )
+    ]
+
+
+def run_transactional(
+    environment: Environment,
+    *,
+    codes: int,
+    bulk: int,
+    pool: str,
+    concurrency: int,
+    latency: float,
+    gap: float = 0.1,
+) -> TransactionalLatency:
+    """Codes (producer call → ledger ``sent``) on an idle stack, then while ``bulk``
+    personalised messages drain; and the bulk's rate alone and with the codes going through.
+
+    Every code is sent after the previous one reached ``sent`` (``gap`` seconds later), as a
+    login page would; all go to the same provider as the bulk, at the same ``latency``.
+    """
+    from producers.messages import Producer
+
+    with postier_stack(environment, "lanes", None, pool=pool, concurrency=concurrency) as stack:
+        if latency > 0:
+            environment.sandbox.set_faults("octopush", latency=latency)
+        engine = make_engine(stack.database_url)
+        producer = Producer(stack.settings, engine=engine)
+        code_numbers = bench_numbers(2 * codes, start=5_000_000)
+        idle = []
+        for index in range(codes):
+            idle.append(_code_latency(engine, producer, code_numbers[index], index))
+            time.sleep(gap)
+
+        def drain(campaign: str, start: int, with_codes: bool) -> tuple[Measure, list[float], int]:
+            requests = _bulk_requests(bulk, start, campaign)
+            began = datetime.now(UTC)
+            result = producer.send_many(requests)
+            if result.rejected:
+                raise RuntimeError(f"{len(result.rejected)} bulk messages refused")
+            loaded: list[float] = []
+            after = 0
+            if with_codes:
+                for index in range(codes, 2 * codes):
+                    loaded.append(_code_latency(engine, producer, code_numbers[index], index))
+                    done, _ = _count_done(engine, campaign)
+                    after += int(done >= bulk)
+                    time.sleep(gap)
+            wait_until(
+                lambda: _count_done(engine, campaign)[1] >= bulk,
+                timeout=120 + bulk / 20,
+                interval=0.25,
+                what=f"{campaign} drain",
+            )
+            seconds = (_last_sent_at(engine, campaign) - began).total_seconds()
+            return Measure(messages=bulk, seconds=seconds), loaded, after
+
+        alone, _, _ = drain("bench-bulk-alone", 1_000_000, with_codes=False)
+        with_codes, loaded, after = drain("bench-bulk-codes", 2_000_000, with_codes=True)
+        engine.dispose()
+        return TransactionalLatency(idle, loaded, alone, with_codes, after)

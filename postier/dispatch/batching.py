@@ -208,9 +208,9 @@ def _claim_and_send(
             metrics.observe_lane_wait(lane, row.published_at, now)
     # built here, once: the pool's threads must not race to build the shared pooled client
     _ = dispatcher.clients.http
-    outcomes = run_all(
-        provider, dispatcher.settings.dispatch.max_in_flight, _timed(dispatcher), messages
-    )
+    settings = dispatcher.settings
+    cap = min(settings.dispatch.max_in_flight, settings.http.max_connections)
+    outcomes = run_all(provider, cap, _timed(dispatcher), messages)
     accepted: list[tuple[Message, SendReceipt]] = []
     for message, receipt, error in outcomes:
         if error is None and receipt is not None:
