@@ -68,6 +68,28 @@ _UNMASKED_TAIL: Final = 2
 _MIN_MASKABLE: Final = 6
 
 
+#: a French number written plainly: ``+33``, ``0033`` or the trunk ``0``, then 9 digits
+_PLAIN_FRENCH: Final = re.compile(r"(?:\+33|0033|0)([1-9][0-9]{8})")
+#: libphonenumber's own pattern of French mobile numbers (its metadata, not a copy of it)
+_FR_MOBILE: Final = re.compile(
+    phonenumbers.PhoneMetadata.metadata_for_region("FR").mobile.national_number_pattern  # type: ignore[union-attr]
+)
+
+
+def _fast_french_mobile(text: str, region: str) -> str | None:
+    """The E.164 form of a plainly written French mobile number, or None to take the full path.
+
+    A bulk send is mostly such numbers; libphonenumber's parse and validity check cost about
+    a quarter of a millisecond each. Matching its own mobile pattern gives the same answer
+    (a property test compares both paths) at a fraction of the cost.
+    """
+    found = _PLAIN_FRENCH.fullmatch(text)
+    if found is None or (region != "FR" and not text.startswith("+")):
+        return None
+    national = found.group(1)
+    return "+33" + national if _FR_MOBILE.fullmatch(national) else None
+
+
 def normalize_number(raw: str, *, region: str = "FR", field: str = "recipient") -> str:
     """Return ``raw`` as a valid E.164 number, or raise ``RuleViolation`` (rules ``e164.*``).
 
@@ -76,6 +98,16 @@ def normalize_number(raw: str, *, region: str = "FR", field: str = "recipient") 
     (Primotexto code 11, Octopush 117).
     """
     text = raw.strip()
+    if not text:
+        raise RuleViolation(field, "e164.empty", "phone number is empty")
+    fast = _fast_french_mobile(text, region)
+    if fast is not None:
+        return fast
+    return _normalize_with_libphonenumber(text, region, field)
+
+
+def _normalize_with_libphonenumber(text: str, region: str, field: str) -> str:
+    """``normalize_number``'s full path, for any number in any written form."""
     if not text:
         raise RuleViolation(field, "e164.empty", "phone number is empty")
     if not _INPUT_SHAPE.fullmatch(text):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import phonenumbers
 import pytest
@@ -17,6 +18,7 @@ from postier.rules import (
     number_type,
     to_international_digits,
 )
+from postier.rules import phones as _phones
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
@@ -236,3 +238,38 @@ def test_mask_number_reveals_at_most_three_subscriber_digits(raw: str) -> None:
     assert sum(char.isdigit() for char in subscriber) <= 3
     for shown, original in zip(subscriber, e164[1 + len(country) :], strict=True):
         assert shown in ("*", original)
+
+
+# -- the fast path for plainly written French mobiles gives libphonenumber's answer -----------
+
+
+def _outcome(call: Callable[[], str]) -> str:
+    try:
+        return call()
+    except RuleViolation as exc:
+        return f"refused: {exc.rule}"
+
+
+@given(
+    prefix=st.sampled_from(["+33", "0033", "0", "+33 ", "+", "00", ""]),
+    digits=st.text(alphabet="0123456789", min_size=8, max_size=10),
+    lead=st.sampled_from(["6", "7", "1", "9", "0", ""]),
+    region=st.sampled_from(["FR", "BE", "US"]),
+)
+def test_the_fast_path_agrees_with_libphonenumber(
+    prefix: str, digits: str, lead: str, region: str
+) -> None:
+    text = prefix + lead + digits
+    fast = _outcome(lambda: normalize_number(text, region=region, field="to"))
+    full = _outcome(lambda: _phones._normalize_with_libphonenumber(text, region, "to"))
+    assert fast == full, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["+33612345678", "0612345678", "0033712345678", "+33739000000", "0639000000", "0700000000"],
+)
+def test_the_fast_path_agrees_on_the_edges_of_the_mobile_ranges(text: str) -> None:
+    fast = _outcome(lambda: normalize_number(text, field="to"))
+    full = _outcome(lambda: _phones._normalize_with_libphonenumber(text, "FR", "to"))
+    assert fast == full
