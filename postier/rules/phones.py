@@ -71,9 +71,14 @@ _MIN_MASKABLE: Final = 6
 #: a French number written plainly: ``+33``, ``0033`` or the trunk ``0``, then 9 digits
 _PLAIN_FRENCH: Final = re.compile(r"(?:\+33|0033|0)([1-9][0-9]{8})")
 #: libphonenumber's own pattern of French mobile numbers (its metadata, not a copy of it)
-_FR_MOBILE: Final = re.compile(
-    phonenumbers.PhoneMetadata.metadata_for_region("FR").mobile.national_number_pattern  # type: ignore[union-attr]
-)
+def _fr_mobile_pattern() -> re.Pattern[str]:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("FR")
+    pattern = metadata.mobile.national_number_pattern if metadata and metadata.mobile else None
+    # no pattern (a stripped metadata build): never matches, every number takes the full path
+    return re.compile(str(pattern) if pattern else r"(?!)")
+
+
+_FR_MOBILE: Final = _fr_mobile_pattern()
 
 
 def _fast_french_mobile(text: str, region: str) -> str | None:
