@@ -68,6 +68,24 @@ def peak_rss_mib(pid: int) -> float:
     return _status_kib(pid, "VmHWM") / 1024
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size of ``pid`` now, in MiB: its private pages plus its share of the
+    pages it shares (a prefork child's copy-on-write pages count once across the pool)."""
+    try:
+        for line in (_PROC / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 0.0
+
+
+def tree_pss_mib(pid: int) -> float:
+    """The memory ``pid``'s whole tree uses now, each shared page counted once (sum of PSS):
+    what a container's memory limit sees, unlike the sum of RSS."""
+    return sum(pss_mib(member) for member in tree(pid))
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """CPU seconds and peak memory of a process tree at one moment."""

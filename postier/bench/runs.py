@@ -97,6 +97,8 @@ class Usage:
     beat_peak_mib: float = 0.0
     #: every worker's peak, by role (main process and pool summed)
     worker_peaks: dict[str, float] = field(default_factory=dict)
+    #: every worker's memory at the end of the measure, shared pages counted once (PSS)
+    worker_pss: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -423,6 +425,7 @@ def run_end_to_end(
 
         wait_until(finished, timeout=120 + messages / 20, interval=0.25, what=f"{name} drain")
         each = {name: procfs.usage(pid) for name, pid in workers.items()}
+        pss = {name: procfs.tree_pss_mib(pid) for name, pid in workers.items()}
         measure = Measure(
             messages=messages,
             seconds=(_last_sent_at(engine, campaign) - started).total_seconds(),
@@ -436,6 +439,7 @@ def run_end_to_end(
                 worker_peak_mib=max(u.peak_rss_mib for u in each.values()),
                 beat_peak_mib=procfs.peak_rss_mib(beat_pid),
                 worker_peaks={name: u.peak_rss_mib for name, u in each.items()},
+                worker_pss=pss,
             ),
             profile=sampler.result() if sampler is not None else None,
         )
