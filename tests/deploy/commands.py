@@ -20,8 +20,14 @@ from postier import tasknames
 from postier.cli import app as postier_app
 from postier.config import Settings
 
-#: the options Postier's worker commands must carry
-WORKER_QUEUES = set(tasknames.ALL_QUEUES)
+#: the queues of each lane's worker (``postier.dispatch.lanes``: a worker per lane), by the
+#: role name its node name starts with (``-n worker@%h``, ``-n worker-bulk@%h``)
+TRANSACTIONAL_WORKER = "worker"
+BULK_WORKER = "worker-bulk"
+LANE_QUEUES = {
+    TRANSACTIONAL_WORKER: set(tasknames.TRANSACTIONAL_QUEUES),
+    BULK_WORKER: set(tasknames.BULK_QUEUES),
+}
 
 
 @dataclass(frozen=True)
@@ -73,10 +79,44 @@ def parse_celery(args: Sequence[str]) -> ParsedCommand:
     params = dict(context.params)
     if role == "worker":
         assert module == "worker", "the worker role is celery -A worker worker"
-        assert set(params["queues"] or ()) == WORKER_QUEUES, f"queues {params['queues']}"
+        role_name = worker_role(params["hostname"])
+        queues = set(params["queues"] or ())
+        assert queues == LANE_QUEUES[role_name], f"{role_name}: queues {params['queues']}"
     else:
         assert module == "scheduler", "beat is celery -A scheduler beat"
     return ParsedCommand("celery", (module, role), params)
+
+
+def worker_role(hostname: str | None) -> str:
+    """The role of a worker by its node name: ``worker-bulk…@…`` is the bulk worker,
+    ``worker…@…`` (``worker@%h``, systemd's ``worker1@%H``) the transactional one."""
+    assert hostname, "a worker names its node (-n <role>@%h): probes and Flower use it"
+    name = hostname.partition("@")[0]
+    if name.startswith(BULK_WORKER):
+        return BULK_WORKER
+    assert name.startswith(TRANSACTIONAL_WORKER), f"unknown worker role in -n {hostname}"
+    return TRANSACTIONAL_WORKER
+
+
+def assert_both_lanes(workers: Mapping[str, ParsedCommand]) -> None:
+    """A deployment form's worker commands (by service, Deployment or unit): one transactional
+    worker and one bulk worker, each with its pool, and every queue consumed by some worker."""
+    roles: dict[str, list[str]] = {}
+    consumed: set[str] = set()
+    for name, parsed in workers.items():
+        assert parsed.path == ("worker", "worker"), name
+        role = worker_role(parsed.params["hostname"])
+        roles.setdefault(role, []).append(name)
+        consumed |= set(parsed.params["queues"] or ())
+        pool = parsed.params["pool"].__module__
+        wanted = "thread" if role == TRANSACTIONAL_WORKER else "prefork"
+        assert pool == f"celery.concurrency.{wanted}", f"{name}: pool {pool}"
+        assert parsed.params["task_events"] is True, f"{name}: -E (Flower, events)"
+    assert {role: len(names) for role, names in roles.items()} == {
+        TRANSACTIONAL_WORKER: 1,
+        BULK_WORKER: 1,
+    }, f"one worker per lane, got {roles}"
+    assert consumed == set(tasknames.ALL_QUEUES), f"queues nobody consumes: {consumed}"
 
 
 def parse_command(argv: Sequence[str] | str) -> ParsedCommand:

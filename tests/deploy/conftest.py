@@ -2,8 +2,8 @@
 
 Started once for the package: a private Redis (noeviction), the ledger, its own sandbox (the
 session's sandbox belongs to tests/integration, whose receipts go to its own webhooks), the
-webhook receiver, a worker serving /metrics, beat, and Flower behind basic auth. Logs are JSON
-so tests can read the records.
+webhook receiver, the two workers (transactional and bulk, each serving /metrics), beat,
+and Flower behind basic auth. Logs are JSON so tests can read the records.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def deploy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     with Stack(options) as running:
         if not running.wait_for_worker(timeout=60):
-            raise RuntimeError(f"the worker did not answer; see {workdir}/worker.log")
+            raise RuntimeError(f"a worker did not answer; see {workdir}/worker*.log")
         yield running
 
 

@@ -21,14 +21,24 @@ import yaml
 
 from postier import tasknames
 from postier.flower import FLOWER_ARGS
-from tests.deploy.commands import parse_command, setting_exists, settings_from
+from tests.deploy.commands import (
+    BULK_WORKER,
+    TRANSACTIONAL_WORKER,
+    ParsedCommand,
+    assert_both_lanes,
+    parse_command,
+    setting_exists,
+    settings_from,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 #: what a container listens on
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104
-IMAGE_SERVICES = {"migrate", "worker", "beat", "flower", "webhooks", "sandbox", "sandbox-callbacks"}
+#: a worker per lane (postier/dispatch/lanes.py)
+WORKERS = {TRANSACTIONAL_WORKER, BULK_WORKER}
+IMAGE_SERVICES = {"migrate", "beat", "flower", "webhooks", "sandbox", "sandbox-callbacks"} | WORKERS
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<rest>.*))?\}")
 
@@ -125,6 +135,9 @@ def test_every_command_parses_with_the_real_cli(compose: dict[str, Any]) -> None
     assert parsed["worker"].path == ("worker", "worker")
     assert parsed["worker"].params["pool"].__module__ == "celery.concurrency.thread"
     assert parsed["worker"].params["task_events"] is True
+    assert parsed["worker-bulk"].path == ("worker", "worker")
+    assert parsed["worker-bulk"].params["pool"].__module__ == "celery.concurrency.prefork"
+    assert parsed["worker-bulk"].params["queues"] == list(tasknames.BULK_QUEUES)
     assert parsed["beat"].path == ("scheduler", "beat")
     assert parsed["beat"].params["schedule"] == "/var/lib/postier/beat-schedule"
     assert parsed["flower"].path == ("flower",)
@@ -133,22 +146,72 @@ def test_every_command_parses_with_the_real_cli(compose: dict[str, Any]) -> None
     assert parsed["sandbox"].path == ("sandbox",)
     assert parsed["sandbox"].params == {"host": ANY_ADDRESS, "port": 8025}
     assert parsed["sandbox-callbacks"].program == "python"
-    worker_probe = services["worker"]["healthcheck"]["test"]
-    assert worker_probe[0] == "CMD-SHELL"
-    assert parse_command(worker_probe[1]).params["worker_name"] == "worker@$HOSTNAME"
+    for name in WORKERS:
+        probe = services[name]["healthcheck"]["test"]
+        assert probe[0] == "CMD-SHELL"
+        assert parse_command(probe[1]).params["worker_name"] == f"{name}@$HOSTNAME"
     beat_probe = services["beat"]["healthcheck"]["test"]
     assert beat_probe[0] == "CMD" and parse_command(beat_probe[1:]).path == ("health",)
 
 
-def test_the_commands_are_the_ones_the_stack_runs(compose: dict[str, Any]) -> None:
-    """``postier up`` and the tests start the same roles (postier/stack.py)."""
+def test_every_queue_has_its_lane_worker(compose: dict[str, Any]) -> None:
+    """One transactional and one bulk worker, and no queue left without a consumer."""
+    services = compose["services"]
+    workers = {
+        name: parse_command(service["command"])
+        for name, service in services.items()
+        if service.get("command", [])[:4] == ["celery", "-A", "worker", "worker"]
+    }
+    assert set(workers) == WORKERS
+    assert_both_lanes(workers)
+    bulk = services["worker-bulk"]["command"]
+    assert "--concurrency" not in bulk, "one process per CPU, as the stack's bulk worker"
+    header = COMPOSE.read_text().split("\nname:", 1)[0]
+    assert "--scale worker-bulk=" in header and "--scale worker=" in header
+
+
+def stack_worker_commands() -> dict[str, ParsedCommand]:
+    """The worker commands ``postier up`` runs (``Stack.start_worker``), parsed, unspawned."""
+    from postier.stack import BULK_WORKER as STACK_BULK
+    from postier.stack import TRANSACTIONAL_WORKER as STACK_TRANSACTIONAL
     from postier.stack import Stack, StackOptions
 
-    stack = Stack(StackOptions())
-    worker = compose["services"]["worker"]["command"]
-    queues = worker[worker.index("-Q") + 1].split(",")
-    assert queues == list(tasknames.ALL_QUEUES)
-    assert stack.options.worker_pool == worker[worker.index("--pool") + 1]
+    assert (STACK_TRANSACTIONAL, STACK_BULK) == (TRANSACTIONAL_WORKER, BULK_WORKER)
+    stack = Stack(StackOptions(metrics_port=0))
+    started: dict[str, list[str]] = {}
+
+    def spawn(name: str, args: list[str], **_: Any) -> Any:
+        started[name] = args
+        return None
+
+    stack._spawn = spawn  # type: ignore[method-assign,assignment]
+    for name in (STACK_TRANSACTIONAL, STACK_BULK):
+        stack.start_worker(name)
+    return {name: parse_command(["celery", *args]) for name, args in started.items()}
+
+
+def test_the_commands_are_the_ones_the_stack_runs(compose: dict[str, Any]) -> None:
+    """``postier up`` and the tests start the same roles (postier/stack.py)."""
+    from postier.stack import StackOptions
+
+    options = StackOptions()
+    started = stack_worker_commands()
+    assert set(started) == WORKERS
+    assert_both_lanes(started)
+    for name in WORKERS:
+        deployed = parse_command(compose["services"][name]["command"]).params
+        ours = started[name].params
+        assert deployed["queues"] == ours["queues"], name
+        assert deployed["pool"] is ours["pool"], name
+        assert deployed["hostname"] == ours["hostname"], name
+    pool = compose["services"]["worker"]["command"]
+    assert options.worker_pool == pool[pool.index("--pool") + 1]
+    bulk = compose["services"]["worker-bulk"]["command"]
+    assert options.bulk_worker_pool == bulk[bulk.index("--pool") + 1]
+    # the bulk worker: one process per CPU on both sides (compose leaves Celery's default)
+    assert options.bulk_worker_concurrency == 0
+    assert started[BULK_WORKER].params["concurrency"] == (os.cpu_count() or 2)
+    assert not parse_command(bulk).params["concurrency"]
     # `postier flower` execs `celery -A worker flower`, as the stack starts it
     assert FLOWER_ARGS == ("-A", "worker", "flower")
     callbacks = compose["services"]["sandbox-callbacks"]["command"][2]
@@ -169,6 +232,10 @@ def test_every_variable_is_a_setting_and_validates(compose: dict[str, Any]) -> N
     worker = settings_from(compose["services"]["worker"]["environment"])
     assert (worker.metrics.host, worker.metrics.port) == (ANY_ADDRESS, 9540)
     assert "9540" in compose["services"]["worker"]["expose"]
+    bulk = settings_from(compose["services"]["worker-bulk"]["environment"])
+    assert (bulk.metrics.host, bulk.metrics.port) == (ANY_ADDRESS, 9541)
+    assert compose["services"]["worker-bulk"]["expose"] == ["9541"]
+    assert bulk.metrics.multiprocess_dir is None, "a temporary directory (writable /tmp)"
     flower = settings_from(compose["services"]["flower"]["environment"])
     assert (flower.flower.host, flower.flower.port, flower.flower.persistent) == (
         ANY_ADDRESS,
@@ -192,13 +259,16 @@ def test_roles_start_after_migrations_and_workers_shut_down_warm(
     services = compose["services"]
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("worker", "beat", "webhooks"):
+    for name in ("worker", "worker-bulk", "beat", "webhooks"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }
-    worker = services["worker"]
-    assert worker["stop_signal"] == "SIGTERM"
-    assert int(worker["stop_grace_period"].rstrip("s")) >= 60
+    assert services["worker-bulk"]["depends_on"] == services["worker"]["depends_on"]
+    for name in WORKERS:
+        worker = services[name]
+        assert worker["stop_signal"] == "SIGTERM", name
+        assert int(worker["stop_grace_period"].rstrip("s")) >= 60, name
+        assert "deploy" not in worker, f"{name}: scaled with --scale, not pinned to replicas"
     assert "deploy" not in services["beat"], "one beat: never replicated"
 
 

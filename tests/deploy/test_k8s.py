@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.commands import parse_command, setting_exists, settings_from
+from postier import tasknames
+from tests.deploy.commands import assert_both_lanes, parse_command, setting_exists, settings_from
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+#: a Deployment per lane (postier/dispatch/lanes.py), by the node name of its worker
+WORKERS = {"postier-worker": "worker", "postier-worker-bulk": "worker-bulk"}
 
 
 def load_base() -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
@@ -44,6 +47,7 @@ def test_the_base_has_every_role(base: Any) -> None:
     assert set(resources) == {
         ("Job", "postier-migrate"),
         ("Deployment", "postier-worker"),
+        ("Deployment", "postier-worker-bulk"),
         ("Deployment", "postier-beat"),
         ("Deployment", "postier-flower"),
         ("Service", "postier-flower"),
@@ -77,28 +81,88 @@ def test_every_container_command_parses_and_reads_config_and_secrets(base: Any) 
     assert paths == {
         "postier-migrate": ("db", "upgrade"),
         "postier-worker": ("worker", "worker"),
+        "postier-worker-bulk": ("worker", "worker"),
         "postier-beat": ("scheduler", "beat"),
         "postier-flower": ("flower",),
         "postier-webhooks": ("webhooks",),
     }
 
 
+def worker_container(resource: dict[str, Any]) -> dict[str, Any]:
+    (container,) = pod_spec(resource)["containers"]
+    found: dict[str, Any] = container
+    return found
+
+
+def test_a_worker_per_lane_and_every_queue_consumed(base: Any) -> None:
+    _, resources = base
+    workers = {
+        name: parse_command(pod_spec(resource)["containers"][0]["command"])
+        for (kind, name), resource in resources.items()
+        if kind == "Deployment" and name.startswith("postier-worker")
+    }
+    assert set(workers) == set(WORKERS)
+    assert_both_lanes(workers)
+    bulk = workers["postier-worker-bulk"].params
+    assert bulk["queues"] == list(tasknames.BULK_QUEUES)
+    # in a container Celery's default concurrency is the node's CPU count: it must be set
+    assert isinstance(bulk["concurrency"], int) and 1 <= bulk["concurrency"] <= 8
+    # each Deployment selects its own pods only (scaled, rolled and autoscaled apart)
+    for name in WORKERS:
+        resource = resources[("Deployment", name)]
+        own = {"app.kubernetes.io/name": name}
+        assert resource["spec"]["selector"]["matchLabels"] == own
+        assert resource["spec"]["template"]["metadata"]["labels"] == own
+
+
 def test_workers_scale_and_shut_down_warm(base: Any) -> None:
     _, resources = base
-    worker = resources[("Deployment", "postier-worker")]
-    assert worker["spec"]["replicas"] >= 2
-    assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    spec = pod_spec(worker)
-    assert spec["terminationGracePeriodSeconds"] >= 60
-    (container,) = spec["containers"]
-    # exec form: celery is the container's first process and gets the SIGTERM itself
-    assert container["command"][0] == "celery"
-    assert "lifecycle" not in container, "no preStop: SIGTERM is Celery's warm shutdown"
-    assert container["ports"] == [{"name": "metrics", "containerPort": 9540}]
-    annotations = worker["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == "9540"
-    probe = container["livenessProbe"]["exec"]["command"]
-    assert parse_command(probe).params["worker_name"] == "worker@$HOSTNAME"
+    assert resources[("Deployment", "postier-worker")]["spec"]["replicas"] >= 2
+    assert resources[("Deployment", "postier-worker-bulk")]["spec"]["replicas"] >= 1
+    for name, node in WORKERS.items():
+        worker = resources[("Deployment", name)]
+        assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+        spec = pod_spec(worker)
+        assert spec["terminationGracePeriodSeconds"] >= 60, name
+        assert spec["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+        }
+        container = worker_container(worker)
+        # exec form: celery is the container's first process and gets the SIGTERM itself
+        assert container["command"][0] == "celery"
+        assert "lifecycle" not in container, "no preStop: SIGTERM is Celery's warm shutdown"
+        assert container["ports"] == [{"name": "metrics", "containerPort": 9540}]
+        annotations = worker["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "9540"
+        probe = container["livenessProbe"]["exec"]["command"]
+        assert parse_command(probe).params["worker_name"] == f"{node}@$HOSTNAME"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert {"name": "tmp", "emptyDir": {}} in spec["volumes"]
+    transactional = worker_container(resources[("Deployment", "postier-worker")])
+    bulk = worker_container(resources[("Deployment", "postier-worker-bulk")])
+    # the probes are the same apart from the node name
+    assert {k: v for k, v in bulk["livenessProbe"].items() if k != "exec"} == {
+        k: v for k, v in transactional["livenessProbe"].items() if k != "exec"
+    }
+
+
+def test_the_bulk_worker_is_sized_for_prefork_and_its_metrics_can_write(base: Any) -> None:
+    """prefork: a process per slot (memory), and prometheus_client's multiprocess files on the
+    writable /tmp emptyDir (the root filesystem is read-only)."""
+    _, resources = base
+    container = worker_container(resources[("Deployment", "postier-worker-bulk")])
+    resources_ = container["resources"]
+    assert resources_["requests"] == {"cpu": "500m", "memory": "512Mi"}
+    assert resources_["limits"] == {"memory": "1Gi"}
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert all(setting_exists(key) for key in env), env
+    directory = settings_from(env).metrics.multiprocess_dir
+    assert directory is not None and Path(directory).is_relative_to("/tmp")
 
 
 def test_one_beat_and_flower_behind_auth(base: Any) -> None:
@@ -148,7 +212,9 @@ def test_kubectl_renders_the_base() -> None:
         assert result.returncode == 0, result.stderr
         rendered = list(yaml.safe_load_all(result.stdout))
         kinds = sorted(doc["kind"] for doc in rendered)
-        assert kinds.count("Deployment") == 4 and "ConfigMap" in kinds and "Secret" in kinds
+        assert kinds.count("Deployment") == 5 and "ConfigMap" in kinds and "Secret" in kinds
+        deployments = {doc["metadata"]["name"] for doc in rendered if doc["kind"] == "Deployment"}
+        assert set(WORKERS) <= deployments
         config = next(doc for doc in rendered if doc["kind"] == "ConfigMap")
         assert config["metadata"]["name"].startswith("postier-config-")
     for doc in rendered:

@@ -7,6 +7,7 @@ Messages go through the stack (producer → Redis → worker → sandbox → led
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from postier.health import check_worker
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import MessageStatus
 from postier.ledger.queries import get_message
-from postier.stack import Stack
+from postier.stack import BULK_WORKER, TRANSACTIONAL_WORKER, Stack
 from producers.messages import Producer
 from tests.deploy.conftest import RunCli
 
@@ -101,7 +102,14 @@ def test_health_passes_on_the_stack_and_fails_without_redis(
     ok = run_cli("health", "--worker", "--timeout", "5", env=env)
     assert ok.exit_code == 0, ok.output
     assert "redis: ok" in ok.stdout and "ledger: ok" in ok.stdout and "worker: ok" in ok.stdout
-    assert "worker@" in ok.stdout
+    # whichever worker answers first: the transactional or the bulk one (a worker per lane)
+    assert "worker@" in ok.stdout or "worker-bulk@" in ok.stdout
+    # each lane's worker answers its own probe (--worker-name, as compose and Kubernetes ask)
+    for role in (TRANSACTIONAL_WORKER, BULK_WORKER):
+        node = f"{role}@{socket.gethostname()}"
+        named = run_cli("health", "--worker-name", node, "--timeout", "5", env=env)
+        assert named.exit_code == 0, named.output
+        assert f"worker: ok {node}" in named.stdout
     absent = check_worker(deploy_stack.settings, 1.0, name="nobody@nowhere")
     assert not absent.ok and "nobody@nowhere" in absent.detail
     dead_redis = {**env, "POSTIER_REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0"}

@@ -12,10 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.commands import parse_command
+from postier import tasknames
+from tests.deploy.commands import assert_both_lanes, parse_command
 
 UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 VENV_BIN = "/opt/postier/venv/bin"
+#: a templated unit per lane (postier/dispatch/lanes.py): its node name and metrics ports
+WORKERS = {
+    "postier-worker@.service": ("worker", "954%i"),
+    "postier-worker-bulk@.service": ("worker-bulk", "955%i"),
+}
+
+
+def exec_start(name: str, instance: str = "1") -> str:
+    """A unit's ExecStart with the instance and host specifiers filled in."""
+    command = read_unit(name)["Service"]["ExecStart"]
+    return command.replace("%i", instance).replace("%H", "host")
 
 
 def read_unit(name: str) -> configparser.ConfigParser:
@@ -32,6 +44,7 @@ def test_units_are_the_roles() -> None:
         "postier-flower.service",
         "postier-migrate.service",
         "postier-webhooks.service",
+        "postier-worker-bulk@.service",
         "postier-worker@.service",
         "postier.target",
     ]
@@ -50,19 +63,38 @@ def test_units_are_the_roles() -> None:
         "postier-flower.service": ("flower",),
         "postier-migrate.service": ("db", "upgrade"),
         "postier-webhooks.service": ("webhooks",),
+        "postier-worker-bulk@.service": ("worker", "worker"),
         "postier-worker@.service": ("worker", "worker"),
     }
 
 
+def test_a_worker_unit_per_lane_and_every_queue_consumed() -> None:
+    workers = {name: parse_command(exec_start(name)) for name in WORKERS}
+    assert_both_lanes(workers)
+    bulk = workers["postier-worker-bulk@.service"].params
+    assert bulk["queues"] == list(tasknames.BULK_QUEUES)
+    assert bulk["hostname"] == "worker-bulk1@host"
+    assert not bulk["concurrency"], "one process per CPU of the host (Celery's default)"
+    target = (UNITS / "postier.target").read_text()
+    assert "postier-worker@1" in target and "postier-worker-bulk@1" in target
+
+
 def test_workers_shut_down_warm_and_start_after_migrations() -> None:
-    unit = read_unit("postier-worker@.service")
-    service = unit["Service"]
-    assert service["KillSignal"] == "SIGTERM"
-    assert service["KillMode"] == "mixed", "SIGTERM to celery's main process only"
-    assert int(service["TimeoutStopSec"]) >= 60
-    assert service["Environment"] == "POSTIER_METRICS__PORT=954%i"
-    assert "-n worker%i@%H" in service["ExecStart"]
-    for name in ("postier-worker@.service", "postier-beat.service", "postier-webhooks.service"):
+    for name, (node, port) in WORKERS.items():
+        service = read_unit(name)["Service"]
+        assert service["KillSignal"] == "SIGTERM"
+        assert service["KillMode"] == "mixed", "SIGTERM to celery's main process only"
+        assert int(service["TimeoutStopSec"]) >= 60
+        assert service["Environment"] == f"POSTIER_METRICS__PORT={port}"
+        assert f"-n {node}%i@%H" in service["ExecStart"]
+        # prefork's metrics files go to a temporary directory: /tmp must be writable
+        assert service["PrivateTmp"] == "yes"
+    transactional, bulk = (dict(read_unit(name)["Service"]) for name in WORKERS)
+    different = {"Environment", "ExecStart"}
+    assert {k: v for k, v in bulk.items() if k not in different} == {
+        k: v for k, v in transactional.items() if k not in different
+    }
+    for name in (*WORKERS, "postier-beat.service", "postier-webhooks.service"):
         section = read_unit(name)["Unit"]
         assert section["Requires"] == "postier-migrate.service"
         assert "postier-migrate.service" in section["After"]
@@ -81,13 +113,14 @@ def test_systemd_analyze_verify_finds_nothing(tmp_path: Path) -> None:
     for unit in UNITS.iterdir():
         text = unit.read_text().replace(VENV_BIN, venv_bin)
         (tmp_path / unit.name).write_text(text)
-    (tmp_path / "postier-worker@1.service").write_text(
-        (tmp_path / "postier-worker@.service").read_text()
-    )
+    for template in WORKERS:
+        instance = template.replace("@.", "@1.")
+        (tmp_path / instance).write_text((tmp_path / template).read_text())
     targets = [
         str(tmp_path / name)
         for name in (
             "postier-worker@1.service",
+            "postier-worker-bulk@1.service",
             "postier-beat.service",
             "postier-flower.service",
             "postier-webhooks.service",
