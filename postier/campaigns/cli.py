@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
@@ -323,17 +324,27 @@ def list_campaigns(limit: int = typer.Option(20)) -> None:
     from postier.ledger.ids import short_id
 
     settings = get_settings()
+    zone = ZoneInfo(settings.campaigns.timezone)
     table = Table(
-        Column("id", no_wrap=True), "name", "status", "starts", "contacts", "messages by state"
+        Column("id", no_wrap=True),
+        "name",
+        Column("status", no_wrap=True),
+        Column("starts", no_wrap=True),
+        Column("contacts", justify="right", no_wrap=True),
+        "messages by state",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
     )
     with session_scope(make_engine(settings.database_url)) as session:
         for campaign in list_campaigns(session, limit=limit):
             states = count_states(session, campaign.id)
+            starts = campaign.starts_at
             table.add_row(
                 short_id(campaign.id),
                 campaign.name,
                 str(campaign.status),
-                _local(campaign.starts_at, settings),
+                starts.astimezone(zone).strftime("%Y-%m-%d %H:%M") if starts else "-",
                 str(campaign.audience_size if campaign.audience_size is not None else "?"),
                 " ".join(f"{k} {v}" for k, v in states.items() if v) or "-",
             )
