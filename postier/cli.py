@@ -5,16 +5,24 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from postier.bench.command import bench as bench_command
 from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from postier.ledger.models import Message
+    from postier.stack import Stack
 
 app = typer.Typer(
     help="Postier: SMS and WhatsApp dispatcher for French providers.", no_args_is_help=True
@@ -25,6 +33,8 @@ app.command("bench")(bench_command)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(contacts_app, name="contacts")
 console = Console()
+#: every command that takes a message id takes a unique prefix of it too (listings show 12)
+MESSAGE_ID_HELP = "the message's id, or its first characters"
 
 
 @app.command()
@@ -43,14 +53,26 @@ def sandbox(
     serve_forever(Sandbox(delivery_delay=settings.delivery_delay), host, port)
 
 
-def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
+def _start_stack(
+    workdir: Path, sandbox_mode: bool, flower_port: int, private_redis: bool, command: str
+) -> Stack:
+    """Start the stack, record it for the commands run from this directory, print its table."""
     from postier.stack import Stack, StackOptions
+    from postier.stack_record import read_record, record_path, write_record
 
+    running = read_record()
+    if running is not None:
+        console.print(
+            f"[red]a stack is already running from this directory[/] (`postier "
+            f"{running.command}`, process {running.pid}, {record_path()}): stop it first"
+        )
+        raise typer.Exit(code=1)
     settings = get_settings()
     options = StackOptions(
         workdir=workdir,
         database_url=None if sandbox_mode else settings.database_url,
         redis_url=settings.redis_url,
+        private_redis=private_redis,
         sandbox=sandbox_mode,
         sandbox_port=settings.sandbox.port if sandbox_mode else 0,
         flower_port=flower_port,
@@ -66,6 +88,8 @@ def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
         if not answered:
             stack.stop()
             raise typer.Exit(code=1)
+    record = stack.record(command)
+    where = write_record(record)
     table = Table(title="Postier is up", show_header=False)
     table.add_row(
         "Redis", stack.redis_url + (" (private)" if stack.redis and stack.redis.owned else "")
@@ -73,8 +97,10 @@ def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
     table.add_row("Ledger", stack.database_url)
     if stack.sandbox is not None:
         table.add_row("Sandbox", stack.sandbox.url)
+    if stack.webhooks_url:
+        table.add_row("Webhooks", stack.webhooks_url)
     credentials = stack.flower_credentials
-    if credentials is not None and not get_settings().flower.password.get_secret_value():
+    if credentials is not None and not settings.flower.password.get_secret_value():
         user, password = credentials
         table.add_row("Flower", f"{stack.flower_url} (user {user}, generated password {password})")
     else:
@@ -91,17 +117,32 @@ def _start_stack(workdir: Path, sandbox_mode: bool, flower_port: int) -> object:
     warning = check_noeviction(stack.redis_url)
     if warning:
         console.print(f"[yellow]{warning}[/]")
+    console.print(
+        f"Other terminals: `postier …` run from this directory uses this stack (recorded in "
+        f"{where.relative_to(Path.cwd())}); from elsewhere, first:"
+    )
+    for line in record.export_lines():
+        # never wrapped: the line is copied into a shell
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return stack
 
 
-def _wait_forever(stack: object) -> None:
-    from postier.stack import Stack
+def _stop(stack: Stack) -> None:
+    """Stop the roles, and remove the record first so no command aims at a dying stack."""
+    import os
 
-    assert isinstance(stack, Stack)
+    from postier.stack_record import remove_record
+
+    remove_record(os.getpid())
+    stack.stop()
+
+
+def _wait_forever(stack: Stack) -> None:
     console.print("Ctrl-C stops everything.")
-    # SIGTERM (systemd, a container, `kill`) stops the roles too, not only Ctrl-C: the roles
-    # run in their own sessions and would outlive this process
+    # SIGTERM (systemd, a container, `kill`) and SIGHUP (the terminal closed) stop the roles
+    # too, not only Ctrl-C: the roles run in their own sessions and would outlive this process
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))
     try:
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)
@@ -109,7 +150,11 @@ def _wait_forever(stack: object) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stack.stop()
+        _stop(stack)
+
+
+#: ``--private-redis``: for trying the stack beside another one (tests, a shared machine)
+PRIVATE_REDIS_HELP = "start a Redis of its own even when one answers at POSTIER_REDIS_URL"
 
 
 @app.command()
@@ -117,9 +162,14 @@ def up(
     workdir: Path = typer.Option(Path("var"), help="where the ledger and logs go"),
     real: bool = typer.Option(False, help="use the real providers from settings, not the sandbox"),
     flower_port: int = typer.Option(5555),
+    private_redis: bool = typer.Option(False, help=PRIVATE_REDIS_HELP),
 ) -> None:
-    """Start Redis (if none answers), the ledger, the sandbox, workers, beat and Flower."""
-    _wait_forever(_start_stack(workdir, not real, flower_port))
+    """Start Redis (if none answers), the ledger, the sandbox, workers, beat and Flower.
+
+    The stack is recorded in var/stack.json: every `postier` command run from this directory
+    uses it, unless the environment says otherwise.
+    """
+    _wait_forever(_start_stack(workdir, not real, flower_port, private_redis, "up"))
 
 
 @app.command()
@@ -128,21 +178,20 @@ def demo(
     flower_port: int = typer.Option(5555),
     exit_after: bool = typer.Option(False, "--exit", help="stop the stack after the demo batch"),
     timeout: float = typer.Option(60.0, help="seconds to wait for the batch to settle"),
+    private_redis: bool = typer.Option(False, help=PRIVATE_REDIS_HELP),
 ) -> None:
     """The stack on the sandbox, then a demo batch followed live to its final states."""
     from postier.demo import run_demo
-    from postier.stack import Stack
 
-    stack = _start_stack(workdir, True, flower_port)
-    assert isinstance(stack, Stack)
+    stack = _start_stack(workdir, True, flower_port, private_redis, "demo")
     try:
         ok = run_demo(stack, console, timeout=timeout)
     except BaseException:
-        stack.stop()
+        _stop(stack)
         raise
     console.print(f"Flower: [bold]{stack.flower_url}[/]")
     if exit_after:
-        stack.stop()
+        _stop(stack)
         raise typer.Exit(code=0 if ok else 1)
     _wait_forever(stack)
 
@@ -195,20 +244,37 @@ def health(
     worker_name: str | None = typer.Option(
         None, help="ping this worker (e.g. worker@$HOSTNAME); implies --worker"
     ),
+    providers: bool = typer.Option(
+        False, help="also check each provider's credentials by reading its balance (sends nothing)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object, for probes"),
     timeout: float = typer.Option(3.0, help="seconds each check may take"),
 ) -> None:
     """Liveness: Redis and the ledger answer (and a worker); exit 0 when all do, else 1."""
+    import json
+
     from postier.health import run_checks
     from postier.logs import known_secrets, mask_text
 
     settings = get_settings()
-    results = run_checks(settings, timeout=timeout, worker=worker, worker_name=worker_name)
+    results = run_checks(
+        settings, timeout=timeout, worker=worker, worker_name=worker_name, providers=providers
+    )
     secrets = known_secrets(settings)
-    for result in results:
-        mark = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
-        detail = mask_text(result.detail, secrets)
-        console.print(f"{result.name}: {mark} {detail} ({result.seconds * 1000:.0f} ms)")
-    if not all(result.ok for result in results):
+    ok = all(result.ok for result in results)
+    if as_json:
+        checks = [result.as_json() for result in results]
+        for check in checks:
+            check["detail"] = mask_text(check["detail"], secrets)
+        typer.echo(json.dumps({"ok": ok, "checks": checks}))
+    else:
+        for result in results:
+            mark = "[yellow]skipped[/]" if result.skipped else "[green]ok[/]"
+            mark = mark if result.ok else "[red]FAILED[/]"
+            detail = mask_text(result.detail, secrets).removeprefix("skipped: ")
+            took = "" if result.skipped else f" ({result.seconds * 1000:.0f} ms)"
+            console.print(f"{result.name}: {mark} {detail}{took}", highlight=False, soft_wrap=True)
+    if not ok:
         raise typer.Exit(code=1)
 
 
@@ -277,14 +343,32 @@ def send(
     console.print(f"{handle.id} {handle.status}{' (already queued)' if handle.duplicate else ''}")
 
 
+def _message_id(session: Session, given: str) -> str:
+    """The full id of the message ``given`` designates (a whole id or a unique prefix).
+
+    Exits 1, saying why, when no message or several match.
+    """
+    from postier.ledger.ids import match_prefix
+    from postier.ledger.models import messages_table
+
+    found = match_prefix(session, messages_table.c.id, given)
+    if found.unique is None:
+        console.print(found.problem("message"), markup=False, highlight=False)
+        raise typer.Exit(code=1)
+    return found.unique
+
+
 @app.command()
-def status(message_id: str) -> None:
+def status(
+    message_id: str = typer.Argument(..., help=MESSAGE_ID_HELP),
+) -> None:
     """A message's state and its history of transitions."""
     from postier.ledger.db import make_engine, session_scope
     from postier.ledger.queries import events_for, get_message
     from postier.rules.phones import mask_number
 
     with session_scope(make_engine(get_settings().database_url)) as session:
+        message_id = _message_id(session, message_id)
         message = get_message(session, message_id)
         if message is None:
             console.print(f"[red]no message {message_id}[/]")
@@ -306,35 +390,66 @@ def status(message_id: str) -> None:
         console.print(table)
 
 
+def _when(at: datetime, zone: str, now: datetime) -> str:
+    """A time as a listing shows it: the time alone today, else the day and minute."""
+    from zoneinfo import ZoneInfo
+
+    local = at.astimezone(ZoneInfo(zone))
+    if local.date() == now.astimezone(ZoneInfo(zone)).date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%m-%d %H:%M")
+
+
+def messages_table_view(messages: list[Message], zone: str, now: datetime) -> Table:
+    """The listing of ``postier list``: 12-character ids, and no cell cut in 80 columns."""
+    from postier.ledger.ids import short_id
+    from postier.ledger.models import Channel
+    from postier.rules.phones import mask_number
+
+    table = Table(
+        Column("id", no_wrap=True),
+        Column("to", no_wrap=True),
+        Column("via", no_wrap=True),
+        Column("status", no_wrap=True),
+        Column("tries", justify="right", no_wrap=True),
+        Column("updated", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+    )
+    for m in messages:
+        table.add_row(
+            short_id(m.id),
+            mask_number(m.recipient),
+            "whatsapp" if m.channel == Channel.WHATSAPP else (m.provider or ""),
+            str(m.status),
+            str(m.attempts),
+            _when(m.updated_at, zone, now),
+        )
+    return table
+
+
 @app.command("list")
 def list_messages(
     state: str | None = typer.Option(None, "--status", help="filter by status"),
     provider: str | None = typer.Option(None),
     limit: int = typer.Option(50),
 ) -> None:
-    """Recent messages, newest first, with counts by state."""
+    """Recent messages, newest first, with counts by state (ids: the first 12 characters)."""
     from postier.ledger.db import make_engine, session_scope
     from postier.ledger.models import MessageStatus
     from postier.ledger.queries import count_by_status
     from postier.ledger.queries import list_messages as query
-    from postier.rules.phones import mask_number
 
+    settings = get_settings()
     wanted = MessageStatus(state) if state else None
-    with session_scope(make_engine(get_settings().database_url)) as session:
-        table = Table("id", "kind", "provider", "to", "status", "attempts", "updated")
-        for m in query(session, status=wanted, provider=provider, limit=limit):
-            table.add_row(
-                m.id,
-                str(m.kind),
-                m.provider or "",
-                mask_number(m.recipient),
-                str(m.status),
-                str(m.attempts),
-                m.updated_at.isoformat(timespec="seconds"),
-            )
-        console.print(table)
+    now = datetime.now(UTC)
+    with session_scope(make_engine(settings.database_url)) as session:
+        messages = query(session, status=wanted, provider=provider, limit=limit)
+        console.print(messages_table_view(messages, settings.campaigns.timezone, now))
         counts = count_by_status(session)
-    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    shown = "  ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if v)
+    console.print(shown or "no messages yet")
 
 
 @app.command()
@@ -361,7 +476,7 @@ def inbox(limit: int = typer.Option(20)) -> None:
         console.print(table)
 
 
-def _move(message_id: str, to_queue: bool) -> None:
+def _move(given: str, to_queue: bool) -> None:
     from postier.ledger.db import make_engine, session_scope
     from postier.ledger.models import MessageStatus
     from postier.ledger.states import transition
@@ -375,6 +490,7 @@ def _move(message_id: str, to_queue: bool) -> None:
         sources = [MessageStatus.SCHEDULED, MessageStatus.QUEUED]
         target = MessageStatus.CANCELLED
     with session_scope(engine) as session:
+        message_id = _message_id(session, given)
         if to_queue:
             moved = transition(
                 session, message_id, sources, target, detail="by hand (postier CLI)", attempts=0
@@ -392,13 +508,13 @@ def _move(message_id: str, to_queue: bool) -> None:
 
 
 @app.command()
-def retry(message_id: str) -> None:
+def retry(message_id: str = typer.Argument(..., help=MESSAGE_ID_HELP)) -> None:
     """Queue a failed or unknown message again (a person's decision)."""
     _move(message_id, to_queue=True)
 
 
 @app.command()
-def cancel(message_id: str) -> None:
+def cancel(message_id: str = typer.Argument(..., help=MESSAGE_ID_HELP)) -> None:
     """Cancel a message that was not sent yet."""
     _move(message_id, to_queue=False)
 

@@ -13,7 +13,14 @@ from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from postier.stack_record import read_record
 
 
 class HttpSettings(BaseModel):
@@ -83,8 +90,8 @@ class OctopushSettings(BaseModel):
     sender: str | None = "Postier"
     #: sign legacy requests with request_keys/request_sha1
     sign_requests: bool = True
-    #: the short number of the "STOP au XXXXX" mention French premium SMS must carry (seed 003);
-    #: set it to the one Octopush gives your account
+    #: the short number of the "STOP au XXXXX" mention French premium SMS must carry (the
+    #: Octopush API refuses marketing without it, error 121); set the one Octopush gives you
     stop_short_code: str = "36111"
 
 
@@ -271,7 +278,7 @@ class RateLimit(BaseModel):
 
 
 def _default_rate_limits() -> dict[str, RateLimit]:
-    """Assumed per-account limits: PROVIDERS.md says none of the providers publishes one.
+    """Assumed per-account limits: none of the providers publishes one.
 
     Conservative guesses, to be overridden per deployment, e.g.
     ``POSTIER_RATE_LIMITS__OCTOPUSH__RATE=5``.
@@ -316,6 +323,28 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: global rate limit per provider account, keyed by provider name
     rate_limits: dict[str, RateLimit] = Field(default_factory=_default_rate_limits)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment first, then the stack ``postier up`` recorded here, then ``.env``.
+
+        So a command run in a second terminal beside ``postier up`` reaches that stack's Redis,
+        ledger and sandbox (``postier.stack_record``) unless the environment names others.
+        No record is read when no ``.env`` is (``Settings(_env_file=None)``: no files at all).
+        """
+        sources = [init_settings, env_settings]
+        if getattr(dotenv_settings, "env_file", None) is not None:
+            record = read_record()
+            if record is not None:
+                sources.append(InitSettingsSource(settings_cls, init_kwargs=record.settings()))
+        return (*sources, dotenv_settings, file_secret_settings)
 
     @field_validator("rate_limits", mode="before")
     @classmethod

@@ -1,7 +1,10 @@
 """Liveness checks for probes: Redis answers, the ledger answers, optionally a worker answers.
 
 ``postier health`` runs them and exits 0 when all pass, 1 otherwise, so a container probe, a
-systemd watchdog script or a load balancer can use it as is. Each check has its own timeout.
+systemd watchdog script or a load balancer can use it as is (``--json`` for a machine). Each
+check has its own timeout. ``--providers`` also checks each configured provider account with
+a call that sends nothing (its balance), which is how to try real credentials before a send;
+a provider without credentials is skipped, one with only some of them fails.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from postier.config import Settings
+from postier.config import HttpSettings, Settings
+from postier.credentials import CREDENTIAL_FIELDS, missing_credentials
+from postier.providers.errors import ProviderError
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,24 @@ class CheckResult:
     ok: bool
     detail: str
     seconds: float
+    #: a provider's balance as it states it (amount per unit or SMS type), when read
+    balance: dict[str, str] | None = None
+    #: nothing was checked (a provider without credentials); ``ok`` stays True
+    skipped: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """The result as a JSON object (``postier health --json``)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "ok": self.ok,
+            "detail": self.detail,
+            "ms": round(self.seconds * 1000, 1),
+        }
+        if self.balance is not None:
+            data["balance"] = self.balance
+        if self.skipped:
+            data["skipped"] = True
+        return data
 
 
 def _timed(name: str, check: Callable[[], str]) -> CheckResult:
@@ -103,18 +127,86 @@ def check_worker(settings: Settings, timeout: float, name: str | None = None) ->
     return _timed("worker", ping)
 
 
+def _read_balance(settings: Settings, provider: str) -> dict[str, Decimal | None]:
+    """The account's balance, by the provider's call that reads it and sends nothing."""
+    from postier.dispatch.clients import ProviderClients
+
+    clients = ProviderClients(settings)
+    try:
+        if provider == "afilnet":
+            return {"credits": clients.afilnet_sms.balance()}
+        if provider == "primotexto":
+            return {"credits": clients.primotexto.account_stats().credits}
+        return dict(clients.octopush.balance())
+    finally:
+        clients.close()
+
+
+def check_provider(settings: Settings, provider: str, timeout: float) -> CheckResult:
+    """The credentials of ``provider``'s account, checked by reading its balance.
+
+    Skipped (ok) without any credential; failed with only some of them, or when the provider
+    refuses them or cannot be reached.
+    """
+    missing = missing_credentials(settings, provider)
+    if len(missing) == len(CREDENTIAL_FIELDS[provider]):
+        detail = f"skipped: no credentials (set {' and '.join(missing)})"
+        return CheckResult(provider, True, detail, 0.0, skipped=True)
+    if missing:
+        return CheckResult(
+            provider, False, f"incomplete credentials: set {' and '.join(missing)}", 0.0
+        )
+    # one short attempt: a probe must answer within its timeout, not retry for a minute
+    http = HttpSettings(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        pool_timeout=timeout,
+        max_connections=1,
+        short_retry_attempts=1,
+        max_inline_wait=0.0,
+    )
+    quick = settings.model_copy(update={"http": http})
+    where = " (sandbox)" if settings.sandbox_url else ""
+    started = time.perf_counter()
+    try:
+        amounts = _read_balance(quick, provider)
+    except (ProviderError, OSError) as exc:
+        detail = f"{type(exc).__name__}: {exc}{where}"
+        return CheckResult(provider, False, detail, time.perf_counter() - started)
+    balance = {unit: str(amount) for unit, amount in amounts.items() if amount is not None}
+    shown = ", ".join(f"{amount} {unit}" for unit, amount in balance.items()) or "not stated"
+    return CheckResult(
+        provider,
+        True,
+        f"credentials accepted, balance {shown}{where}",
+        time.perf_counter() - started,
+        balance=balance,
+    )
+
+
 def run_checks(
     settings: Settings,
     *,
     timeout: float = 3.0,
     worker: bool = False,
     worker_name: str | None = None,
+    providers: bool = False,
 ) -> list[CheckResult]:
-    """Redis and the ledger, plus a worker ping when ``worker`` or ``worker_name`` is given."""
+    """Redis and the ledger, plus a worker ping when ``worker`` or ``worker_name`` is given,
+    plus every provider account when ``providers``."""
     results = [check_redis(settings, timeout), check_ledger(settings, timeout)]
     if worker or worker_name:
         results.append(check_worker(settings, timeout, worker_name))
+    if providers:
+        results += [check_provider(settings, name, timeout) for name in CREDENTIAL_FIELDS]
     return results
 
 
-__all__ = ["CheckResult", "check_ledger", "check_redis", "check_worker", "run_checks"]
+__all__ = [
+    "CheckResult",
+    "check_ledger",
+    "check_provider",
+    "check_redis",
+    "check_worker",
+    "run_checks",
+]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from postier import tasknames
 from postier.config import FlowerSettings, Settings, get_settings
@@ -27,6 +28,7 @@ from postier.flower import FLOWER_ARGS, flower_environment, uses_oauth, with_gen
 from postier.ledger.db import make_engine, upgrade
 from postier.redis_server import RedisHandle, ensure_redis, start_private_redis
 from postier.sandbox.server import SandboxServer
+from postier.stack_record import StackRecord
 
 #: the role names of the two workers (``postier.dispatch.lanes``: a worker per lane)
 TRANSACTIONAL_WORKER = "worker"
@@ -78,6 +80,17 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _absolute_sqlite(url: str) -> str:
+    """A SQLite URL with an absolute path, so it means the same file from any directory."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return url
+    if Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
 
 
 def _port_open(port: int) -> bool:
@@ -346,6 +359,20 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+    def record(self, command: str) -> StackRecord:
+        """What ``postier up`` writes for the commands run beside this stack (its addresses)."""
+        return StackRecord(
+            pid=os.getpid(),
+            command=command,
+            workdir=str(self.workdir),
+            redis_url=self.redis_url,
+            database_url=_absolute_sqlite(self.database_url),
+            sandbox_url=self.settings.sandbox_url,
+            webhooks_url=self.webhooks_url or None,
+            flower_url=self.flower_url if "flower" in self.processes else None,
+            metrics_url=self.metrics_url() if "worker" in self.metrics_ports else None,
+        )
 
     def __enter__(self) -> Stack:
         return self.start()

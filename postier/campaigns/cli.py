@@ -3,8 +3,9 @@
 ``postier campaign create`` checks and stores a campaign (``--dry-run``: estimate only),
 ``status --follow`` shows the fan-out and the sending as progress bars until the campaign
 ends; ``pause``, ``resume``, ``cancel``, ``list``; ``optout add|remove|list|sync``.
-``postier contacts`` has one command per Afilnet group method (seed 001), and ``import`` adds
-a CSV's contacts in bulk through ``addcontactlist``.
+``postier contacts`` has one command per method of the Afilnet groups API, and ``import`` adds
+a CSV's contacts in bulk through ``addcontactlist``. A campaign id may be given by a unique
+prefix, as listings show it (12 characters).
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from postier.config import Settings, get_settings
+from postier.credentials import MissingCredentials, require_credentials
 from postier.providers.errors import ProviderError
 from postier.rules.errors import RuleViolation
 from postier.rules.phones import mask_number
 
 campaign_app = typer.Typer(help="Bulk campaigns: create, follow, pause, resume, cancel.")
-contacts_app = typer.Typer(help="Afilnet contact groups (seed 001): every group method.")
+contacts_app = typer.Typer(help="Afilnet contact groups: every method of the Afilnet groups API.")
 optout_app = typer.Typer(help="The opt-out list campaigns skip.")
 campaign_app.add_typer(optout_app, name="optout")
 console = Console()
@@ -41,9 +44,12 @@ FINAL = ("done", "cancelled", "failed")
 
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """Rule violations exit 2, provider errors 1, each with its message."""
+    """Rule violations and missing credentials exit 2, provider errors 1, each in one line."""
     try:
         yield
+    except MissingCredentials as exc:
+        console.print(f"[red]{exc}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from exc
     except RuleViolation as exc:
         console.print(f"[red]refused[/] {exc}")
         raise typer.Exit(code=2) from exc
@@ -126,6 +132,8 @@ def create(
         }
         producer = _producer(settings)
         if dry_run:
+            if group is not None:  # the estimate reads the group from Afilnet
+                require_credentials(settings, "afilnet")
             _print_estimate(producer.estimate(**options), settings)
             return
         handle = producer.create(name, chunk_size=chunk_size, **options)
@@ -167,6 +175,22 @@ def _print_rejections(rejections: list[Any], limit: int = 20) -> None:
     console.print(table)
 
 
+#: every campaign command takes a unique prefix of the id too (listings show 12 characters)
+CAMPAIGN_ID_HELP = "the campaign's id, or its first characters"
+
+
+def _campaign_id(given: str) -> str:
+    """The full id of the campaign ``given`` designates; exits 1, saying why, if none or many."""
+    from postier.ledger.ids import match_prefix
+    from postier.ledger.models import campaigns_table
+
+    found = _session_call(lambda session: match_prefix(session, campaigns_table.c.id, given))
+    if found.unique is None:
+        console.print(found.problem("campaign"), markup=False, highlight=False)
+        raise typer.Exit(code=1)
+    return found.unique
+
+
 def _report(campaign_id: str, errors: int = 20) -> Any:
     from postier.campaigns.lifecycle import report
     from postier.ledger.db import make_engine
@@ -176,12 +200,13 @@ def _report(campaign_id: str, errors: int = 20) -> Any:
 
 @campaign_app.command("status")
 def status(
-    campaign_id: str,
+    campaign_id: str = typer.Argument(..., help=CAMPAIGN_ID_HELP),
     follow: bool = typer.Option(False, "--follow", "-f", help="progress bars until it ends"),
     errors: int = typer.Option(20, help="refused contacts to list"),
     interval: float = typer.Option(0.5, help="seconds between refreshes with --follow"),
 ) -> None:
     """A campaign's fan-out, its messages by state, and its refused contacts."""
+    campaign_id = _campaign_id(campaign_id)
     found = _report(campaign_id, errors)
     if found is None:
         console.print(f"[red]no campaign {campaign_id}[/]")
@@ -263,7 +288,8 @@ def _print_report(found: Any, settings: Settings) -> None:
     _print_rejections(found.rejections)
 
 
-def _control(action: Callable[[Any, str], Any], campaign_id: str) -> None:
+def _control(action: Callable[[Any, str], Any], given: str) -> None:
+    campaign_id = _campaign_id(given)
     result = action(_producer(get_settings()), campaign_id)
     if not result.changed:
         console.print(f"[red]{campaign_id} unchanged[/] (it is {result.status or 'unknown'})")
@@ -273,41 +299,52 @@ def _control(action: Callable[[Any, str], Any], campaign_id: str) -> None:
 
 
 @campaign_app.command("pause")
-def pause(campaign_id: str) -> None:
+def pause(campaign_id: str = typer.Argument(..., help=CAMPAIGN_ID_HELP)) -> None:
     """Pause: nothing more goes out; unsent messages wait, none is lost."""
     _control(lambda producer, cid: producer.pause(cid), campaign_id)
 
 
 @campaign_app.command("resume")
-def resume(campaign_id: str) -> None:
+def resume(campaign_id: str = typer.Argument(..., help=CAMPAIGN_ID_HELP)) -> None:
     """Resume a paused campaign (marketing: once the quiet hours allow)."""
     _control(lambda producer, cid: producer.resume(cid), campaign_id)
 
 
 @campaign_app.command("cancel")
-def cancel(campaign_id: str) -> None:
+def cancel(campaign_id: str = typer.Argument(..., help=CAMPAIGN_ID_HELP)) -> None:
     """Cancel: what was not sent yet is cancelled."""
     _control(lambda producer, cid: producer.cancel(cid), campaign_id)
 
 
 @campaign_app.command("list")
 def list_campaigns(limit: int = typer.Option(20)) -> None:
-    """The newest campaigns, with their messages by state."""
+    """The newest campaigns, with their messages by state (ids: the first 12 characters)."""
     from postier.campaigns.queries import count_states, list_campaigns
     from postier.ledger.db import make_engine, session_scope
+    from postier.ledger.ids import short_id
 
     settings = get_settings()
+    zone = ZoneInfo(settings.campaigns.timezone)
     table = Table(
-        Column("id", no_wrap=True), "name", "status", "starts", "contacts", "messages by state"
+        Column("id", no_wrap=True),
+        "name",
+        Column("status", no_wrap=True),
+        Column("starts", no_wrap=True),
+        Column("contacts", justify="right", no_wrap=True),
+        "messages by state",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
     )
     with session_scope(make_engine(settings.database_url)) as session:
         for campaign in list_campaigns(session, limit=limit):
             states = count_states(session, campaign.id)
+            starts = campaign.starts_at
             table.add_row(
-                campaign.id,
+                short_id(campaign.id),
                 campaign.name,
                 str(campaign.status),
-                _local(campaign.starts_at, settings),
+                starts.astimezone(zone).strftime("%Y-%m-%d %H:%M") if starts else "-",
                 str(campaign.audience_size if campaign.audience_size is not None else "?"),
                 " ".join(f"{k} {v}" for k, v in states.items() if v) or "-",
             )
@@ -391,7 +428,10 @@ def _groups_call(call: Callable[[Any], T]) -> T:
     from postier.dispatch.clients import ProviderClients
     from postier.providers.afilnet.groups import AfilnetGroups
 
-    clients = ProviderClients(get_settings())
+    settings = get_settings()
+    with _refusals():
+        require_credentials(settings, "afilnet")
+    clients = ProviderClients(settings)
     try:
         with _refusals():
             return call(AfilnetGroups(clients.afilnet_api))

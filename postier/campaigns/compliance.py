@@ -42,14 +42,15 @@ _ROUTES: Final = (
         "notification",
         marketing=False,
         stop="none",
-        source="seed 002: « LES MESSAGES A CARACTERE MARKETING SONT STRICTEMENT INTERDITS ICI »",
+        source="Primotexto API: « LES MESSAGES A CARACTERE MARKETING SONT STRICTEMENT"
+        " INTERDITS ICI »",
     ),
     Route(
         "primotexto",
         "marketing",
         marketing=True,
         stop="require",
-        source="PROVIDERS.md (/v2/marketing/messages/send); whether Primotexto appends a"
+        source="Primotexto API (/v2/marketing/messages/send); whether Primotexto appends a"
         " mention itself is unconfirmed, so the text must carry one",
     ),
     Route(
@@ -57,7 +58,7 @@ _ROUTES: Final = (
         "sms",
         marketing=True,
         stop="add",
-        source="seed 003: a French premium text without « STOP au XXXXX » is error 121",
+        source="Octopush API: a French premium text without « STOP au XXXXX » is error 121",
     ),
     Route(
         "afilnet",
@@ -72,7 +73,7 @@ _ROUTES: Final = (
         "whatsapp",
         marketing=True,
         stop="none",
-        source="seed 000: templates are approved with their own wording",
+        source="Afilnet API: templates are approved with their own wording",
     ),
 )
 

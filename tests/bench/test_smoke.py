@@ -7,6 +7,7 @@ sends, the sandbox's ceiling, the profiles and the report with its targets.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,12 @@ from rich.console import Console
 
 from postier.bench import BenchOptions, print_report, run_bench
 from postier.bench.profiling import summarise
+from postier.bench.report import write_json
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(480)  # some twenty stacks and peers started one after another
 def test_every_measure_runs_and_the_report_has_its_targets(tmp_path: Path) -> None:
     options = BenchOptions(
         workdir=tmp_path / "bench",
@@ -31,6 +34,10 @@ def test_every_measure_runs_and_the_report_has_its_targets(tmp_path: Path) -> No
         deferred_window=2.0,
         ceiling_seconds=1.0,
         profile_seconds=1.0,
+        slow_baseline_messages=10,
+        peer_messages=40,
+        lane_codes=2,
+        lane_bulk=40,
     )
     console = Console(width=200, record=True)
     report = run_bench(options, console)
@@ -46,8 +53,17 @@ def test_every_measure_runs_and_the_report_has_its_targets(tmp_path: Path) -> No
         "producer: one bulk call of 200",
         "campaign fan-out (create → message rows)",
         "deferred lateness p99",
-        "worker peak RSS",
+        "worker peak RSS (the larger worker)",
+        "worker memory, PSS (the larger worker)",
         "beat peak RSS",
+        "end to end, PostgreSQL ledger, personalised texts",
+        "asyncio peer, personalised texts",
+        "baseline at 80 ms",
+        "asyncio peer at 80 ms",
+        "end to end at 80 ms, personalised texts",
+        "code latency at 0 ms, under bulk (p50)",
+        "code latency at 80 ms, idle (p50)",
+        "bulk throughput at 80 ms with codes going through",
     ):
         assert wanted in names, sorted(names)
     for figure in report.figures:
@@ -58,9 +74,21 @@ def test_every_measure_runs_and_the_report_has_its_targets(tmp_path: Path) -> No
         "100,000 accepted by one bulk call < 5 s",
         "deferred p99 lateness < 1.5 s",
         "worker RSS < 200 MB",
+        "personalised texts at 0 ms ≥ 1.5x plain Celery (SQLite ledger)",
+        "personalised texts at 0 ms ≥ 1.2x plain Celery (PostgreSQL ledger)",
+        "personalised texts at 80 ms ≥ the asyncio peer",
+        "every code sent ≤ 0.5 s under a personalised bulk send (80 ms)",
+        "bulk throughput drops ≤ 10% with codes going through (0 ms)",
     }
     assert all(t.met is not None for t in report.targets)
     assert "PASS" in console.export_text() or "MISS" in console.export_text()
+    write_json(report, options.workdir / "report.json")
+    written = json.loads((options.workdir / "report.json").read_text())
+    assert {m["name"] for m in written["measures"]} == names
+    assert all(
+        {"name", "postier", "peer", "ratio", "unit"} <= m.keys() for m in written["measures"]
+    )
+    assert all({"name", "measured", "goal", "pass"} <= t.keys() for t in written["targets"])
 
 
 def test_a_py_spy_profile_is_put_in_categories() -> None:

@@ -109,12 +109,15 @@ def test_campaign_commands(env: None, drain: Drain, tmp_path: Path) -> None:
     drain.run()
     status = run("campaign", "status", campaign_id)
     assert "sent: 2" in status and "1 repeated" in status and "e164.characters" in status
-    assert campaign_id in run("campaign", "list")
-    assert "unchanged" in run("campaign", "resume", campaign_id, code=1)
-    assert "paused" in run("campaign", "pause", campaign_id)
-    assert "scheduled" in run("campaign", "resume", campaign_id)
-    assert "cancelled" in run("campaign", "cancel", campaign_id)
-    followed = run("campaign", "status", campaign_id, "--follow", "--interval", "0.05")
+    listing = run("campaign", "list")
+    assert campaign_id[:12] in listing and campaign_id not in listing
+    # the short id from the listing (or any unique prefix) works wherever an id does
+    short = campaign_id[:12]
+    assert "unchanged" in run("campaign", "resume", short, code=1)
+    assert "paused" in run("campaign", "pause", short)
+    assert "scheduled" in run("campaign", "resume", campaign_id[:6])
+    assert "cancelled" in run("campaign", "cancel", short)
+    followed = run("campaign", "status", short, "--follow", "--interval", "0.05")
     assert "cancelled" in followed
     assert "no campaign" in run("campaign", "status", "0" * 32, code=1)
 

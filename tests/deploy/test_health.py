@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from postier.config import Settings
-from postier.health import check_ledger, check_redis, run_checks
+from postier.health import check_ledger, check_provider, check_redis, run_checks
 from postier.ledger.db import make_engine, upgrade
 
 
@@ -33,3 +35,46 @@ def test_an_unreachable_redis_fails_within_the_timeout() -> None:
     settings = Settings(_env_file=None, redis_url="redis://127.0.0.1:1/0")
     result = check_redis(settings, timeout=0.5)
     assert not result.ok and "ConnectionError" in result.detail
+
+
+def test_each_provider_with_credentials_shows_its_balance(settings: Settings) -> None:
+    results = {r.name: r for r in run_checks(settings, timeout=2, providers=True)}
+    for name in ("afilnet", "primotexto", "octopush"):
+        result = results[name]
+        assert result.ok and not result.skipped, result
+        assert result.balance and "credentials accepted" in result.detail, result
+        assert "(sandbox)" not in result.detail  # these settings name the sandbox's URLs only
+    assert set(results["primotexto"].balance or {}) == {"credits"}
+    assert results["octopush"].as_json()["balance"] == results["octopush"].balance
+
+
+def test_refused_or_missing_credentials_are_named(settings: Settings) -> None:
+    wrong = settings.model_copy(
+        update={"octopush": settings.octopush.model_copy(update={"api_key": SecretStr("nope")})}
+    )
+    refused = check_provider(wrong, "octopush", timeout=2)
+    assert not refused.ok and "AuthenticationError" in refused.detail, refused
+    keyless = settings.model_copy(
+        update={"primotexto": settings.primotexto.model_copy(update={"api_key": SecretStr("")})}
+    )
+    missing = check_provider(keyless, "primotexto", timeout=2)
+    assert missing.ok and missing.skipped and "POSTIER_PRIMOTEXTO__API_KEY" in missing.detail
+    half = settings.model_copy(
+        update={"afilnet": settings.afilnet.model_copy(update={"password": SecretStr("")})}
+    )
+    incomplete = check_provider(half, "afilnet", timeout=2)
+    assert not incomplete.ok and incomplete.detail == (
+        "incomplete credentials: set POSTIER_AFILNET__PASSWORD"
+    )
+
+
+def test_an_unreachable_provider_fails_within_the_timeout(settings: Settings) -> None:
+    away = settings.model_copy(
+        update={
+            "primotexto": settings.primotexto.model_copy(
+                update={"base_url": "http://127.0.0.1:1/v2/"}
+            )
+        }
+    )
+    result = check_provider(away, "primotexto", timeout=0.5)
+    assert not result.ok and "RetryableError" in result.detail and result.seconds < 2
