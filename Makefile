@@ -42,7 +42,7 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP) services
-	$(BIN)/python -m postier.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
 
 ## chaos: fault scenarios, each audited (provider's record vs ledger); CHAOS_ARGS=--quick: small
 chaos: $(STAMP) services
@@ -52,7 +52,7 @@ chaos: $(STAMP) services
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy postier producers worker scheduler
+	$(BIN)/mypy postier producers worker scheduler benchmarks
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

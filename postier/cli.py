@@ -14,7 +14,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
-from postier.bench.command import bench as bench_command
 from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
 
@@ -29,7 +28,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.command("bench")(bench_command)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(contacts_app, name="contacts")
 console = Console()

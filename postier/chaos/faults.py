@@ -7,7 +7,7 @@
   its own port on 127.0.0.1, run as the ``postgres`` user when we are root), so restarting it
   (``pg_ctl restart -m fast``: every connection is cut) touches no other database. Where the
   server binaries are missing, ``terminate_connections`` on a fresh database of the local
-  server is the fallback (``postier.bench.postgres``): connections cut, server left running.
+  server is the fallback (``benchmarks.throughput.postgres``): connections cut, server left running.
 """
 
 from __future__ import annotations

@@ -443,7 +443,7 @@ def postgres_restart(
     ``private_cluster=False`` (or no server binaries): a fresh database of the server at
     ``server_url`` instead, every connection to it cut mid-batch.
     """
-    from postier.bench.postgres import fresh_database, server_answers, terminate_connections
+    from benchmarks.throughput.postgres import fresh_database, server_answers, terminate_connections
 
     unavailable = PrivateCluster.unavailable() if private_cluster else "not asked for"
     if unavailable is None:
@@ -466,7 +466,7 @@ def postgres_restart(
         fresh_database(server_url, prefix="postier_chaos") as url,
         chaos_stack(workdir, sandbox_url, database_url=url, name="stack-pg") as stack,
     ):
-        from postier.bench.postgres import admin_engine
+        from benchmarks.throughput.postgres import admin_engine
 
         admin = admin_engine(server_url)
         database = url.rsplit("/", 1)[-1]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from postier.bench import BenchOptions, print_report, run_bench
-from postier.bench.profiling import summarise
-from postier.bench.report import write_json
+from benchmarks.throughput import BenchOptions, print_report, run_bench
+from benchmarks.throughput.profiling import summarise
+from benchmarks.throughput.report import write_json
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from postier.bench.baseline import octopush_form
+from benchmarks.throughput.baseline import octopush_form
 
 #: the endpoint every measured send goes to (Octopush legacy form API, JSON answers)
 SEND_PATH = "/api/sms/json"

@@ -6,8 +6,8 @@ same Octopush legacy form as the Celery baseline (``baseline.py``). No ledger, n
 no retry: the floor of what an I/O-bound sender costs, as the issue's hand measure had it
 (2 processes x 16 concurrent requests).
 
-Run as ``python -m postier.bench.peer <redis_url> <sandbox_url> <list key>``; it exits when the
-list stays empty for ``IDLE_EXIT`` seconds.
+Run as ``python -m benchmarks.throughput.peer <redis_url> <sandbox_url> <list key>``; it exits
+when the list stays empty for ``IDLE_EXIT`` seconds.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import sys
 import httpx
 import redis.asyncio as aioredis
 
-from postier.bench.baseline import octopush_form
-from postier.bench.provider import SEND_PATH
+from benchmarks.throughput.baseline import octopush_form
+from benchmarks.throughput.provider import SEND_PATH
 
 #: requests one process keeps in flight
 CONCURRENCY = 16

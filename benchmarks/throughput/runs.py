@@ -1,6 +1,6 @@
 """The measures of the benchmark, each against the same sandbox process and the same Redis.
 
-- ``run_baseline``: the plain Celery app of ``postier.bench.baseline`` drains N one-message
+- ``run_baseline``: the plain Celery app of ``benchmarks.throughput.baseline`` drains N one-message
   tasks (prefork pool), timed from the first publish to the provider's last acceptance.
 - ``run_end_to_end``: Postier's stack (``postier.stack``: worker, beat) on a ledger; one
   ``send_many`` of N SMS, timed from the call to the last ledger ``sent`` event.
@@ -31,9 +31,9 @@ from celery import Celery
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
-from postier.bench import baseline, procfs
-from postier.bench.profiling import Profile, Sampler
-from postier.bench.provider import SandboxProcess
+from benchmarks.throughput import baseline, procfs
+from benchmarks.throughput.profiling import Profile, Sampler
+from benchmarks.throughput.provider import SandboxProcess
 from postier.config import RateLimit, Settings
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import MessageStatus, delivery_events_table, messages_table
@@ -227,7 +227,7 @@ def run_baseline(
             "-m",
             "celery",
             "-A",
-            "postier.bench.baseline",
+            "benchmarks.throughput.baseline",
             "worker",
             "-Q",
             baseline.QUEUE,
@@ -623,7 +623,7 @@ def run_campaign(
 
 # -- the asyncio peer -------------------------------------------------------------------------
 
-PEER_LIST = "postier.bench.peer"
+PEER_LIST = "benchmarks.throughput.peer"
 
 
 def run_peer(
@@ -649,7 +649,7 @@ def run_peer(
             [
                 sys.executable,
                 "-m",
-                "postier.bench.peer",
+                "benchmarks.throughput.peer",
                 environment.redis_url,
                 environment.sandbox.url,
                 PEER_LIST,

@@ -5,8 +5,8 @@ pool, Redis as broker, no ledger and no rate limit. It posts the same request to
 provider endpoint as Postier's Octopush client (the legacy JSON form API, PROVIDERS.md
 "Octopush"), so the two measure the same work on the provider side.
 
-Started as its own worker: ``celery -A postier.bench.baseline worker -Q postier.bench.baseline``
-with ``POSTIER_REDIS_URL`` and ``POSTIER_SANDBOX_URL`` in the environment.
+Started as its own worker, ``celery -A benchmarks.throughput.baseline worker -Q
+postier.bench.baseline``, with ``POSTIER_REDIS_URL`` and ``POSTIER_SANDBOX_URL`` in the environment.
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ from typing import TypeVar
 
 from rich.console import Console
 
-from postier.bench import runs
-from postier.bench.options import BenchOptions
-from postier.bench.postgres import fresh_database, server_answers
-from postier.bench.profiling import Profile, profile_call
-from postier.bench.provider import SandboxProcess, measure_ceiling
-from postier.bench.report import BenchReport, Figure, Target
+from benchmarks.throughput import runs
+from benchmarks.throughput.options import BenchOptions
+from benchmarks.throughput.postgres import fresh_database, server_answers
+from benchmarks.throughput.profiling import Profile, profile_call
+from benchmarks.throughput.provider import SandboxProcess, measure_ceiling
+from benchmarks.throughput.report import BenchReport, Figure, Target
 from postier.redis_server import start_private_redis
 
 _T = TypeVar("_T")
@@ -430,7 +430,7 @@ def _targets(
 
 def _profile_producer(env: runs.Environment, messages: int) -> str:
     """Profile a bulk call of ``messages`` in this process (pyinstrument); the finding."""
-    from postier.bench.runs import SAME_TEXT, bench_numbers, bench_settings
+    from benchmarks.throughput.runs import SAME_TEXT, bench_numbers, bench_settings
     from postier.ledger.db import make_engine, upgrade
     from producers.messages import Producer, SmsRequest
 

@@ -1,4 +1,4 @@
-"""``postier bench`` / ``python -m postier.bench`` / ``make bench``: the benchmark's command."""
+"""``make bench`` / ``python -m benchmarks.throughput``: the benchmark's command."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from postier.bench.options import BenchOptions
+from benchmarks.throughput.options import BenchOptions
 
 _defaults = BenchOptions()
 
@@ -56,8 +56,8 @@ def bench(
     ] = False,
 ) -> None:
     """Measure Postier against a plain Celery baseline in the same run; check the targets."""
-    from postier.bench.harness import run_bench
-    from postier.bench.report import print_report, write_json
+    from benchmarks.throughput.harness import run_bench
+    from benchmarks.throughput.report import print_report, write_json
 
     options = BenchOptions(
         workdir=workdir,
@@ -89,5 +89,5 @@ def bench(
 
 
 def main() -> None:
-    """Entry point of ``python -m postier.bench``."""
+    """Entry point of ``python -m benchmarks.throughput``."""
     typer.run(bench)

@@ -1,5 +1,0 @@
-"""``python -m postier.bench``: see ``postier.bench.command``."""
-
-from postier.bench.command import main
-
-main()
