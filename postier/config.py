@@ -82,6 +82,10 @@ class OctopushSettings(BaseModel):
     sender: str | None = "Postier"
     #: sign legacy requests with request_keys/request_sha1
     sign_requests: bool = True
+    #: Octopush's simulation mode (legacy request_mode=simu, v1 simulation_mode): every send
+    #: is validated, priced and answered, but neither sent nor charged; to check an account
+    #: and these settings against the real service without sending anything
+    simulation_mode: bool = False
     #: the short number of the "STOP au XXXXX" mention French premium SMS must carry (seed 003);
     #: set it to the one Octopush gives your account
     stop_short_code: str = "36111"

@@ -231,7 +231,7 @@ class Dispatcher:
                 message.id,
                 MessageStatus.SENDING,
                 MessageStatus.SENT,
-                provider_status="accepted",
+                provider_status=receipt.provider_status,
                 raw=dict(receipt.raw),
                 provider_message_id=receipt.message_id,
                 cost=float(receipt.cost) if receipt.cost is not None else None,

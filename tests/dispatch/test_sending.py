@@ -90,6 +90,19 @@ def test_success_records_sent_with_provider_id_cost_parts_and_events(
     assert sent.raw  # the provider's answer, kept for audits
 
 
+def test_an_octopush_simulation_is_recorded_as_simulated(
+    make_dispatcher: MakeDispatcher, dispatch_settings: Settings, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    octopush = dispatch_settings.octopush.model_copy(update={"simulation_mode": True})
+    dispatcher = make_dispatcher(dispatch_settings.model_copy(update={"octopush": octopush}))
+    message_id = ledger.add_sms("0612345628", provider="octopush")
+
+    assert dispatcher.send(message_id) == SendOutcome(S.SENT)
+
+    assert sandbox.records("octopush") == []
+    assert ledger.events(message_id)[-1].provider_status == "simulated"
+
+
 def test_a_receipt_without_a_part_count_keeps_the_producers_count(
     dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
 ) -> None:
