@@ -214,7 +214,7 @@ class Dispatcher:
     def _prepared_text(self, provider: str, text: str, category: str) -> PolicyOutcome:
         """The stored text as ``provider``'s route takes it; raises ``RuleViolation``.
 
-        Octopush French premium refuses marketing without "STOP au XXXXX" (seed 003, 121):
+        Octopush French premium refuses marketing without "STOP au XXXXX" (Octopush API docs, 121):
         producers add it when Octopush is chosen at enqueue; this covers a marketing message
         failed over to Octopush. Notifications go as ``transactional`` and need none. Then the
         route's text policy: a message built for another provider's alphabet (a failover from
