@@ -56,6 +56,9 @@ class AfilnetSettings(BaseModel):
     whatsapp_platform_ids: list[str] = Field(default_factory=list)
     #: sender id of SMS sent through Afilnet
     sms_sender: str = "Postier"
+    #: SMS characters outside GSM 03.38: "unicode" sends them as UCS-2 (70 characters per
+    #: part), "transliterate" replaces them by their closest GSM spelling, "refuse" refuses
+    sms_text_policy: Literal["refuse", "transliterate", "unicode"] = "unicode"
 
 
 class PrimotextoSettings(BaseModel):
@@ -67,6 +70,10 @@ class PrimotextoSettings(BaseModel):
     api_key: SecretStr = SecretStr("")
     #: sender id of SMS (unset: the account's default)
     sender: str | None = None
+    #: characters outside Primotexto's list (error 31): "transliterate" replaces them by their
+    #: closest allowed spelling (ê→e, œ→oe, ’→') and records the change on the message;
+    #: "refuse" refuses the message. Primotexto takes no UCS-2, so no "unicode" here.
+    text_policy: Literal["refuse", "transliterate"] = "transliterate"
 
 
 class OctopushSettings(BaseModel):
@@ -90,6 +97,13 @@ class OctopushSettings(BaseModel):
     sender: str | None = "Postier"
     #: sign legacy requests with request_keys/request_sha1
     sign_requests: bool = True
+    #: Octopush's simulation mode (legacy request_mode=simu, v1 simulation_mode): every send
+    #: is validated, priced and answered, but neither sent nor charged; to check an account
+    #: and these settings against the real service without sending anything
+    simulation_mode: bool = False
+    #: characters outside GSM 03.38: "unicode" sends them as UCS-2 (70 characters per part),
+    #: "transliterate" replaces them by their closest GSM spelling, "refuse" refuses
+    text_policy: Literal["refuse", "transliterate", "unicode"] = "unicode"
     #: the short number of the "STOP au XXXXX" mention French premium SMS must carry (the
     #: Octopush API refuses marketing without it, error 121); set the one Octopush gives you
     stop_short_code: str = "36111"

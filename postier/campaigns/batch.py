@@ -216,7 +216,7 @@ def record_receipt(
                     row.id,
                     from_,
                     MessageStatus.SENT,
-                    provider_status="accepted",
+                    provider_status=receipt.provider_status,
                     detail=f"batch {batch_id}",
                     raw={**raw_common, "cost": str(result.cost) if result.cost else None},
                     provider_message_id=f"{receipt.message_id}:{row.recipient}"

@@ -148,7 +148,22 @@ def _print_estimate(estimate: Any, settings: Settings) -> None:
     table.add_row("refused", str(estimate.invalid))
     table.add_row("repeated numbers", str(estimate.duplicates))
     table.add_row("opted out", str(estimate.opted_out))
-    table.add_row("SMS parts", str(estimate.parts))
+    parts = str(estimate.parts)
+    if estimate.parts_as_written != estimate.parts:
+        parts += f" (as written, in UCS-2: {estimate.parts_as_written})"
+    table.add_row("SMS parts", parts)
+    if estimate.text_policy is not None:
+        table.add_row("text policy", estimate.text_policy)
+    if estimate.changed_messages:
+        listed = ", ".join(
+            f"{c.original!r}→{c.replacement!r} ×{c.count}" for c in estimate.text_changes[:12]
+        )
+        more = " …" if len(estimate.text_changes) > 12 else ""
+        table.add_row(
+            "text changes", f"{estimate.changed_messages} message(s) changed: {listed}{more}"
+        )
+        before, after = estimate.sample_change
+        table.add_row("for example", f"{before}\n→ {after}")
     if estimate.parts_histogram:
         spread = ", ".join(f"{n} part(s): {c}" for n, c in estimate.parts_histogram.items())
         table.add_row("parts per message", spread)

@@ -22,6 +22,7 @@ from postier.campaigns.compliance import marketing_text, route_for
 from postier.campaigns.personalise import check_template, placeholders
 from postier.config import Settings
 from postier.dispatch.routing import choose_provider
+from postier.dispatch.rows import sms_text
 from postier.rules import check_text, validate_sender
 from postier.rules.errors import RuleViolation
 
@@ -142,7 +143,9 @@ def _sms_spec(
         text = marketing_text(settings, route, text)
     transport = settings.octopush.transport if provider == "octopush" else None
     if not used:
-        check_text(provider, text, transport=transport, field="text")
+        # the spec keeps the text as written; each message records its own change
+        sent = sms_text(settings, provider, text, transport=transport).text
+        check_text(provider, sent, transport=transport, field="text")
     elif not text.strip():
         raise RuleViolation("text", "text.empty", "message text is empty")
     sender = validate_sender(request.sender, field="sender") if request.sender else None

@@ -383,7 +383,7 @@ def record_receipt(
                 ids,
                 from_,
                 MessageStatus.SENT,
-                provider_status="accepted",
+                provider_status=receipt.provider_status,
                 detail=f"batch {request_id}",
                 raw={**raw, "cost": str(cost) if cost is not None else None},
                 provider_message_id=provider_id,

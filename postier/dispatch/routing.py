@@ -6,6 +6,7 @@ from collections.abc import Collection
 
 from postier.config import Settings
 from postier.rules.errors import RuleViolation
+from postier.rules.textpolicy import TextPolicy
 
 SMS_PROVIDERS = ("primotexto", "octopush", "afilnet")
 WHATSAPP_PROVIDERS = ("afilnet",)
@@ -49,3 +50,14 @@ def account_id(settings: Settings, provider: str) -> str:
     if provider == "octopush":
         return settings.octopush.login
     return settings.primotexto.api_key.get_secret_value()[-6:]
+
+
+def text_policy_for(settings: Settings, provider: str) -> TextPolicy:
+    """What ``provider``'s SMS route does with characters outside its alphabet."""
+    if provider == "primotexto":
+        return settings.primotexto.text_policy
+    if provider == "octopush":
+        return settings.octopush.text_policy
+    if provider == "afilnet":
+        return settings.afilnet.sms_text_policy
+    return "unicode"

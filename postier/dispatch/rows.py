@@ -14,10 +14,12 @@ from typing import Any, Literal
 from postier.campaigns.quiet_hours import QuietHours
 from postier.config import Settings
 from postier.dispatch.lanes import Priority, lane_for
-from postier.dispatch.routing import choose_provider
+from postier.dispatch.routing import choose_provider, text_policy_for
 from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
 from postier.rules import (
+    PolicyOutcome,
     add_stop_mention,
+    apply_text_policy,
     check_text,
     has_stop_mention,
     normalize_number,
@@ -73,12 +75,26 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def sms_text(
+    settings: Settings, provider: str, text: str, *, transport: str | None = None
+) -> PolicyOutcome:
+    """``text`` under the text policy of ``provider``'s route (``postier.rules.textpolicy``)."""
+    return apply_text_policy(
+        provider, text, text_policy_for(settings, provider), transport=transport, field="text"
+    )
+
+
 class RowBuilder:
     """Validated, unsaved ledger rows; raises ``RuleViolation`` naming the field and rule.
 
     A marketing SMS due inside the French quiet hours (20:00–08:00 Europe/Paris, Sundays,
     public holidays: ``postier.campaigns.quiet_hours``) is scheduled for the next allowed
     instant instead, like a campaign; the ledger event says so.
+
+    An SMS text passes its route's text policy first: characters the provider's alphabet
+    lacks are refused, transliterated or sent as UCS-2. A transliterated text is stored as
+    sent (``body``, and the parts it costs), the text as written and every change in
+    ``payload["text_policy"]``.
     """
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = _utc_now) -> None:
@@ -113,6 +129,8 @@ class RowBuilder:
         ):
             # French premium marketing must carry "STOP au XXXXX" (seed 003, error 121)
             text = add_stop_mention(text, octopush.stop_short_code)
+        outcome = sms_text(self.settings, provider, text, transport=transport)
+        text = outcome.text
         info = check_text(provider, text, transport=transport, field="text")
         send_at = _check_send_at(request.send_at)
         if request.category == "marketing":
@@ -121,6 +139,8 @@ class RowBuilder:
         payload: dict[str, Any] = {}
         if sender:
             payload["sender"] = sender
+        if outcome.changed:
+            payload["text_policy"] = outcome.to_payload()
         return self.row(
             kind=MessageKind.SMS,
             channel=Channel.SMS,

@@ -34,6 +34,7 @@ from postier.dispatch.clients import ProviderClients
 from postier.dispatch.lanes import reserve_for
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.routing import account_id, fallback_for
+from postier.dispatch.rows import sms_text
 from postier.ledger.db import session_scope
 from postier.ledger.models import Lane, Message, MessageKind, MessageStatus
 from postier.ledger.queries import claim_for_sending, get_message
@@ -53,6 +54,7 @@ from postier.ratelimit import RateLimiter, limiter_key
 from postier.rules.errors import RuleViolation
 from postier.rules.phones import mask_number
 from postier.rules.stop import add_stop_mention, has_stop_mention
+from postier.rules.textpolicy import PolicyOutcome
 
 log = logging.getLogger(__name__)
 
@@ -243,10 +245,17 @@ class Dispatcher:
         raise UnsupportedFeatureError(f"unknown message kind {message.kind!r}", provider=provider)
 
     def _text_for(self, provider: str, text: str, category: str) -> str:
-        """Octopush French premium refuses marketing without "STOP au XXXXX" (seed 003, 121).
+        """The text ``provider`` is sent (see ``_prepared_text``)."""
+        return self._prepared_text(provider, text, category).text
 
-        Producers add it when Octopush is chosen at enqueue; this covers a marketing message
-        failed over to Octopush. Notifications go as ``transactional`` and need none.
+    def _prepared_text(self, provider: str, text: str, category: str) -> PolicyOutcome:
+        """The stored text as ``provider``'s route takes it; raises ``RuleViolation``.
+
+        Octopush French premium refuses marketing without "STOP au XXXXX" (Octopush API docs, 121):
+        producers add it when Octopush is chosen at enqueue; this covers a marketing message
+        failed over to Octopush. Notifications go as ``transactional`` and need none. Then the
+        route's text policy: a message built for another provider's alphabet (a failover from
+        Octopush's UCS-2 to Primotexto) is transliterated or refused here, as a producer would.
         """
         octopush = self.settings.octopush
         if (
@@ -255,8 +264,9 @@ class Dispatcher:
             and octopush.sms_type == "FR"
             and not has_stop_mention(text)
         ):
-            return add_stop_mention(text, octopush.stop_short_code)
-        return text
+            text = add_stop_mention(text, octopush.stop_short_code)
+        transport = octopush.transport if provider == "octopush" else None
+        return sms_text(self.settings, provider, text, transport=transport)
 
     # -- outcomes ------------------------------------------------------------------------
     def record_sent_many(
@@ -311,13 +321,24 @@ class Dispatcher:
     def _record_sent(self, message: Message, receipt: SendReceipt) -> None:
         # a provider that gives no part count (Afilnet sendsms) leaves the producer's count
         counted: dict[str, Any] = {"parts": receipt.parts} if receipt.parts is not None else {}
+        detail: str | None = None
+        if message.kind == MessageKind.SMS:
+            prepared = self._prepared_text(message.provider or "", message.body, message.category)
+            if prepared.changed:
+                # the text as sent differs from the stored one (a failover): record how
+                detail = prepared.describe()
+                counted["payload"] = {
+                    **(message.payload or {}),
+                    "text_policy_at_send": prepared.to_payload(),
+                }
         with session_scope(self.engine) as session:
             transition(
                 session,
                 message.id,
                 MessageStatus.SENDING,
                 MessageStatus.SENT,
-                provider_status="accepted",
+                provider_status=receipt.provider_status,
+                detail=detail,
                 raw=dict(receipt.raw),
                 provider_message_id=receipt.message_id,
                 cost=float(receipt.cost) if receipt.cost is not None else None,

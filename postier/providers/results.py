@@ -54,6 +54,8 @@ class SendReceipt:
 
     ``message_id`` is the provider's id for the message or the batch (Octopush ticket,
     Primotexto snapshotId, Afilnet messageid); it is what status lookups take.
+    ``simulated``: the provider validated and priced the send but neither sent nor charged it
+    (Octopush's simulation mode).
     """
 
     provider: Provider
@@ -62,6 +64,12 @@ class SendReceipt:
     parts: int | None = None
     recipients: tuple[RecipientResult, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
+    simulated: bool = False
+
+    @property
+    def provider_status(self) -> str:
+        """What the ledger's event records: ``accepted``, or ``simulated`` (nothing sent)."""
+        return "simulated" if self.simulated else "accepted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,24 +44,39 @@ from postier.rules.segments import (
 )
 from postier.rules.senders import validate_sender
 from postier.rules.stop import add_stop_mention, has_stop_mention, require_stop_mention
+from postier.rules.textpolicy import (
+    FRENCH_SPELLINGS,
+    TEXT_POLICIES,
+    PolicyOutcome,
+    TextChange,
+    TextPolicy,
+    apply_text_policy,
+    transliterate,
+)
 
 __all__ = [
     "DEFAULT_TRANSPORTS",
     "FILE_TYPES",
     "FILE_TYPES_BY_EXTENSION",
+    "FRENCH_SPELLINGS",
     "GSM7_BASIC_CHARS",
     "GSM7_CHARS",
     "GSM7_EXTENSION_CHARS",
     "PRIMOTEXTO_ALLOWED_CHARS",
     "TEXT_LIMITS",
+    "TEXT_POLICIES",
     "Encoding",
     "FileType",
     "NumberType",
+    "PolicyOutcome",
     "RuleViolation",
     "SegmentInfo",
+    "TextChange",
     "TextLimit",
+    "TextPolicy",
     "add_stop_mention",
     "analyze",
+    "apply_text_policy",
     "check_characters",
     "check_file_url",
     "check_primotexto_text",
@@ -78,5 +93,6 @@ __all__ = [
     "split_parts",
     "text_limit",
     "to_international_digits",
+    "transliterate",
     "validate_sender",
 ]

@@ -7,6 +7,10 @@
 * Afilnet SMS: no limit in the sources (unconfirmed): 8 parts, like Primotexto.
 * Afilnet WhatsApp: a text message is at most 4096 characters (WhatsApp Business API).
 
+``alphabet`` is what an SMS route sends without UCS-2, the target of its text policy
+(``textpolicy``): Primotexto's own list, GSM 03.38 elsewhere. ``takes_ucs2`` says whether
+other characters may go as UCS-2 (Primotexto: no, error 31).
+
 "Characters" are Python characters (code points). Whether Octopush counts an extension
 character (``€``) as one or two is unconfirmed; counting one lets the provider's own check
 (error 102) be the last word in that rare case.
@@ -21,7 +25,7 @@ from typing import Final
 
 from postier.rules.charsets import PRIMOTEXTO_ALLOWED_CHARS, check_characters
 from postier.rules.errors import RuleViolation
-from postier.rules.segments import SegmentInfo, analyze
+from postier.rules.segments import GSM7_CHARS, SegmentInfo, analyze
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +38,35 @@ class TextLimit:
     max_parts: int | None = None
     allowed_characters: frozenset[str] | None = None
     source: str = ""
+    #: the characters sent without UCS-2 (None: no SMS alphabet, e.g. WhatsApp)
+    alphabet: frozenset[str] | None = None
+
+    @property
+    def takes_ucs2(self) -> bool:
+        """Whether characters outside ``alphabet`` may go (as UCS-2) at all."""
+        return self.allowed_characters is None
 
 
 _LIMITS: Final = (
-    TextLimit("octopush", "legacy", max_characters=459, source="seed 003, sms_text"),
-    TextLimit("octopush", "v1", max_characters=1224, source="Octopush v1 sms-campaign/send"),
+    TextLimit(
+        "octopush", "legacy", max_characters=459, source="seed 003, sms_text", alphabet=GSM7_CHARS
+    ),
+    TextLimit(
+        "octopush",
+        "v1",
+        max_characters=1224,
+        source="Octopush v1 sms-campaign/send",
+        alphabet=GSM7_CHARS,
+    ),
     TextLimit(
         "primotexto",
         "sms",
         max_parts=8,
         allowed_characters=PRIMOTEXTO_ALLOWED_CHARS,
         source="seed 002 (codes 31, 32); part limit unconfirmed",
+        alphabet=PRIMOTEXTO_ALLOWED_CHARS,
     ),
-    TextLimit("afilnet", "sms", max_parts=8, source="unconfirmed"),
+    TextLimit("afilnet", "sms", max_parts=8, source="unconfirmed", alphabet=GSM7_CHARS),
     TextLimit("afilnet", "whatsapp", max_characters=4096, source="WhatsApp text body limit"),
 )
 

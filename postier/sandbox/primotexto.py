@@ -15,6 +15,12 @@ Where the sources are silent the simulator chooses, and says so here (all unconf
   extension character ``^{}\\|~`` counting two). One part costs one credit: ``creditsUsed``.
 - Allowed characters: the seed's list plus space and line feed (``ALLOWED_CHARS``), as
   ``postier.rules.charsets`` reads it.
+- Request forms: besides the documented JSON body, the send routes take the forms the
+  Primotexto API docs' own examples use: ``identifier`` for ``number`` and ``tag`` for
+  ``category`` (Ruby, Node), and the "paste this URL in your browser" GET with ``apiKey``,
+  ``identifier``, ``sender``, ``message`` (and any other body field) as URL parameters. When
+  both names are given, ``number``/``category`` win (unconfirmed). ``apiKey`` as a URL
+  parameter authenticates only that GET form (unconfirmed elsewhere); the header works too.
 - Numbers: ``0600000000``/``+33600000000`` as the seed says, and any E.164 number of
   ``SUPPORTED_REGIONS`` (else 90); a valid number that is not a mobile is 19.
 - Blacklists are named lists (``/v2/unsubscribers/{list}/contacts``); a send is refused when
@@ -188,8 +194,23 @@ def _ms(seconds: float | None) -> int | None:
 
 
 def _optional_text(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name)
+    return _text_or_none(body.get(name))
+
+
+def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+#: documented field -> the other name the Primotexto API docs' Ruby and Node examples send
+FIELD_ALIASES: dict[str, str] = {"number": "identifier", "category": "tag"}
+
+
+def _field(body: Mapping[str, Any], name: str) -> Any:
+    """``body[name]``, else its alias's value (``identifier``, ``tag``); the name wins."""
+    value = body.get(name)
+    if value is None or value == "":
+        return body.get(FIELD_ALIASES[name], value)
+    return value
 
 
 class PrimotextoSim:
@@ -256,8 +277,8 @@ class PrimotextoSim:
         """``POST /v2/{kind}/messages/send``: validate, debit, record."""
         if not isinstance(body, dict):
             raise PrimotextoFault(73)
-        number = normalize_number(body.get("number"))
-        category = _optional_text(body, "category")
+        number = normalize_number(_field(body, "number"))
+        category = _text_or_none(_field(body, "category"))
         lists = [DEFAULT_LIST] + ([category] if category else [])
         if any(number in self.blacklist("unsubscribers", name) for name in lists):
             raise PrimotextoFault(12)
@@ -402,8 +423,11 @@ class PrimotextoSim:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _authenticate(self, request: Request) -> None:
-        if request.headers.get(API_KEY_HEADER) != SANDBOX_ACCOUNTS.primotexto_api_key:
+    def _authenticate(self, request: Request, *, url_key: bool = False) -> None:
+        key = request.headers.get(API_KEY_HEADER)
+        if key is None and url_key:
+            key = request.query_params.get("apiKey")
+        if key != SANDBOX_ACCOUNTS.primotexto_api_key:
             raise PrimotextoFault(72)
         if not self.api_enabled:
             raise PrimotextoFault(70)
@@ -413,15 +437,26 @@ class PrimotextoSim:
             raise PrimotextoFault(self.forced.popleft())
 
     def _endpoint(
-        self, handler: Callable[[Request, Any], Any], *, with_json: bool = False
+        self,
+        handler: Callable[[Request, Any], Any],
+        *,
+        with_json: bool = False,
+        get_form: bool = False,
     ) -> Callable[[Request], Awaitable[Response]]:
+        """``get_form``: a GET carries the body as URL parameters, ``apiKey`` included."""
+
         async def endpoint(request: Request) -> Response:
             raw = await request.body()
+            from_url = get_form and request.method == "GET"
             try:
                 with self.core.lock:
-                    self._authenticate(request)
+                    self._authenticate(request, url_key=from_url)
                     body: Any = None
-                    if with_json and raw:
+                    if from_url:
+                        body = {
+                            k: v for k, v in request.query_params.items() if k and k != "apiKey"
+                        }
+                    elif with_json and raw:
                         try:
                             body = json.loads(raw)
                         except (ValueError, UnicodeDecodeError) as exc:
@@ -464,13 +499,13 @@ class PrimotextoSim:
         return [
             Route(
                 "/v2/notification/messages/send",
-                self._endpoint(send("notification"), with_json=True),
-                methods=["POST"],
+                self._endpoint(send("notification"), with_json=True, get_form=True),
+                methods=["GET", "POST"],
             ),
             Route(
                 "/v2/marketing/messages/send",
-                self._endpoint(send("marketing"), with_json=True),
-                methods=["POST"],
+                self._endpoint(send("marketing"), with_json=True, get_form=True),
+                methods=["GET", "POST"],
             ),
             Route("/v2/messages/status", self._endpoint(status)),
             Route("/v2/messages/replies", self._endpoint(replies)),

@@ -69,6 +69,26 @@ def test_contacts_commands_cover_every_group_method(env: None, tmp_path: Path) -
     assert "provider error" in run("contacts", "columns", group, code=1)
 
 
+def test_the_dry_run_shows_what_the_text_policy_changes(env: None) -> None:
+    out = run(
+        "campaign",
+        "create",
+        "rappel",
+        "--text",
+        "Votre commande est prête à l’heure",
+        "--to",
+        "0612345601",
+        "--notification",
+        "--provider",
+        "primotexto",
+        "--dry-run",
+    )
+    assert "transliterate" in out
+    assert "1 message(s) changed: 'ê'→'e' ×1, '’'→\"'\" ×1" in out
+    assert "1 (as written, in UCS-2: 1)" not in out and "SMS parts" in out
+    assert "Votre commande est prete à l'heure" in out
+
+
 def test_campaign_commands(env: None, drain: Drain, tmp_path: Path) -> None:
     numbers = tmp_path / "numbers.txt"
     numbers.write_text("0612345601\n0612345602\n\n0612345601\nnope\n", encoding="utf-8")

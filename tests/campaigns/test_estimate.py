@@ -17,6 +17,7 @@ from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.spec import CampaignRequest, resolve_spec
 from postier.config import Settings
 from postier.ledger.db import make_engine
+from postier.rules import TextChange
 from producers.messages import Producer
 
 
@@ -126,3 +127,37 @@ def test_each_number_is_counted_once_whatever_its_written_form(
     assert result.messages == distinct
     assert result.duplicates == len(picks) - distinct
     assert result.invalid == 0
+
+
+def test_the_dry_run_shows_the_text_changes_and_the_parts_they_cost(
+    settings: Settings, factory: LedgerRowFactory
+) -> None:
+    text = "Bonjour {{nom}}, votre commande est prête à l’heure. " + "x" * 60
+    spec = resolve_spec(
+        settings, CampaignRequest(text=text, category="notification", provider="primotexto")
+    )
+    csv = "mobile,nom\n0612345601,Zoé\n0612345602,Léa\n0612345603,Ève\n"
+    result = estimate(settings, spec, parse_csv(csv), factory, nobody)
+    assert result.text_policy == "transliterate"
+    assert result.changed_messages == 3
+    assert result.text_changes == [
+        TextChange("ê", "e", 3),
+        TextChange("’", "'", 3),
+        TextChange("È", "E", 1),
+    ]
+    # transliterated, each is 1 GSM part; as written (UCS-2) each would need 2
+    assert result.parts == 3
+    assert result.parts_as_written == 6
+    assert result.encodings == {"gsm7": 3}
+    before, after = result.sample_change or ("", "")
+    assert before.startswith("Bonjour Zoé, votre commande est prête à l’heure.")
+    assert after.startswith("Bonjour Zoé, votre commande est prete à l'heure.")
+
+
+def test_an_estimate_without_changes_says_so(settings: Settings, factory: LedgerRowFactory) -> None:
+    spec = resolve_spec(
+        settings, CampaignRequest(text="Rappel", category="notification", provider="primotexto")
+    )
+    result = estimate(settings, spec, parse_list(["0612345601"]), factory, nobody)
+    assert (result.changed_messages, result.text_changes, result.sample_change) == (0, [], None)
+    assert result.parts_as_written == result.parts == 1

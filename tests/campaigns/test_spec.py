@@ -127,3 +127,19 @@ def test_specs_round_trip_through_the_ledger_json(settings: Settings) -> None:
     assert again == spec
     assert len(spec.id_salt) == 32
     assert resolve_spec(settings, CampaignRequest(text="a STOP")).id_salt != spec.id_salt
+
+
+def test_a_french_text_is_not_refused_on_the_primotexto_route(settings: Settings) -> None:
+    spec = resolve_spec(
+        settings,
+        CampaignRequest(
+            text="Votre œuvre est prête", category="notification", provider="primotexto"
+        ),
+    )
+    # the spec keeps the text as written: each message records its own change
+    assert spec.text == "Votre œuvre est prête"
+    strict = settings.model_copy(
+        update={"primotexto": settings.primotexto.model_copy(update={"text_policy": "refuse"})}
+    )
+    error = refused(strict, text="Votre œuvre", category="notification", provider="primotexto")
+    assert error.rule == "text.charset"

@@ -79,3 +79,68 @@ def test_a_marketing_row_never_goes_out_in_quiet_hours(naive: datetime) -> None:
     assert isinstance(due, datetime)
     assert b.quiet_hours.is_allowed(due)
     assert due - now < timedelta(days=5)
+
+
+# -- the text policy of the route ------------------------------------------------------------
+
+FRENCH = "Votre œuvre est prête à l’heure : « merci »"
+
+
+def with_policy(provider: str, policy: str) -> RowBuilder:
+    base = Settings(_env_file=None)
+    name = "sms_text_policy" if provider == "afilnet" else "text_policy"
+    section = getattr(base, provider).model_copy(update={name: policy})
+    return RowBuilder(base.model_copy(update={provider: section}))
+
+
+def test_french_text_goes_on_the_default_route_transliterated_and_recorded() -> None:
+    row = builder(datetime.now(PARIS)).sms(SmsRequest("0612345678", FRENCH))
+    assert row["provider"] == "primotexto"
+    assert row["body"] == 'Votre oeuvre est prete à l\'heure : " merci "'
+    assert row["parts"] == 1
+    record = row["payload"]["text_policy"]
+    assert record["policy"] == "transliterate"
+    assert record["original"] == FRENCH
+    assert {(c["from"], c["to"]) for c in record["changes"]} == {
+        ("œ", "oe"),
+        ("ê", "e"),
+        ("’", "'"),
+        ("«", '"'),
+        ("»", '"'),
+    }
+
+
+def test_a_text_the_route_takes_as_written_records_nothing() -> None:
+    row = builder(datetime.now(PARIS)).sms(SmsRequest("0612345678", "Votre RDV à 14h"))
+    assert row["body"] == "Votre RDV à 14h" and "text_policy" not in row["payload"]
+
+
+def test_the_refuse_policy_refuses_as_before() -> None:
+    with pytest.raises(RuleViolation) as caught:
+        with_policy("primotexto", "refuse").sms(SmsRequest("0612345678", FRENCH))
+    assert (caught.value.field, caught.value.rule) == ("text", "text.charset")
+
+
+def test_primotexto_cannot_be_set_to_unicode() -> None:
+    with pytest.raises(ValueError, match="text_policy"):
+        Settings(_env_file=None, primotexto={"text_policy": "unicode"})  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("policy", "body", "parts"),
+    [
+        ("unicode", FRENCH, 1),
+        ("transliterate", 'Votre oeuvre est prete à l\'heure : " merci "', 1),
+    ],
+)
+def test_octopush_follows_its_own_policy(policy: str, body: str, parts: int) -> None:
+    b = with_policy("octopush", policy)
+    row = b.sms(SmsRequest("0612345678", FRENCH, provider="octopush"))
+    assert (row["body"], row["parts"]) == (body, parts)
+    assert ("text_policy" in row["payload"]) is (policy == "transliterate")
+
+
+def test_octopush_defaults_to_unicode_and_counts_ucs2_parts() -> None:
+    text = "é" + "ê" * 70  # 71 characters, one needs UCS-2: two parts of 67
+    row = builder(datetime.now(PARIS)).sms(SmsRequest("0612345678", text, provider="octopush"))
+    assert (row["body"], row["parts"]) == (text, 2)

@@ -90,6 +90,19 @@ def test_success_records_sent_with_provider_id_cost_parts_and_events(
     assert sent.raw  # the provider's answer, kept for audits
 
 
+def test_an_octopush_simulation_is_recorded_as_simulated(
+    make_dispatcher: MakeDispatcher, dispatch_settings: Settings, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    octopush = dispatch_settings.octopush.model_copy(update={"simulation_mode": True})
+    dispatcher = make_dispatcher(dispatch_settings.model_copy(update={"octopush": octopush}))
+    message_id = ledger.add_sms("0612345628", provider="octopush")
+
+    assert dispatcher.send(message_id) == SendOutcome(S.SENT)
+
+    assert sandbox.records("octopush") == []
+    assert ledger.events(message_id)[-1].provider_status == "simulated"
+
+
 def test_a_receipt_without_a_part_count_keeps_the_producers_count(
     dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
 ) -> None:
@@ -408,6 +421,41 @@ def test_account_level_error_fails_over(
     assert detail is not None and detail.startswith("failover primotexto -> octopush")
     assert dispatcher.send(message_id) == SendOutcome(S.SENT)
     assert [r["provider"] for r in sandbox.records()] == ["octopush"]
+
+
+@pytest.mark.parametrize(("policy", "sent"), [("transliterate", True), ("refuse", False)])
+def test_a_french_text_failed_over_to_primotexto_follows_primotexto_s_policy(
+    dispatch_settings: Settings,
+    make_dispatcher: MakeDispatcher,
+    ledger: Ledger,
+    sandbox: Sandbox,
+    policy: str,
+    sent: bool,
+) -> None:
+    """Stored for Octopush (UCS-2 as written), sent by Primotexto: its alphabet applies."""
+    octopush = dispatch_settings.octopush.model_copy(update={"api_key": SecretStr("wrong")})
+    primotexto = dispatch_settings.primotexto.model_copy(update={"text_policy": policy})
+    settings = dispatch_settings.model_copy(update={"octopush": octopush, "primotexto": primotexto})
+    dispatcher = make_dispatcher(settings)
+    message_id = ledger.add_sms("0612345629", "Votre œuvre est prête", provider="octopush")
+    assert ledger.get(message_id).body == "Votre œuvre est prête"
+
+    assert dispatcher.send(message_id) == SendOutcome(S.QUEUED, republish=True)
+    assert ledger.get(message_id).provider == "primotexto"
+    outcome = dispatcher.send(message_id)
+
+    if not sent:
+        assert outcome == SendOutcome(S.FAILED)
+        assert "text.charset" in (ledger.get(message_id).last_error or "")
+        assert sandbox.records() == []
+        return
+    assert outcome == SendOutcome(S.SENT)
+    (record,) = sandbox.records("primotexto")
+    assert record["text"] == "Votre oeuvre est prete"
+    event = ledger.events(message_id)[-1]
+    assert event.detail == "transliterated for primotexto: 'œ'→'oe' ×1, 'ê'→'e' ×1"
+    recorded = ledger.get(message_id).payload["text_policy_at_send"]
+    assert recorded["original"] == "Votre œuvre est prête"
 
 
 # -- ambiguous errors --------------------------------------------------------------------

@@ -208,3 +208,26 @@ def test_scheduled_send_is_released_when_due(sms: AfilnetSms, sandbox: Sandbox) 
     assert sms.delivery_status(message_id).state is DeliveryState.SENT
     sandbox.core.clock.advance(sandbox.core.delivery_delay)
     assert sms.delivery_status(message_id).state is DeliveryState.DELIVERED
+
+
+# -- answer shapes: upper-case status, one status as an object -------------------------------
+
+
+def test_upper_case_answers_are_read(sms: AfilnetSms, sandbox: Sandbox) -> None:
+    """Third-party clients see SUCCESS/ERROR; the sandbox answers so when asked."""
+    sandbox.afilnet.state.status_case = "upper"
+    receipt = sms.send_sms(OutgoingSms(recipients=(E164,), text="x"))
+    assert receipt.message_id
+    assert sms.delivery_status(receipt.message_id).state is DeliveryState.SENT
+    sandbox.afilnet.state.credits = 0
+    with pytest.raises(InsufficientCreditError):
+        sms.send_sms(OutgoingSms(recipients=(E164,), text="x"))
+
+
+def test_a_status_answered_as_one_object_is_read(sms: AfilnetSms, sandbox: Sandbox) -> None:
+    sandbox.afilnet.state.single_object = True
+    message_id = sms.send_sms(OutgoingSms(recipients=(E164,), text="x")).message_id or ""
+    report = sms.delivery_status(message_id)
+    assert (report.message_id, report.state) == (message_id, DeliveryState.SENT)
+    sandbox.core.clock.advance(sandbox.core.delivery_delay + 0.01)
+    assert sms.delivery_statuses([message_id, "unknown"])[0].state is DeliveryState.DELIVERED

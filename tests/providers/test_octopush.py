@@ -35,6 +35,7 @@ from postier.providers.errors import (
 from postier.providers.octopush import (
     CODES,
     SIGNED_FIELDS,
+    SIGNED_LETTERS,
     CongestedError,
     OctopushClient,
     from_octopush_timestamp,
@@ -56,6 +57,9 @@ from postier.providers.octopush.legacy import (
 )
 from postier.providers.results import DeliveryState, Provider
 from postier.sandbox import Sandbox, SandboxServer
+from postier.sandbox.accounts import SANDBOX_ACCOUNTS
+from postier.sandbox.octopush.legacy import D_READINGS
+from postier.sandbox.octopush.legacy import signature_of as sandbox_signature
 
 PARIS = ZoneInfo("Europe/Paris")
 FR_A, FR_B, FR_BOUNCE = "+33601020304", "+33712345678", "+33600009999"
@@ -409,17 +413,37 @@ def test_scripted_500_is_ambiguous(make: Make, admin: httpx.Client) -> None:
 def test_requests_are_signed(make: Make, seen: list[httpx.Request], sandbox: Sandbox) -> None:
     make(sign_requests=True).send_sms(sms(FR_A, FR_B, request_id="sig-1"))
     sent = dict(httpx.QueryParams(seen[-1].content.decode()))
-    assert sent["request_keys"] == "TRYSNQ"
+    assert sent["request_keys"] == "TRMYSNQ"
     concatenated = "".join(sent[SIGNED_FIELDS[letter]] for letter in sent["request_keys"])
     assert sent["request_sha1"] == hashlib.sha1(concatenated.encode()).hexdigest()  # noqa: S324
     assert len(sandbox.records("octopush")) == 2
 
 
-def test_deferred_requests_sign_the_date(make: Make, seen: list[httpx.Request]) -> None:
+def test_deferred_requests_do_not_sign_the_date(
+    make: Make, seen: list[httpx.Request], sandbox: Sandbox
+) -> None:
+    """Which field D names is unsettled (sending_date, or an sms_date no request carries):
+    signing D could fail with 124 in production, so Postier leaves it out."""
     make(sign_requests=True).send_sms(sms(send_at=datetime.now(UTC) + timedelta(hours=1)))
     sent = dict(httpx.QueryParams(seen[-1].content.decode()))
-    assert sent["request_keys"] == "TRYSDN"
-    assert sent["sms_mode"] == "2"
+    assert sent["request_keys"] == "TRMYSN"
+    assert (sent["sms_mode"], "sending_date" in sent) == ("2", True)
+    assert sandbox.records("octopush")[0]["state"] == "scheduled"
+
+
+def test_a_deferred_signature_holds_under_either_reading_of_d(
+    settings: Settings, http_client: httpx.Client
+) -> None:
+    form = build_send_form(
+        settings.octopush, sms(send_at=datetime.now(UTC) + timedelta(hours=2), request_id="d-1")
+    )
+    keys = form["request_keys"]
+    readings = {sandbox_signature(form, keys, d_field=d) for d in D_READINGS}
+    assert readings == {form["request_sha1"]}
+    # and a form carrying a stray sms_date is still accepted
+    url = settings.octopush.base_url + "sms/json"
+    answer = parse_json_answer(http_client.post(url, data={**form, "sms_date": "1"}).text)
+    assert answer["error_code"] == "000"
 
 
 def test_unsigned_requests(make: Make, seen: list[httpx.Request]) -> None:
@@ -448,16 +472,26 @@ def test_unknown_request_key_letter() -> None:
 form_values = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
+SIGNED_BY_POSTIER = {letter: SIGNED_FIELDS[letter] for letter in SIGNED_LETTERS}
+
+
+def test_postier_signs_every_certain_letter_and_not_d() -> None:
+    assert SIGNED_LETTERS == "TRMYSabcdeWNQ"
+    assert set(SIGNED_FIELDS) == set(SIGNED_LETTERS) | {"D"}
+
+
 @given(
-    values=st.dictionaries(st.sampled_from(sorted(SIGNED_FIELDS.values())), form_values),
-    noise=st.dictionaries(st.sampled_from(["user_login", "api_key", "sms_mode"]), form_values),
+    values=st.dictionaries(st.sampled_from(sorted(SIGNED_BY_POSTIER.values())), form_values),
+    noise=st.dictionaries(
+        st.sampled_from(["user_login", "api_key", "sending_date", "request_mode"]), form_values
+    ),
 )
 def test_signature_covers_exactly_the_signed_fields(
     values: dict[str, str], noise: dict[str, str]
 ) -> None:
     signed = sign_form({**values, **noise})
     keys = signed["request_keys"]
-    assert sorted(keys) == sorted(k for k, name in SIGNED_FIELDS.items() if name in values)
+    assert sorted(keys) == sorted(k for k, name in SIGNED_BY_POSTIER.items() if name in values)
     assert signed["request_sha1"] == request_sha1(values, keys)
     assert len(signed["request_sha1"]) == 40
     assert request_sha1({**values, **noise, "user_login": "other"}, keys) == signed["request_sha1"]
@@ -473,6 +507,7 @@ def test_signature_covers_exactly_the_signed_fields(
     text=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=459),
     sender=st.from_regex(r"[A-Za-z][A-Za-z0-9]{2,10}", fullmatch=True),
     recipients=st.lists(st.from_regex(r"\+33[67][0-9]{8}", fullmatch=True), min_size=1, max_size=4),
+    deferred=st.booleans(),
 )
 def test_the_sandbox_accepts_what_the_client_signs(
     settings: Settings,
@@ -480,9 +515,14 @@ def test_the_sandbox_accepts_what_the_client_signs(
     text: str,
     sender: str,
     recipients: list[str],
+    deferred: bool,
 ) -> None:
     message = OutgoingSms(
-        recipients=tuple(recipients), text=text, sender=sender, request_id=uuid.uuid4().hex
+        recipients=tuple(recipients),
+        text=text,
+        sender=sender,
+        request_id=uuid.uuid4().hex,
+        send_at=datetime.now(UTC) + timedelta(hours=3) if deferred else None,
     )
     form = build_send_form(settings.octopush, message)
     url = settings.octopush.base_url + "sms/json"
@@ -550,6 +590,44 @@ def test_v1_balance_decreases(make: Make) -> None:
 def test_balance_with_bad_credentials(make: Make, transport: dict[str, str]) -> None:
     with pytest.raises(AuthenticationError):
         make(**transport, api_key="wrong").balance()
+
+
+def test_credit_is_the_account_credit_in_euros(
+    make: Make, transport: dict[str, str], seen: list[httpx.Request]
+) -> None:
+    client = make(**transport)
+    before = client.credit()
+    assert before == Decimal(str(SANDBOX_ACCOUNTS.octopush_balance))
+    client.send_sms(sms(FR_A, FR_B))
+    assert client.credit() == before - Decimal("0.11")
+    if transport["transport"] == "legacy":
+        assert seen[-1].url.path.rstrip("/").removesuffix("/json").endswith("/api/credit")
+    with pytest.raises(AuthenticationError):
+        make(**transport, api_key="wrong").credit()
+
+
+# --- simulation mode ------------------------------------------------------------------------------
+
+
+def test_simulation_mode_validates_without_sending_or_charging(
+    make: Make, sandbox: Sandbox, transport: dict[str, str], seen: list[httpx.Request]
+) -> None:
+    client = make(**transport, simulation_mode=True)
+    before = client.credit()
+    receipt = client.send_sms(sms(FR_A, FR_B, request_id="simu-1"))
+    assert receipt.simulated
+    assert receipt.cost == Decimal("0.11")
+    assert sandbox.records("octopush") == []
+    assert client.credit() == before
+    if transport["transport"] == "legacy":
+        assert dict(httpx.QueryParams(seen[-2].content.decode()))["request_mode"] == "simu"
+    # validated like a real send: a refusal is still a refusal
+    with pytest.raises(ContentRejectedError):
+        client.send_sms(sms(text="", request_id="simu-2"))
+    # the request_id is not used up: the real send goes out
+    real = make(**transport).send_sms(sms(FR_A, FR_B, request_id="simu-1"))
+    assert not real.simulated and not is_already_accepted(real)
+    assert len(sandbox.records("octopush")) == 2
 
 
 # --- credentials --------------------------------------------------------------------------------
@@ -716,6 +794,19 @@ def test_seed_xml_answer() -> None:
     assert receipt.cost == Decimal("0.55")
     assert receipt.recipients[0].cost == Decimal("0.055")
     assert answer["sending_date"] == "1455975613"
+
+
+@pytest.mark.parametrize("prefix", ["\n", "  \r\n\t", "\ufeff", "\ufeff\n "])
+def test_xml_answer_with_whitespace_before_the_declaration(prefix: str) -> None:
+    answer = parse_xml_answer(prefix + SEED_XML)
+    assert answer["ticket"] == "api110000000021"
+
+
+def test_legacy_api_reads_an_xml_answer_led_by_whitespace(make: Make) -> None:
+    api = make(**LEGACY["legacy-xml"]).api
+    assert isinstance(api, LegacyApi)
+    answer = api._parse(httpx.Response(200, text="\r\n  " + SEED_XML), changes_state=True)
+    assert answer["error_code"] == "000"
 
 
 def test_xml_with_a_dtd_is_refused() -> None:

@@ -8,9 +8,13 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from postier.config import Settings
+from postier.dispatch.rows import RowBuilder, SmsRequest
 from postier.providers.base import OutgoingSms, SmsProvider
 from postier.providers.errors import (
     AmbiguousError,
@@ -26,6 +30,7 @@ from postier.providers.errors import (
 )
 from postier.providers.primotexto import ERROR_CLASSES, PrimotextoClient, error_for
 from postier.providers.results import DeliveryState, Provider
+from postier.rules.errors import RuleViolation
 from postier.sandbox import Sandbox, SandboxServer
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
 from postier.sandbox.primotexto import MAX_PARTS
@@ -458,3 +463,23 @@ def test_a_dropped_answer_to_a_read_is_retried(client: PrimotextoClient, sandbox
     sandbox.set_faults("primotexto", script=["drop_after", "ok"])
     assert client.account_stats().credits == Decimal(str(SANDBOX_ACCOUNTS.primotexto_credits))
     assert sandbox.core.request_counts["primotexto"] == 2
+
+
+# -- the default route's text policy, end to end --------------------------------------------
+
+
+@hsettings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(st.characters(exclude_categories=["Cs"]), max_size=300))
+def test_every_row_the_policy_accepts_is_accepted_by_the_sandbox(
+    settings: Settings, client: PrimotextoClient, text: str
+) -> None:
+    """Any text, as a producer builds it for Primotexto, then sent: never error 31."""
+    try:
+        row = RowBuilder(settings).sms(SmsRequest(MOBILE, text, provider="primotexto"))
+    except RuleViolation as refused:
+        assert refused.rule in ("text.empty", "text.parts")
+        return
+    receipt = client.send_sms(sms(text=row["body"]))
+    assert receipt.parts == row["parts"]

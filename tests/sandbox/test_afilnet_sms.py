@@ -153,3 +153,42 @@ def test_getbalance(raw: httpx.Client, endpoint: str, sandbox: Sandbox) -> None:
         "status": "error",
         "error": "INCORRECT_METHOD",
     }
+
+
+# -- the answer shapes third-party clients report -------------------------------------------
+
+
+def test_answers_in_upper_case_when_asked(
+    raw: httpx.Client, endpoint: str, sandbox_server: SandboxServer
+) -> None:
+    admin = f"{sandbox_server.url}/_sandbox/afilnet/answers"
+    assert raw.post(admin, json={"status_case": "upper"}).json()["status_case"] == "upper"
+    assert call(raw, endpoint, "sms", "sendsms", to=NUMBER, sms="x")["status"] == "ERROR"
+    body = call(raw, endpoint, "sms", "sendsms", **{"from": "Postier", "to": NUMBER, "sms": "x"})
+    assert body["status"] == "SUCCESS"
+    assert raw.post(admin, json={"status_case": "lower"}).status_code == 200
+    assert call(raw, endpoint, "user", "getbalance")["status"] == "success"
+
+
+def test_one_status_comes_as_an_object_when_asked(
+    raw: httpx.Client, endpoint: str, sandbox: Sandbox, sandbox_server: SandboxServer
+) -> None:
+    first, second = (send(raw, endpoint, sms=text)["messageid"] for text in ("a", "b"))
+    admin = f"{sandbox_server.url}/_sandbox/afilnet/answers"
+    assert raw.post(admin, json={"single_object": True}).json()["single_object"] is True
+    body = call(raw, endpoint, "sms", "getdeliverystatus", messages=first)
+    assert isinstance(body["result"], dict)
+    assert body["result"]["messageid"] == first
+    assert [r["messageid"] for r in statuses(raw, endpoint, first, second)] == [first, second]
+    sandbox.reset()
+    assert sandbox.afilnet.state.single_object is False
+
+
+@pytest.mark.parametrize(
+    "body", [{"status_case": "title"}, {"single_object": "yes"}, [1], {"other": 1}]
+)
+def test_the_answers_route_refuses_what_it_does_not_know(
+    raw: httpx.Client, sandbox_server: SandboxServer, sandbox: Sandbox, body: Any
+) -> None:
+    response = raw.post(f"{sandbox_server.url}/_sandbox/afilnet/answers", json=body)
+    assert response.status_code == 400

@@ -261,6 +261,127 @@ def test_request_signing(web: httpx.Client) -> None:
     assert web.post("/api/sms/json", data=unsigned).json()["error_code"] == "000"
 
 
+def test_request_keys_cover_every_documented_letter(web: httpx.Client) -> None:
+    # T R M Y S, a b (first/last names), c d e (sms_fields_1..3), W N Q: the Octopush API docs
+    f = form(
+        request_id="sig-all",
+        sms_mode="1",
+        recipients_first_names="Ada",
+        recipients_last_names="Lovelace",
+        sms_fields_1="f1",
+        sms_fields_2="f2",
+        sms_fields_3="f3",
+        with_replies="0",
+    )
+    order = [
+        "sms_text",
+        "sms_recipients",
+        "sms_mode",
+        "sms_type",
+        "sms_sender",
+        "recipients_first_names",
+        "recipients_last_names",
+        "sms_fields_1",
+        "sms_fields_2",
+        "sms_fields_3",
+        "with_replies",
+        "transactional",
+        "request_id",
+    ]
+    signed = {**f, "request_keys": "TRMYSabcdeWNQ", "request_sha1": sha1(*(f[n] for n in order))}
+    assert web.post("/api/sms/json", data=signed).json()["error_code"] == "000"
+    tampered = {**signed, "request_id": "sig-all-2", "sms_fields_2": "changed"}
+    assert web.post("/api/sms/json", data=tampered).json() == {"error_code": "124"}
+
+
+@pytest.mark.parametrize(
+    ("sms_date", "d_names"),
+    [(None, "sending_date"), (None, "sms_date"), ("1455975600", "sms_date")],
+    ids=["sending_date", "sms_date-absent", "sms_date-sent"],
+)
+def test_d_is_accepted_under_either_reading(
+    web: httpx.Client, sandbox: Sandbox, sms_date: str | None, d_names: str
+) -> None:
+    """Which field D names is unsettled: sending_date, or the sms_date of Octopush's own
+    client libraries (that no request carries). The sandbox accepts a signature under either."""
+    date = str(int(sandbox.core.clock.now()) + 7200 + 3600)
+    f = form(sms_mode="2", sending_date=date, sms_date=sms_date)
+    d_value = f.get(d_names, "")
+    signed = {**f, "request_keys": "TRD", "request_sha1": sha1(f["sms_text"], FR_A, d_value)}
+    assert web.post("/api/sms/json", data=signed).json()["error_code"] == "000"
+    wrong = {**signed, "request_sha1": sha1(f["sms_text"], FR_A, "1")}
+    assert web.post("/api/sms/json", data=wrong).json() == {"error_code": "124"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"sms_mode": "2", "sending_time": "1455975613"},
+        {"sending_time": "1455975613"},
+        {"sms_mode": "2", "sending_date": "1455975613", "sending_time": "1455975613"},
+    ],
+)
+def test_sending_time_is_refused_with_125_and_a_reason(
+    web: httpx.Client, sandbox: Sandbox, extra: dict[str, str]
+) -> None:
+    """Not a documented field: honouring it would hide a send the real service may make at
+    once; ignoring it (as the sandbox did) sends at once. Refused: 125 and a reason header."""
+    response = web.post("/api/sms/json", data=form(**extra))
+    assert response.json() == {"error_code": "125"}
+    assert "sending_date" in response.headers["x-sandbox-reason"]
+    assert sandbox.records("octopush") == []
+
+
+def test_request_mode_simu_validates_without_sending_or_charging(
+    web: httpx.Client, sandbox: Sandbox
+) -> None:
+    auth = {"user_login": LOGIN, "api_key": KEY}
+    before = web.post("/api/credit/json", data=auth).json()["credit"]
+    body = legacy_json(web, request_mode="simu", request_id="simu-1")
+    assert body["error_code"] == "000"
+    assert body["cost"] == 0.055
+    assert body["balance"] == before
+    assert sandbox.records("octopush") == []
+    assert web.post("/api/credit/json", data=auth).json()["credit"] == before
+    # validated like a real one
+    assert legacy_json(web, request_mode="simu", sms_text="") == {"error_code": "107"}
+    assert legacy_json(web, request_mode="simu", transactional="0") == {"error_code": "121"}
+    # the request_id is not used up, and request_mode=real sends
+    assert legacy_json(web, request_mode="real", request_id="simu-1")["error_code"] == "000"
+    assert len(sandbox.records("octopush")) == 1
+    assert legacy_json(web, request_mode="test") == {"error_code": "125"}
+
+
+def test_credit_answers_the_account_credit_in_euros(web: httpx.Client) -> None:
+    auth = {"user_login": LOGIN, "api_key": KEY}
+    before = web.post("/api/credit/json", data=auth).json()
+    assert before == {"error_code": "000", "credit": SANDBOX_ACCOUNTS.octopush_balance}
+    legacy_json(web)
+    after = web.post("/api/credit/json", data=auth).json()["credit"]
+    assert Decimal(str(before["credit"])) - Decimal(str(after)) == Decimal("0.055")
+    xml = ET.fromstring(web.post("/api/credit", data=auth).text)  # noqa: S314 - our sandbox
+    assert [c.tag for c in xml] == ["error_code", "credit"]
+    assert Decimal(xml.findtext("credit") or "") == Decimal(str(after))
+    assert web.post("/api/credit/json", data={"api_key": KEY}).json() == {"error_code": "108"}
+    assert web.post("/api/credit/json", data={**auth, "api_key": "x"}).json() == {
+        "error_code": "101"
+    }
+    assert web.get("/api/credit/json").json() == {"error_code": "100"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/balance/", "/api/balance/json/", "/api/credit/", "/api/credit/json/", "/api/sms/json/"],
+)
+def test_a_trailing_slash_is_answered_not_redirected(web: httpx.Client, path: str) -> None:
+    response = web.post(path, data={"user_login": LOGIN, "api_key": KEY})
+    assert response.status_code == 200, response.status_code
+    if path.endswith("json/"):
+        assert response.json()["error_code"] in ("000", "103")
+    else:
+        assert "<error_code>000</error_code>" in response.text
+
+
 def test_legacy_balance_decreases_and_104(web: httpx.Client) -> None:
     auth = {"user_login": LOGIN, "api_key": KEY}
     before = web.post("/api/balance/json", data=auth).json()

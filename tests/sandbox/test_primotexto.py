@@ -165,6 +165,104 @@ def test_credits_used_counts_gsm_parts(api: httpx.Client, message: str, parts: i
     assert response.json()["creditsUsed"] == float(parts)
 
 
+# -- the other request forms of the Primotexto API docs ---------------------------------------
+
+
+def test_the_ruby_and_node_examples_identifier_and_tag_are_accepted(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    # verbatim body of the Ruby and Node examples of the Primotexto API docs (date dropped: past)
+    body = {
+        "identifier": "+33600000000",
+        "message": "Code de confirmation: 283951",
+        "campaignName": "Code de confirmation",
+        "tag": "codeConfirmation",
+        "sender": "YourCompany",
+    }
+    response = api.post(SEND, json=body)
+    assert response.status_code == 200, response.text
+    [record] = sandbox.core.records_for("primotexto")
+    assert record.recipient == "+33600000000"
+    assert record.extra["category"] == "codeConfirmation"
+
+
+def test_number_and_category_win_over_identifier_and_tag(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    response = send(api, identifier="+33700000000", category="a", tag="b")
+    assert response.status_code == 200, response.text
+    [record] = sandbox.core.records_for("primotexto")
+    assert (record.recipient, record.extra["category"]) == (MOBILE, "a")
+
+
+def test_a_tag_blacklist_blocks_like_a_category_one(api: httpx.Client) -> None:
+    api.post("/v2/unsubscribers/promo/contacts", json={"identifier": MOBILE})
+    assert_error(
+        api.post(SEND, json={"identifier": MOBILE, "message": "x", "tag": "promo"}), 12, 400
+    )
+
+
+@pytest.mark.parametrize("kind", ["notification", "marketing"])
+def test_the_paste_in_your_browser_get_form_sends(
+    sandbox_server: SandboxServer, sandbox: Sandbox, kind: str
+) -> None:
+    params = {
+        "apiKey": SANDBOX_ACCOUNTS.primotexto_api_key,
+        "identifier": "+33600000000",
+        "sender": "YourCompany",
+        "message": "Code de confirmation: 283951",
+    }
+    # the docs' URL starts its query with "?&"
+    url = f"{sandbox_server.url}/v2/{kind}/messages/send?&" + httpx.QueryParams(params).__str__()
+    response = httpx.get(url, timeout=5)
+    assert response.status_code == 200, response.text
+    assert response.json()["creditsUsed"] == 1.0
+    [record] = sandbox.core.records_for("primotexto")
+    assert record.recipient == "+33600000000"
+    assert record.extra["sender"] == "YourCompany"
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "status"),
+    [
+        ({"apiKey": "wrong", "identifier": MOBILE, "message": "x"}, 72, 401),
+        ({"identifier": MOBILE, "message": "x"}, 72, 401),
+        ({"apiKey": SANDBOX_ACCOUNTS.primotexto_api_key, "message": "x"}, 10, 400),
+        ({"apiKey": SANDBOX_ACCOUNTS.primotexto_api_key, "identifier": MOBILE}, 30, 400),
+        (
+            {"apiKey": SANDBOX_ACCOUNTS.primotexto_api_key, "identifier": MOBILE, "message": "ça"},
+            31,
+            400,
+        ),
+        (
+            {
+                "apiKey": SANDBOX_ACCOUNTS.primotexto_api_key,
+                "identifier": MOBILE,
+                "message": "x",
+                "date": "soon",
+            },
+            41,
+            400,
+        ),
+    ],
+)
+def test_the_get_form_refuses_with_the_documented_codes(
+    sandbox_server: SandboxServer,
+    sandbox: Sandbox,
+    params: dict[str, str],
+    code: int,
+    status: int,
+) -> None:
+    response = httpx.get(f"{sandbox_server.url}{SEND}", params=params, timeout=5)
+    assert_error(response, code, status)
+    assert sandbox.core.records_for("primotexto") == []
+
+
+def test_the_api_key_header_also_authenticates_the_get_form(api: httpx.Client) -> None:
+    response = api.get(SEND, params={"identifier": MOBILE, "message": "x"})
+    assert response.status_code == 200, response.text
+
+
 def test_the_simulator_refuses_what_the_producer_rules_refuse() -> None:
     assert ALLOWED_CHARS == PRIMOTEXTO_ALLOWED_CHARS
     assert text_limit("primotexto").max_parts == MAX_PARTS

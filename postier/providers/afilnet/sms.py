@@ -8,6 +8,8 @@ duplicate detection, stats label or notification/marketing split on this method,
 them changes what the recipient receives, so they are not sent.
 
 ``credits`` in the ``sendsms`` answer is taken as the cost of the send (unconfirmed).
+``getdeliverystatus`` answers a list; a result that is one object (as third-party clients
+report for a single id) is read as a list of one. ``status`` may be upper case (``api``).
 ``deliverystatus`` values (unconfirmed) are mapped by ``STATUS_STATES``; times, including
 ``scheduledatetime``, are Afilnet's local time (``api.TIMEZONE``).
 """
@@ -116,9 +118,10 @@ class AfilnetSms:
         result = self.api.call(
             "sms", "getdeliverystatus", {"messages": ",".join(ids)}, changes_state=False
         )
+        items = [result] if isinstance(result, Mapping) else (result or [])
         reports = {
             report.message_id: report
-            for report in (_report(item) for item in (result or []) if isinstance(item, Mapping))
+            for report in (_report(item) for item in items if isinstance(item, Mapping))
         }
         return [reports.get(message_id) or _unknown(message_id) for message_id in ids]
 

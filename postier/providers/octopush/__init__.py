@@ -4,10 +4,12 @@
 names (``legacy``, answers in ``settings.answer_format`` XML or JSON; or ``v1``). Sources:
 seed 003 and PROVIDERS.md, "Octopush". Modules, one job each:
 
-- ``client``: ``OctopushClient`` (``send_sms``, ``delivery_status``, ``balance``, parsers);
+- ``client``: ``OctopushClient`` (``send_sms``, ``delivery_status``, ``balance``, ``credit``,
+  parsers);
 - ``legacy`` / ``v1``: each API's request and answer;
 - ``codes``: every Octopush code -> Postier's error type, in one table;
-- ``signing``: legacy ``request_keys``/``request_sha1``;
+- ``signing``: legacy ``request_keys``/``request_sha1`` (every letter but D, whose field is
+  unsettled);
 - ``timestamps``: the GMT+1 ``sending_date`` (a fixed offset, not Paris time);
 - ``callbacks``: the delivery-receipt and inbound-SMS callback bodies.
 
@@ -19,6 +21,11 @@ how Octopush sends are reconciled: there is no status API, so an ``AmbiguousErro
 timeout, dropped answer, code 500) is resolved by sending the same message again with the same
 ``request_id`` — 120 means it had gone out, anything else that it had not. Without a
 ``request_id`` that resend may duplicate the SMS.
+
+Simulation. ``settings.simulation_mode`` sends every request as a simulation (legacy
+``request_mode=simu``, v1 ``simulation_mode``): Octopush validates and answers it, prices it,
+and neither sends nor charges it, which checks an account and its settings against the real
+service without sending. The receipt says so (``SendReceipt.simulated``).
 
 Retries. 153 (route congested) and 501 (connection error) are ``RetryableError``s, retried a
 few times in-process, then left to the task. Transport failures follow ``transport.py``.
@@ -48,7 +55,12 @@ from postier.providers.octopush.codes import (
     error_for,
     is_already_accepted,
 )
-from postier.providers.octopush.signing import SIGNED_FIELDS, request_sha1, sign_form
+from postier.providers.octopush.signing import (
+    SIGNED_FIELDS,
+    SIGNED_LETTERS,
+    request_sha1,
+    sign_form,
+)
 from postier.providers.octopush.timestamps import from_octopush_timestamp, to_octopush_timestamp
 
 receipts_from_callback = parse_receipt
@@ -58,6 +70,7 @@ __all__ = [
     "MAX_RECIPIENTS_PER_REQUEST",
     "RECEIPT_STATES",
     "SIGNED_FIELDS",
+    "SIGNED_LETTERS",
     "CongestedError",
     "OctopushClient",
     "error_for",

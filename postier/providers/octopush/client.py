@@ -74,6 +74,10 @@ class OctopushClient:
         states it), v1 the wallet (``{"euro": …}``)."""
         return self.api.balance()
 
+    def credit(self) -> Decimal:
+        """The account's credit in euros: legacy ``/api/credit``, v1 the wallet."""
+        return self.api.credit()
+
     def parse_receipt(self, body: Mapping[str, Any]) -> StatusReport:
         """A delivery-receipt callback body as our ``StatusReport``."""
         return parse_receipt(body)

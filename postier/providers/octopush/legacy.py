@@ -1,13 +1,14 @@
 """The legacy Octopush API (``www.octopush-dm.com/api/``): form POSTs, XML or JSON answers.
 
-``POST sms`` (XML answer) or ``sms/json`` (JSON), ``POST balance[/json]`` (seed 003;
-PROVIDERS.md, "Octopush"). Credentials travel in the form body, never in the URL. Answers are
-HTTP 200 even on error: ``error_code`` decides, ``"000"`` being success.
+``POST sms`` (XML answer) or ``sms/json`` (JSON), ``POST balance[/json]`` and
+``POST credit[/json]`` (Octopush API docs). Credentials travel in the form body, never in the
+URL. Answers are HTTP 200 even on error: ``error_code`` decides, ``"000"`` being success.
 
 Answer quirks this module tolerates: the per-recipient list is spelt ``successs`` (three s,
 the real spelling); in JSON it may be a list of objects or, as in seed 003's example, a single
 object; recipients may come back as numbers without ``+`` (``33601010101``). A recipient that
-the answer does not list under ``failures`` was accepted.
+the answer does not list under ``failures`` was accepted. An XML answer may start with
+whitespace or a byte-order mark before ``<?xml``, which a strict parser refuses.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def build_send_form(settings: OctopushSettings, sms: OutgoingSms) -> dict[str, s
         form["sending_date"] = str(to_octopush_timestamp(sms.send_at))
     if sms.request_id:
         form["request_id"] = sms.request_id
+    if settings.simulation_mode:
+        form["request_mode"] = "simu"
     return sign_form(form) if settings.sign_requests else form
 
 
@@ -76,6 +79,8 @@ def parse_xml_answer(text: str) -> dict[str, Any]:
     """
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise ValueError("DTDs are refused in Octopush answers")
+    # the XML declaration must open the document: drop what some answers put before it
+    text = text.lstrip("\ufeff \t\r\n")
     root = ET.fromstring(text)  # noqa: S314 - no DTD (checked above), so no entity expansion
     if root.tag != "octopush":
         raise ValueError(f"unexpected root element {root.tag!r}")
@@ -135,7 +140,9 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def receipt_from_answer(answer: Mapping[str, Any], sms: OutgoingSms) -> SendReceipt:
+def receipt_from_answer(
+    answer: Mapping[str, Any], sms: OutgoingSms, *, simulated: bool = False
+) -> SendReceipt:
     """Our ``SendReceipt`` for a parsed send answer; raise the typed error for a failure code."""
     code = normalise_code(answer.get("error_code"))
     if code == ALREADY_ACCEPTED:
@@ -175,6 +182,7 @@ def receipt_from_answer(answer: Mapping[str, Any], sms: OutgoingSms) -> SendRece
         parts=parts.pop() if len(parts) == 1 else None,
         recipients=tuple(results),
         raw=dict(answer),
+        simulated=simulated,
     )
 
 
@@ -214,29 +222,43 @@ class LegacyApi:
             response = self.transport.request(
                 "POST", self._url("sms"), data=form, changes_state=True
             )
-            return receipt_from_answer(self._parse(response, changes_state=True), sms)
+            answer = self._parse(response, changes_state=True)
+            return receipt_from_answer(answer, sms, simulated=self.settings.simulation_mode)
 
         return call_with_code_retries(self.http, attempt)
 
-    def balance(self) -> dict[str, Decimal]:
-        """Per SMS type, as Octopush reports it (``{"FR": …, "XXX": …}``)."""
+    def _read(self, path: str) -> dict[str, Any]:
+        """A successful answer of the read-only call ``path``; the typed error otherwise."""
         form = {
             "user_login": self.settings.login,
             "api_key": self.settings.api_key.get_secret_value(),
         }
 
-        def attempt() -> dict[str, Decimal]:
+        def attempt() -> dict[str, Any]:
             response = self.transport.request(
-                "POST", self._url("balance"), data=form, changes_state=False
+                "POST", self._url(path), data=form, changes_state=False
             )
             answer = self._parse(response, changes_state=False)
             code = normalise_code(answer.get("error_code"))
             if code != SUCCESS:
                 raise error_for(code, answer)
-            per_type = answer.get("balance")
-            if not isinstance(per_type, Mapping):  # tolerate the types at the top level
-                per_type = {k: v for k, v in answer.items() if k in ("FR", "XXX", "WWW")}
-            values = {str(k): _decimal(v) for k, v in per_type.items()}
-            return {k: v for k, v in values.items() if v is not None}
+            return answer
 
         return call_with_code_retries(self.http, attempt)
+
+    def credit(self) -> Decimal:
+        """The account's credit in euros (``credit``)."""
+        answer = self._read("credit")
+        credit = _decimal(answer.get("credit"))
+        if credit is None:
+            raise RetryableError("no credit in the credit answer", provider=NAME, raw=answer)
+        return credit
+
+    def balance(self) -> dict[str, Decimal]:
+        """Per SMS type, as Octopush reports it (``{"FR": …, "XXX": …}``)."""
+        answer = self._read("balance")
+        per_type = answer.get("balance")
+        if not isinstance(per_type, Mapping):  # tolerate the types at the top level
+            per_type = {k: v for k, v in answer.items() if k in ("FR", "XXX", "WWW")}
+        values = {str(k): _decimal(v) for k, v in per_type.items()}
+        return {k: v for k, v in values.items() if v is not None}

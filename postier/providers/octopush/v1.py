@@ -51,6 +51,8 @@ def build_send_body(settings: OctopushSettings, sms: OutgoingSms) -> dict[str, A
         body["send_at"] = sms.send_at.astimezone(UTC).isoformat(timespec="seconds")
     if sms.request_id:
         body["request_id"] = sms.request_id
+    if settings.simulation_mode:
+        body["simulation_mode"] = True
     return body
 
 
@@ -137,9 +139,18 @@ class V1Api:
                     for number in sms.recipients
                 ),
                 raw=answer,
+                simulated=self.settings.simulation_mode,
             )
 
         return call_with_code_retries(self.http, attempt)
+
+    def credit(self) -> Decimal:
+        """The wallet in euros: v1's balance is the account credit already."""
+        wallet = self.balance()
+        amount = wallet.get("euro")
+        if amount is None:
+            raise RetryableError("the wallet is not in euros", provider=NAME, raw=dict(wallet))
+        return amount
 
     def balance(self) -> dict[str, Decimal]:
         """The wallet, keyed by the unit Octopush states (``{"euro": …}``)."""

@@ -5,6 +5,12 @@ credentials either as ``user``/``password`` parameters or a Basic ``Authorizatio
 as the real service accepts (PROVIDERS.md, "Afilnet"). Answers are HTTP 200 with
 ``{"status": "success", "result": ...}`` or ``{"status": "error", "error": CODE}``.
 
+Third-party clients report other answer shapes, which the sandbox plays on demand
+(``POST /_sandbox/afilnet/answers {"status_case": "upper", "single_object": true}``, any
+subset; reset restores the defaults): ``SUCCESS``/``ERROR`` in upper case, and a
+``getdeliverystatus`` of one known message answered as that object instead of a list.
+Which shape the real service uses when is unconfirmed.
+
 Each class's methods live in their own module and register in ``METHODS``.
 """
 
@@ -115,8 +121,8 @@ class AfilnetSim:
             with self.core.lock:
                 result = self.dispatch(params)
         except AfilnetFault as fault:
-            return JSONResponse({"status": "error", "error": fault.code})
-        body: dict[str, Any] = {"status": "success"}
+            return JSONResponse({"status": self.state.status_word("error"), "error": fault.code})
+        body: dict[str, Any] = {"status": self.state.status_word("success")}
         if result is not None:
             body["result"] = result
         return JSONResponse(body)
@@ -127,7 +133,31 @@ class AfilnetSim:
             Route("/api/http", self.endpoint, methods=["GET", "POST"]),
         ]
 
+    async def answers(self, request: Request) -> Response:
+        """``POST /answers {"status_case": "lower"|"upper", "single_object": bool}``."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        known = {"status_case", "single_object"}
+        if not isinstance(body, dict) or not body or not set(body) <= known:
+            return JSONResponse({"error": f"give any of {sorted(known)}"}, status_code=400)
+        case = body.get("status_case", self.state.status_case)
+        single = body.get("single_object", self.state.single_object)
+        if case not in ("lower", "upper") or not isinstance(single, bool):
+            return JSONResponse(
+                {"error": "status_case: lower or upper; single_object: a boolean"},
+                status_code=400,
+            )
+        with self.core.lock:
+            self.state.status_case = case
+            self.state.single_object = single
+        return JSONResponse({"status_case": case, "single_object": single})
+
     def admin_routes(self) -> list[BaseRoute]:
         from postier.sandbox.afilnet import whatsapp
 
-        return whatsapp.admin_routes(self.state)
+        return [
+            *whatsapp.admin_routes(self.state),
+            Route("/answers", self.answers, methods=["POST"]),
+        ]

@@ -10,7 +10,8 @@ Choices where no source is precise (each one constant or one branch below):
 - ``scheduledatetime`` is ``yyyy-mm-dd hh:mm:ss`` in Madrid time (``AFILNET_TIMEZONE``); an
   unparseable value answers ``MISSING_COMPULSORY_PARAM`` (no documented code fits better).
 - ``getdeliverystatus`` lists the known ids of ``messages`` (unknown ids are left out) with
-  ``deliverystatus`` one of ``DELIVERY_STATUSES`` and ``deliverydate`` set once final, else "".
+  ``deliverystatus`` one of ``DELIVERY_STATUSES`` and ``deliverydate`` set once final, else "";
+  with ``state.single_object`` a list of one is answered as that object.
 - ``class=user&method=getbalance`` answers ``{"credit": <remaining credits>}``.
 """
 
@@ -89,7 +90,9 @@ def sendsms(state: AfilnetState, params: Mapping[str, str]) -> dict[str, Any]:
     return {"messageid": messageid, "credits": cost}
 
 
-def getdeliverystatus(state: AfilnetState, params: Mapping[str, str]) -> list[dict[str, str]]:
+def getdeliverystatus(
+    state: AfilnetState, params: Mapping[str, str]
+) -> list[dict[str, str]] | dict[str, str]:
     """The delivery status of each known id in the comma list ``messages``."""
     (messages,) = require(params, "messages")
     core = state.core
@@ -112,6 +115,8 @@ def getdeliverystatus(state: AfilnetState, params: Mapping[str, str]) -> list[di
                 "deliverystatus": DELIVERY_STATUSES[state_now],
             }
         )
+    if state.single_object and len(answer) == 1:
+        return answer[0]
     return answer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
@@ -75,3 +75,12 @@ class AfilnetState:
         self.groups: dict[str, Group] = {}
         self.credits = SANDBOX_ACCOUNTS.afilnet_credits
         self.sms: dict[str, dict[str, Any]] = {}
+        #: answer shapes third-party clients report (``POST /_sandbox/afilnet/answers``):
+        #: ``status`` in upper case (SUCCESS/ERROR), and a getdeliverystatus result of one
+        #: message as that object rather than a list of one
+        self.status_case: Literal["lower", "upper"] = "lower"
+        self.single_object = False
+
+    def status_word(self, word: str) -> str:
+        """``success`` or ``error`` in the case this account answers."""
+        return word.upper() if self.status_case == "upper" else word

@@ -1,7 +1,9 @@
 """Simulated Octopush: the legacy form API and the v1 JSON API (seed 003; PROVIDERS.md).
 
 Legacy (``www.octopush-dm.com``): ``POST /api/sms`` answers XML, ``POST /api/sms/json`` JSON;
-``POST /api/balance[/json]`` the balance. Form parameters, HTTP 200 even on error, the outcome
+``POST /api/balance[/json]`` the balance per SMS type, ``POST /api/credit[/json]`` the credit
+in euros (``{"error_code": "000", "credit": 6.93}``); each path with or without a trailing
+slash. Form parameters, HTTP 200 even on error, the outcome
 in ``error_code`` (``"000"`` is success), the per-recipient list spelt ``successs`` (sic).
 v1 (``api.octopush.com/v1/public``): ``POST /v1/public/sms-campaign/send`` and
 ``GET /v1/public/wallet/check-balance``, headers ``api-login``/``api-key``, JSON in and out,
@@ -25,9 +27,20 @@ Where the sources are silent the simulator chooses, and says so here (all unconf
   ``purpose=wholesale`` needs it. The sender (3–11 alnum, 106) is ignored for XXX/low cost.
 - ``request_id`` (legacy and v1 share one namespace per account) is remembered 24 h from the
   accepted request only: a refused request does not consume it. A repeat answers 120.
-- ``request_keys`` letters (T text, R recipients, Y type, S sender, D date, W with_replies,
-  N transactional, Q request_id) name the form values whose concatenation, UTF-8, hashes to
-  ``request_sha1`` (hex, any case); an absent value counts as ``""``; an unknown letter is 124.
+- ``request_keys`` letters (T text, R recipients, M mode, Y type, S sender, D date, a/b
+  first/last names, c/d/e ``sms_fields_1..3``, W with_replies, N transactional, Q request_id)
+  name the form values whose concatenation, UTF-8, hashes to ``request_sha1`` (hex, any case);
+  an absent value counts as ``""``; an unknown letter is 124. Which field D names is
+  unsettled (``sending_date``, or the ``sms_date`` of Octopush's own client libraries, which
+  no request carries): a signature under either reading is accepted.
+- ``request_mode=simu`` validates and answers like a real send (cost, balance unchanged)
+  without sending, charging, recording or consuming the ``request_id``; ``real`` (the
+  default) sends; any other value is 125.
+- ``sending_time`` (sent by some integrations instead of ``sending_date``) is refused with
+  125: no source says what the real service does with it, and honouring or ignoring it here
+  would hide a deferred send that may go out at once in production.
+- A legacy refusal carries the sandbox's reason in an ``X-Sandbox-Reason`` header (sandbox
+  only).
 - An invalid ``sms_mode``/``sending_date``, or (v1) ``purpose``/``send_at`` without offset,
   more than 500 recipients, or a body that is not a JSON object: 125 (undefined).
 - v1 refuses the whole request (400, 117/150/151/152) if any recipient is refused, since its
