@@ -143,7 +143,12 @@ def _normalize_with_libphonenumber(text: str, region: str, field: str) -> str:
             raise RuleViolation(field, "e164.impossible", "phone number has an impossible length")
         if not phonenumbers.is_valid_number(number):
             raise RuleViolation(field, "e164.invalid", "phone number is not in an assigned range")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not _E164_SHAPE.fullmatch(e164):
+        # libphonenumber validates some German numbers longer than E.164's 15 digits
+        # (+4920100000000000): no provider would take them
+        raise RuleViolation(field, "e164.impossible", "phone number has more than 15 digits")
+    return e164
 
 
 def _french_plan_number(text: str, number: PhoneNumber) -> tuple[PhoneNumber, bool]:

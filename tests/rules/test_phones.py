@@ -273,3 +273,10 @@ def test_the_fast_path_agrees_on_the_edges_of_the_mobile_ranges(text: str) -> No
     fast = _outcome(lambda: normalize_number(text, field="to"))
     full = _outcome(lambda: _phones._normalize_with_libphonenumber(text, "FR", "to"))
     assert fast == full
+
+
+def test_a_number_longer_than_e164_allows_is_refused() -> None:
+    """libphonenumber calls this German number valid; E.164 caps numbers at 15 digits."""
+    with pytest.raises(RuleViolation) as caught:
+        normalize_number("+4920100000000000")
+    assert caught.value.rule == "e164.impossible"
