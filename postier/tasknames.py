@@ -27,7 +27,8 @@ PLAN_CAMPAIGN = "postier.campaigns.plan"
 FAN_OUT_CAMPAIGN_CHUNK = "postier.campaigns.fan_out_chunk"
 SEND_CAMPAIGN_BATCH = "postier.campaigns.send_batch"
 RELEASE_DUE_CAMPAIGNS = "postier.release_due_campaigns"
-REAP_CAMPAIGN_BATCHES = "postier.reap_campaign_batches"
+#: every Octopush batch, campaigns' and bulk chunks' (``postier.dispatch.batches``)
+REAP_BATCHES = "postier.reap_batches"
 
 ALL_QUEUES = (QUEUE_SEND, QUEUE_BULK, QUEUE_SCHEDULED, QUEUE_HOOKS)
 #: what the transactional worker consumes: its lane, beat's passes and the inbound hooks

@@ -25,16 +25,16 @@ def beat_schedule(
         "poll-whatsapp-inbox": (tasknames.POLL_WHATSAPP_INBOX, dispatch.poll_inbox_interval),
         "reap-stuck-sends": (tasknames.REAP_STUCK_SENDS, dispatch.reap_interval),
     }
+    # Octopush batches (campaigns' and bulk chunks'): settled after batch_stuck_after (or half
+    # the single-send reaper's stuck_after), so this pass runs twice as often
+    stuck = dispatch.stuck_after / 2
     if campaigns is not None:
+        stuck = min(campaigns.batch_stuck_after, stuck)
         entries["release-due-campaigns"] = (
             tasknames.RELEASE_DUE_CAMPAIGNS,
             campaigns.tick_interval,
         )
-        entries["reap-campaign-batches"] = (
-            tasknames.REAP_CAMPAIGN_BATCHES,
-            # settles batches after batch_stuck_after (or half the reaper's stuck_after)
-            max(0.5, min(campaigns.batch_stuck_after, dispatch.stuck_after / 2) / 2),
-        )
+    entries["reap-batches"] = (tasknames.REAP_BATCHES, max(0.5, stuck / 2))
     return {
         name: {
             "task": task,

@@ -41,6 +41,7 @@ def campaign_context() -> CampaignContext:
                 publisher=publisher,
                 tasks=CampaignTasks(app),
                 limiter=dispatcher.limiter,
+                dispatcher=dispatcher,
             )
             _contexts.clear()
             _contexts[pid] = found
@@ -70,8 +71,3 @@ def release_due_campaigns() -> int:
     """Beat's pass over live campaigns: start, quiet hours, release, done; messages released."""
     return lifecycle.tick(campaign_context()).released
 
-
-@app.task(name=tasknames.REAP_CAMPAIGN_BATCHES)
-def reap_campaign_batches() -> int:
-    """Settle Octopush batches lost with their worker, or unknown; messages settled."""
-    return batch.reap_campaign_batches(campaign_context())

@@ -10,7 +10,7 @@ from redis.exceptions import LockError
 
 from postier import tasknames
 from postier.config import get_settings
-from postier.dispatch import polling
+from postier.dispatch import batches, polling
 from worker.app import app
 from worker.context import process_context
 
@@ -64,6 +64,18 @@ def reap_stuck_sends() -> int:
         "reap",
         dispatcher.settings.dispatch.reap_interval,
         lambda: polling.reap_stuck_sends(dispatcher, publisher),
+    )
+
+
+@app.task(name=tasknames.REAP_BATCHES)
+def reap_batches() -> int:
+    """Octopush batches lost with their worker, or whose answer was lost: settled by sending
+    each again under its request_id; messages settled."""
+    dispatcher, _ = process_context(app)
+    return _once(
+        "reap-batches",
+        batches.stuck_after(dispatcher) / 2,
+        lambda: batches.reap_batches(dispatcher),
     )
 
 

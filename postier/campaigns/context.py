@@ -15,6 +15,7 @@ from postier.campaigns.tasks import CampaignTasks
 from postier.config import Settings
 from postier.dispatch.clients import ProviderClients
 from postier.dispatch.publishing import Publisher
+from postier.dispatch.sending import Dispatcher
 from postier.ratelimit import RateLimiter
 
 #: a running marketing campaign stops this long before the quiet hours begin, so nothing is
@@ -42,6 +43,16 @@ class CampaignContext:
     limiter: RateLimiter | None = None
     #: the time the rules are applied at (start times, quiet hours); tests move it
     clock: Callable[[], datetime] = field(default=utc_now)
+    #: the process's dispatcher, whose batch path sends campaign batches (built from the
+    #: fields above when not given)
+    dispatcher: Dispatcher | None = None
+
+    @cached_property
+    def sender(self) -> Dispatcher:
+        """The dispatcher campaign batches go through (``postier.dispatch.batches``)."""
+        if self.dispatcher is not None:
+            return self.dispatcher
+        return Dispatcher(self.settings, self.engine, self.clients, self.limiter)
 
     @cached_property
     def quiet_hours(self) -> QuietHours:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 SINGLE_TASK_LIMIT = 64
 #: the most ids one ``send_messages`` task carries
 MAX_CHUNK = 100
+#: the fewest ids a bulk task carries (unless fewer are published)
+MIN_BULK_CHUNK = 25
 
 
 def plan_tasks(message_ids: Sequence[str]) -> list[list[str]]:
@@ -59,7 +61,12 @@ def plan_lane(message_ids: Sequence[str], lane: Lane, spread: int | None) -> lis
     """The tasks of ``lane``: the transactional lane as ``plan_tasks`` (a code is a task of its
     own), the bulk lane always in chunks (its worker sends a chunk's requests concurrently)."""
     if lane is Lane.BULK:
-        return plan_spread(message_ids, spread or RELEASE_TASKS)
+        # chunks, never lone ids: a chunk's messages share Octopush requests or go out
+        # concurrently, and a handful of tasks keeps the bulk worker's processes busy
+        ids = list(message_ids)
+        tasks = spread or RELEASE_TASKS
+        size = min(MAX_CHUNK, max(MIN_BULK_CHUNK, -(-len(ids) // tasks)))
+        return [ids[start : start + size] for start in range(0, len(ids), size)]
     return plan_tasks(message_ids) if spread is None else plan_spread(message_ids, spread)
 
 

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: the ``provider_message_id`` prefix of a row sent in a multi-recipient batch
+#: (``dispatch.batches.BATCH_PREFIX``; not imported: batches builds on this module)
+BATCH_TAG = "batch:"
+
 #: clock skew allowed between our attempt's start and the provider's message time
 LOOKUP_SLACK = timedelta(minutes=2)
 #: the same for Primotexto's lookup by number, which cannot compare texts: kept small, so an
@@ -49,13 +53,10 @@ class Resolution(Enum):
 def resolve_ambiguous(dispatcher: Dispatcher, message: Message) -> Resolution:
     """Decide an ``unknown`` message: mark it sent, queue it again, or hold it for a person."""
     try:
-        if message.provider == "octopush" and (message.provider_message_id or "").startswith(
-            "batch:"
-        ):
-            # sent in a multi-recipient request: settled as a group (dispatch.batching)
-            from postier.dispatch.batching import resolve_batch
-
-            resolution = resolve_batch(dispatcher, message)
+        if (message.provider_message_id or "").startswith(BATCH_TAG):
+            # sent in a multi-recipient request: only its group's request_id can tell, and
+            # the batch reaper asks it for the whole group (``dispatch.batches``)
+            resolution = Resolution.HOLD
         elif message.provider == "octopush" and message.kind == MessageKind.SMS:
             resolution = _resolve_by_dedupe(dispatcher, message)
         elif message.channel == "whatsapp":

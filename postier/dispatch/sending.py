@@ -246,9 +246,9 @@ class Dispatcher:
 
     def _text_for(self, provider: str, text: str, category: str) -> str:
         """The text ``provider`` is sent (see ``_prepared_text``)."""
-        return self._prepared_text(provider, text, category).text
+        return self.prepared_text(provider, text, category).text
 
-    def _prepared_text(self, provider: str, text: str, category: str) -> PolicyOutcome:
+    def prepared_text(self, provider: str, text: str, category: str) -> PolicyOutcome:
         """The stored text as ``provider``'s route takes it; raises ``RuleViolation``.
 
         Octopush French premium refuses marketing without "STOP au XXXXX" (Octopush API docs, 121):
@@ -274,6 +274,25 @@ class Dispatcher:
     ) -> int:
         """``sending → sent`` for every accepted send of a chunk, in one UPDATE (each row with
         its own provider id, cost and parts; each event with its own answer); how many moved."""
+        if not accepted:
+            return 0
+        plain: list[tuple[Message, SendReceipt]] = []
+        recorded = 0
+        for message, receipt in accepted:
+            if receipt.provider_status != "accepted" or (
+                message.kind == MessageKind.SMS and (message.payload or {}).get("tried_providers")
+            ):
+                # a simulated send, or a failed-over text its new route may have changed:
+                # recorded one by one, as a lone send is (rare, and says more)
+                self._record_sent(message, receipt)
+                recorded += 1
+            else:
+                plain.append((message, receipt))
+        return recorded + self._record_accepted(plain, now)
+
+    def _record_accepted(
+        self, accepted: Sequence[tuple[Message, SendReceipt]], now: datetime | None
+    ) -> int:
         if not accepted:
             return 0
         changes: dict[str, dict[str, Any]] = {}
@@ -323,7 +342,7 @@ class Dispatcher:
         counted: dict[str, Any] = {"parts": receipt.parts} if receipt.parts is not None else {}
         detail: str | None = None
         if message.kind == MessageKind.SMS:
-            prepared = self._prepared_text(message.provider or "", message.body, message.category)
+            prepared = self.prepared_text(message.provider or "", message.body, message.category)
             if prepared.changed:
                 # the text as sent differs from the stored one (a failover): record how
                 detail = prepared.describe()

@@ -179,13 +179,20 @@ def queued_rows(session: Session, message_ids: Sequence[str]) -> list[Row[Any]]:
 def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> list[Message]:
     """Rows in ``sending`` since before ``older_than``: their worker probably died mid-call.
 
-    They are to be reconciled by a status lookup, never sent again blindly.
+    They are to be reconciled by a status lookup, never sent again blindly. Rows of a
+    multi-recipient batch (``batch:`` tag) are left to the batch reaper, which settles each
+    group under its own request_id.
     """
     messages = messages_table
     started = func.coalesce(messages.c.sending_started_at, messages.c.updated_at)
+    tag = messages.c.provider_message_id
     query = (
         select(Message)
-        .where(messages.c.status == MessageStatus.SENDING, started < older_than)
+        .where(
+            messages.c.status == MessageStatus.SENDING,
+            started < older_than,
+            or_(tag.is_(None), ~tag.like("batch:%")),
+        )
         .order_by(started)
         .limit(limit)
     )

@@ -31,6 +31,7 @@ from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.tasks import CampaignTasks
 from postier.celery_app import create_celery_app
 from postier.config import CampaignSettings, DispatchSettings, Settings
+from postier.dispatch.batching import send_chunk
 from postier.dispatch.clients import ProviderClients
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
@@ -207,7 +208,9 @@ class Drain:
         elif name == tasknames.SEND_MESSAGE:
             self._send([args[0]])
         elif name == tasknames.SEND_MESSAGES:
-            self._send(args[0])
+            result = send_chunk(self.dispatcher, args[0])  # as the worker's task does
+            if result.republish:
+                self.ctx.publisher.publish(result.republish)
         else:
             raise AssertionError(f"unexpected task {name}")
 

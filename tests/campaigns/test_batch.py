@@ -12,14 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from postier import tasknames
-from postier.campaigns import batch, lifecycle
+from postier.campaigns import lifecycle
 from postier.campaigns.context import CampaignContext
 from postier.campaigns.queries import claim_batch
 from postier.config import Settings
+from postier.dispatch import batches
 from postier.dispatch.polling import apply_receipt
 from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageStatus, messages_table
-from postier.ledger.queries import events_for
+from postier.ledger.queries import events_for, release_due
 from postier.providers.octopush import parse_receipt
 from postier.sandbox import Sandbox
 from postier.sandbox.server import SandboxServer
@@ -118,7 +119,7 @@ def test_unknown_batches_are_settled_by_the_reaping_pass(
     sandbox.set_faults("octopush", script=["drop_after", "drop_after"])
     drain.run()
     assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.UNKNOWN}
-    assert batch.reap_campaign_batches(ctx) == 30
+    assert batches.reap_batches(ctx.sender) == 30
     assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.SENT}
     assert len(sandbox.records("octopush")) == 30
 
@@ -133,7 +134,7 @@ def test_a_lost_answer_then_a_refused_resend_never_sends_twice(
     drain.run()
     assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.UNKNOWN}
     assert len(sandbox.records("octopush")) == 20
-    assert batch.reap_campaign_batches(ctx) == 20  # settled by Octopush 120
+    assert batches.reap_batches(ctx.sender) == 20  # settled by Octopush 120
     assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.SENT}
     assert len(sandbox.records("octopush")) == 20  # still once each
 
@@ -151,11 +152,11 @@ def test_a_batch_whose_worker_was_lost_is_sent_under_its_request_id(
     patient = ctx.settings.model_copy(
         update={"campaigns": ctx.settings.campaigns.model_copy(update={"batch_stuck_after": 30})}
     )
-    assert batch.reap_campaign_batches(_with(ctx, patient)) == 0  # not stuck long enough yet
+    assert batches.reap_batches(_with(ctx, patient).sender) == 0  # not stuck long enough yet
     eager = ctx.settings.model_copy(
         update={"campaigns": ctx.settings.campaigns.model_copy(update={"batch_stuck_after": 0})}
     )
-    assert batch.reap_campaign_batches(_with(ctx, eager)) == 25
+    assert batches.reap_batches(_with(ctx, eager).sender) == 25
     assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.SENT}
     assert len(sandbox.records("octopush")) == 25
 
@@ -172,26 +173,30 @@ def _with(ctx: CampaignContext, settings: Settings) -> CampaignContext:
     )
 
 
-def test_a_congested_route_postpones_the_campaign_then_goes_on_in_batches(
+def test_a_congested_route_schedules_the_batch_then_it_goes_on_in_one_request(
     started,
     drain: Drain,
     sandbox: Sandbox,
     engine: Engine,
     ctx: CampaignContext,
-    clock: Clock,
-    status,
 ) -> None:
+    """503s beyond the in-process retries: the batch's messages wait ``scheduled`` for the
+    provider's Retry-After, the campaign goes on; released, they go out in one request."""
     handle = started(numbers(12))
     sandbox.set_faults("octopush", retry_after=0.5, script=["503", "503", "503"])
     drain.run()
-    report = status(handle.id)
-    assert report.campaign.status == "scheduled" and report.states["scheduled"] == 12
+    rows = rows_of(engine, handle.id)
+    assert {row.status for row in rows} == {MessageStatus.SCHEDULED}
+    assert {row.provider_message_id for row in rows} == {None}  # untagged: no batch is out
     assert sandbox.records("octopush") == []
-    assert report.campaign.starts_at is not None
-    clock.now = report.campaign.starts_at
-    assert lifecycle.tick(ctx).released == 12
-    assert drain.run()[tasknames.SEND_CAMPAIGN_BATCH] == 1
+    due = max(row.send_at for row in rows if row.send_at is not None)
+    with session_scope(engine) as session:
+        released = release_due(session, due)
+    assert sorted(released) == sorted(row.id for row in rows)
+    ctx.publisher.publish(released)
+    assert drain.run()[tasknames.SEND_MESSAGES] >= 1
     assert {row.attempts for row in rows_of(engine, handle.id)} == {2}
+    assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.SENT}
     assert len(octopush_requests(sandbox)) == 1 and len(sandbox.records("octopush")) == 12
 
 
@@ -208,15 +213,23 @@ def test_refused_content_fails_every_message_of_the_batch(
     assert all("[102]" in (row.last_error or "") for row in rows)
 
 
-def test_an_account_refusal_sends_one_by_one_the_normal_way(
+def test_an_account_refusal_fails_each_message_over_to_the_fallback(
     started, drain: Drain, sandbox_server: SandboxServer, sandbox: Sandbox, engine: Engine
 ) -> None:
+    """104 (no credit) answers the batch: the account cannot send, so each message fails over
+    to the routing's fallback as a lone send would, and goes out there once."""
     handle = started(numbers(4))
-    # 104 (no credit) answers the batch; the messages then go through the dispatcher
     httpx.post(
         f"{sandbox_server.url}/_sandbox/octopush/next-errors", json={"codes": ["104"]}
     ).raise_for_status()
     ran = drain.run()
     assert ran[tasknames.SEND_MESSAGE] + ran[tasknames.SEND_MESSAGES] >= 1
-    assert {row.status for row in rows_of(engine, handle.id)} == {MessageStatus.SENT}
-    assert len(sandbox.records("octopush")) == 4
+    rows = rows_of(engine, handle.id)
+    assert {row.status for row in rows} == {MessageStatus.SENT}
+    (fallback,) = {row.provider for row in rows}
+    assert fallback != "octopush"
+    assert sandbox.records("octopush") == []
+    assert len(sandbox.records(fallback)) == 4
+    with session_scope(engine) as session:
+        details = [e.detail or "" for e in events_for(session, rows[0].id)]
+    assert any(d.startswith("failover octopush -> ") for d in details)

@@ -14,12 +14,13 @@ import redis
 from sqlalchemy.engine import Engine
 
 from postier.config import RateLimit, Settings
-from postier.dispatch.batching import BATCH_PREFIX, plan_groups, resolve_batch, send_chunk
+from postier.dispatch.batches import BATCH_PREFIX, BatchResult, settle_batch
+from postier.dispatch.batching import plan_groups, send_chunk
 from postier.dispatch.polling import apply_receipt
 from postier.dispatch.routing import account_id
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
-from postier.ledger.models import MessageStatus, messages_table
+from postier.ledger.models import Message, MessageStatus, messages_table
 from postier.ledger.queries import queued_rows
 from postier.ledger.states import transition_many
 from postier.providers.octopush import parse_receipt
@@ -30,6 +31,13 @@ from tests.dispatch.conftest import Ledger
 
 TEXT = "Soldes : -30% ce week-end."
 
+
+
+def _settle(dispatcher: Dispatcher, message: Message) -> BatchResult:
+    """The batch reaper's settling of the group ``message`` was sent in."""
+    tag = message.provider_message_id or ""
+    assert tag.startswith(BATCH_PREFIX)
+    return settle_batch(dispatcher, tag.removeprefix(BATCH_PREFIX))
 
 def add_many(ledger: Ledger, count: int, *, start: int = 0, **columns: Any) -> list[str]:
     """``count`` Octopush SMS with one text to distinct recipients."""
@@ -154,7 +162,7 @@ def test_answers_lost_twice_leave_the_group_unknown_and_tagged(
     (tag,) = tags
     assert tag is not None and tag.startswith(BATCH_PREFIX)
     # settled later under the same request_id: Octopush remembers it (120), nothing is resent
-    assert resolve_batch(dispatcher, ledger.get(ids[0])).value == "sent"
+    assert _settle(dispatcher, ledger.get(ids[0])).sent == len(ids)
     assert [ledger.status(i) for i in ids] == [MessageStatus.SENT] * 3
     assert len(sandbox.records("octopush")) == 3
 
@@ -202,8 +210,7 @@ def test_a_worker_lost_mid_request_is_settled_as_a_group(
             .values(status=MessageStatus.SENDING)
         )
     before = sandbox.core.request_counts["octopush"]
-    resolution = resolve_batch(dispatcher, ledger.get(ids[1]))
-    assert resolution.value == "sent"
+    assert _settle(dispatcher, ledger.get(ids[1])).sent == len(ids)
     assert sandbox.core.request_counts["octopush"] == before + 1
     assert [ledger.status(i) for i in ids] == [MessageStatus.SENT] * 3
     assert len(sandbox.records("octopush")) == 3
@@ -223,7 +230,7 @@ def test_a_group_whose_request_never_arrived_is_sent_by_the_settling(
             attempts=1,
             provider_message_id=tag,
         )
-    assert resolve_batch(dispatcher, ledger.get(ids[0])).value == "sent"
+    assert _settle(dispatcher, ledger.get(ids[0])).sent == len(ids)
     records = sandbox.core.records_for("octopush")
     assert len(records) == 3 and {r.extra["request_id"] for r in records} == {"f" * 32}
     assert [ledger.status(i) for i in ids] == [MessageStatus.SENT] * 3
@@ -304,7 +311,7 @@ def test_after_a_lost_answer_a_refused_resend_leaves_the_group_unknown(
     ids = add_many(ledger, 3)
     assert send_chunk(dispatcher, ids).sent == 0
     assert [ledger.status(i) for i in ids] == [MessageStatus.UNKNOWN] * 3
-    assert resolve_batch(dispatcher, ledger.get(ids[0])).value == "sent"
+    assert _settle(dispatcher, ledger.get(ids[0])).sent == len(ids)
     assert [ledger.status(i) for i in ids] == [MessageStatus.SENT] * 3
     assert Counter(r["recipient"] for r in sandbox.records("octopush")).most_common(1)[0][1] == 1
     assert len(sandbox.records("octopush")) == 3
