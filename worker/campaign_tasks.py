@@ -70,4 +70,3 @@ def send_campaign_batch(campaign_id: str) -> int:
 def release_due_campaigns() -> int:
     """Beat's pass over live campaigns: start, quiet hours, release, done; messages released."""
     return lifecycle.tick(campaign_context()).released
-

@@ -32,12 +32,12 @@ from tests.dispatch.conftest import Ledger
 TEXT = "Soldes : -30% ce week-end."
 
 
-
 def _settle(dispatcher: Dispatcher, message: Message) -> BatchResult:
     """The batch reaper's settling of the group ``message`` was sent in."""
     tag = message.provider_message_id or ""
     assert tag.startswith(BATCH_PREFIX)
     return settle_batch(dispatcher, tag.removeprefix(BATCH_PREFIX))
+
 
 def add_many(ledger: Ledger, count: int, *, start: int = 0, **columns: Any) -> list[str]:
     """``count`` Octopush SMS with one text to distinct recipients."""
