@@ -45,7 +45,6 @@ from postier.campaigns.audience import (
 from postier.campaigns.estimate import Estimate, estimate
 from postier.campaigns.optout import opted_out, sync_opt_outs
 from postier.campaigns.personalise import lookup
-from postier.campaigns.quiet_hours import QuietHours
 from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.spec import CampaignRequest, CampaignSpec, check_name, resolve_spec
 from postier.campaigns.tasks import CampaignTasks
@@ -59,6 +58,7 @@ from postier.ledger.models import (
 )
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.rules.errors import RuleViolation
+from postier.rules.quiet_hours import QuietHours
 from producers.messages import Producer
 
 Category = Literal["marketing", "notification"]

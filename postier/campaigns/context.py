@@ -9,7 +9,6 @@ from functools import cached_property
 
 from sqlalchemy.engine import Engine
 
-from postier.campaigns.quiet_hours import QuietHours
 from postier.campaigns.rows import RowFactory
 from postier.campaigns.tasks import CampaignTasks
 from postier.config import Settings
@@ -17,6 +16,7 @@ from postier.dispatch.clients import ProviderClients
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
 from postier.ratelimit import RateLimiter
+from postier.rules.quiet_hours import QuietHours
 
 #: a running marketing campaign stops this long before the quiet hours begin, so nothing is
 #: queued or with a provider at 20:00 (at least five passes of beat, as one may come late)

@@ -47,10 +47,10 @@ from postier.campaigns.queries import (
     set_status,
     update_campaign,
 )
-from postier.campaigns.quiet_hours import QuietHours
 from postier.campaigns.spec import CampaignSpec
 from postier.ledger.db import session_scope
 from postier.ledger.models import Campaign, CampaignStatus, campaign_rejections_table
+from postier.rules.quiet_hours import QuietHours
 
 log = logging.getLogger(__name__)
 

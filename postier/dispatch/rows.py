@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from postier.campaigns.quiet_hours import QuietHours
 from postier.config import Settings
 from postier.dispatch.lanes import Priority, lane_for
 from postier.dispatch.routing import choose_provider, text_policy_for
@@ -26,6 +25,7 @@ from postier.rules import (
     validate_sender,
 )
 from postier.rules.errors import RuleViolation
+from postier.rules.quiet_hours import QuietHours
 
 Category = Literal["notification", "marketing"]
 #: a ledger row ready for ``insert_messages``
@@ -88,7 +88,7 @@ class RowBuilder:
     """Validated, unsaved ledger rows; raises ``RuleViolation`` naming the field and rule.
 
     A marketing SMS due inside the French quiet hours (20:00–08:00 Europe/Paris, Sundays,
-    public holidays: ``postier.campaigns.quiet_hours``) is scheduled for the next allowed
+    public holidays: ``postier.rules.quiet_hours``) is scheduled for the next allowed
     instant instead, like a campaign; the ledger event says so.
 
     An SMS text passes its route's text policy first: characters the provider's alphabet

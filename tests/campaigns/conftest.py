@@ -26,7 +26,6 @@ from postier import tasknames
 from postier.campaigns import batch, fanout
 from postier.campaigns.context import CampaignContext
 from postier.campaigns.lifecycle import CampaignReport, report
-from postier.campaigns.quiet_hours import QuietHours
 from postier.campaigns.rows import LedgerRowFactory
 from postier.campaigns.tasks import CampaignTasks
 from postier.celery_app import create_celery_app
@@ -37,6 +36,7 @@ from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import make_engine, upgrade
 from postier.redis_server import RedisHandle, start_private_redis
+from postier.rules.quiet_hours import QuietHours
 from producers.campaigns import CampaignProducer
 from producers.messages import Producer
 

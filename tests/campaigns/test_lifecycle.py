@@ -13,10 +13,10 @@ from postier import tasknames
 from postier.campaigns import lifecycle
 from postier.campaigns.context import CampaignContext
 from postier.campaigns.queries import HELD_UNTIL
-from postier.campaigns.quiet_hours import QuietHours
 from postier.ledger.db import session_scope
 from postier.ledger.models import CampaignStatus, messages_table
 from postier.ledger.queries import count_by_status
+from postier.rules.quiet_hours import QuietHours
 from postier.sandbox import Sandbox
 from producers.campaigns import CampaignProducer
 from tests.campaigns.conftest import Clock, Drain, allowed_morning, numbers

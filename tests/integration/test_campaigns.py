@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from postier.campaigns.lifecycle import CampaignReport, report
-from postier.campaigns.quiet_hours import QuietHours
 from postier.providers.afilnet.api import AfilnetApi
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.providers.transport import build_http_client
+from postier.rules.quiet_hours import QuietHours
 from postier.sandbox import Sandbox
 from postier.stack import Stack
 from producers.campaigns import CampaignProducer

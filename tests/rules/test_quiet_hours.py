@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postier.campaigns.quiet_hours import QuietHours
 from postier.config import CampaignSettings
+from postier.rules.quiet_hours import QuietHours
 
 PARIS = ZoneInfo("Europe/Paris")
 QH = QuietHours()
