@@ -34,8 +34,9 @@ from typing import Any
 from sqlalchemy import Row, literal
 
 from postier import metrics
+from postier.dispatch.health import note_failure, note_success, split_unhealthy
 from postier.dispatch.resolving import Resolution
-from postier.dispatch.sending import ACCOUNT_ERRORS, Dispatcher, backoff_delay
+from postier.dispatch.sending import ACCOUNT_ERRORS, Dispatcher, SendOutcome, backoff_delay
 from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageKind, MessageStatus, messages_table
 from postier.ledger.queries import queued_rows
@@ -106,6 +107,9 @@ def send_chunk(dispatcher: Dispatcher, message_ids: Sequence[str]) -> ChunkResul
     with session_scope(dispatcher.engine) as session:
         rows = queued_rows(session, message_ids)
     result = ChunkResult()
+    rows, unhealthy = split_unhealthy(dispatcher, rows)  # health: rerouted or held one by one
+    for message_id in unhealthy:
+        _add_outcome(result, message_id, dispatcher.send(message_id))
     singles: list[Row[Any]] = []
     for group in plan_groups(rows, MAX_RECIPIENTS_PER_REQUEST):
         if len(group) == 1:
@@ -159,10 +163,13 @@ def _send_singles(dispatcher: Dispatcher, rows: Sequence[Row[Any]], result: Chun
             )
         if not claimed:
             continue
-        outcome = dispatcher._attempt(_as_message(row, claimed_at=now))
-        if outcome.republish:
-            result.republish.append(row.id)
-        result.sent += int(outcome.status is MessageStatus.SENT)
+        _add_outcome(result, row.id, dispatcher._attempt(_as_message(row, claimed_at=now)))
+
+
+def _add_outcome(result: ChunkResult, message_id: str, outcome: SendOutcome) -> None:
+    if outcome.republish:
+        result.republish.append(message_id)
+    result.sent += int(outcome.status is MessageStatus.SENT)
 
 
 def text_for(dispatcher: Dispatcher, body: str, category: str) -> str:
@@ -246,12 +253,15 @@ def _send_group(dispatcher: Dispatcher, group: Sequence[Row[Any]], result: Chunk
         try:
             receipt = octopush.send_sms(sms)
         except ProviderError as exc:
+            note_failure(dispatcher, PROVIDER, exc)  # health
             _settle_later(dispatcher, rows, request_id, exc)
             return
     except RetryableError as exc:
+        note_failure(dispatcher, PROVIDER, exc)  # health
         result.republish.extend(_retry_later(dispatcher, rows, exc))
         return
     except ACCOUNT_ERRORS as exc:
+        note_failure(dispatcher, PROVIDER, exc)  # health
         result.republish.extend(_give_up_each(dispatcher, rows, exc))
         return
     except PermanentError as exc:
@@ -260,6 +270,7 @@ def _send_group(dispatcher: Dispatcher, group: Sequence[Row[Any]], result: Chunk
     except (RuleViolation, KeyError, TypeError, ValueError) as exc:
         _fail_all(dispatcher, rows, MessageStatus.SENDING, f"invalid at send time: {exc}", None)
         return
+    note_success(dispatcher, PROVIDER)  # health
     result.sent += record_receipt(dispatcher, request_id, rows, receipt, MessageStatus.SENDING)
 
 
