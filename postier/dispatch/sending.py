@@ -112,7 +112,7 @@ class Dispatcher:
             if message is None or message.status != MessageStatus.QUEUED:
                 return SendOutcome(message.status if message else None)
         provider = route_before_send(self, message)  # health: fallback, or held as scheduled
-        if not isinstance(provider, str):
+        if provider is None or isinstance(provider, MessageStatus):
             return SendOutcome(provider)
         wait = self._take_token(provider)
         if wait > 0:

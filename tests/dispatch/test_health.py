@@ -46,7 +46,7 @@ class Clock:
 
 
 def make_settings(**health: object) -> Settings:
-    return Settings(_env_file=None, health=HEALTH.model_copy(update=health))  # type: ignore[call-arg]
+    return Settings(_env_file=None, health=HEALTH.model_copy(update=health))
 
 
 @pytest.fixture
