@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from pydantic import SecretStr
+from sqlalchemy.engine import Engine
 
 from postier.config import HealthSettings, Settings
 from postier.dispatch.batching import send_chunk
@@ -56,10 +57,10 @@ def health(redis_client: redis.Redis, health_settings: Settings, clock: Clock) -
 
 @pytest.fixture
 def dispatcher(
-    health_settings: Settings, engine: object, health: ProviderHealth
+    health_settings: Settings, engine: Engine, health: ProviderHealth
 ) -> Iterator[Dispatcher]:
     clients = ProviderClients(health_settings)
-    yield Dispatcher(health_settings, engine, clients, None, rng=lambda: 1.0, health=health)  # type: ignore[arg-type]
+    yield Dispatcher(health_settings, engine, clients, None, rng=lambda: 1.0, health=health)
     clients.close()
 
 
@@ -231,7 +232,11 @@ def test_a_failed_probe_opens_it_again(
 
 
 def test_an_account_error_opens_the_provider_and_fails_over(
-    health_settings: Settings, health: ProviderHealth, engine: object, ledger: Ledger
+    health_settings: Settings,
+    health: ProviderHealth,
+    clock: Clock,
+    engine: Engine,
+    ledger: Ledger,
 ) -> None:
     wrong = health_settings.model_copy(
         update={
@@ -243,13 +248,12 @@ def test_an_account_error_opens_the_provider_and_fails_over(
     wrong_health = ProviderHealth(health.client, wrong, clock=health.clock)
     clients = ProviderClients(wrong)
     try:
-        sender = Dispatcher(wrong, engine, clients, None, health=wrong_health)  # type: ignore[arg-type]
+        sender = Dispatcher(wrong, engine, clients, None, health=wrong_health)
         first = ledger.add_sms("0612345621")
         sender.send(first)
         assert wrong_health.state("primotexto") is H.OPEN
         assert wrong_health.status("primotexto").until == pytest.approx(
-            health.clock() + HEALTH.account_cool_down,
-            abs=1,  # type: ignore[misc]
+            clock.now + HEALTH.account_cool_down, abs=1
         )
         second = ledger.add_sms("0612345622")
         assert sender.send(second).status is S.SENT
