@@ -205,6 +205,14 @@ def health(
         mark = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
         detail = mask_text(result.detail, secrets)
         console.print(f"{result.name}: {mark} {detail} ({result.seconds * 1000:.0f} ms)")
+    if results[0].ok and settings.health.enabled:
+        from postier.dispatch.health import HealthState
+        from postier.health import describe, provider_health
+
+        for status in provider_health(settings, timeout):
+            color = "green" if status.state is HealthState.CLOSED else "yellow"
+            line = mask_text(describe(status), secrets)
+            console.print(f"provider {status.provider}: [{color}]{line}[/]")
     if not all(result.ok for result in results):
         raise typer.Exit(code=1)
 
@@ -389,9 +397,47 @@ def _move(message_id: str, to_queue: bool) -> None:
 
 
 @app.command()
-def retry(message_id: str) -> None:
-    """Queue a failed or unknown message again (a person's decision)."""
-    _move(message_id, to_queue=True)
+def retry(
+    message_id: str | None = typer.Argument(None, help="one failed or unknown message"),
+    state: str | None = typer.Option(
+        None, "--status", help="replay every message in this status (failed) matching the filters"
+    ),
+    since: datetime | None = typer.Option(None, help="failed at or after this time (ISO 8601)"),
+    provider: str | None = typer.Option(None, help="only this provider's messages"),
+    reason: str | None = typer.Option(None, help="only failures whose reason contains this"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would be queued, queue none"),
+    limit: int = typer.Option(10_000, help="at most this many, oldest failures first"),
+) -> None:
+    """Queue a failed or unknown message again, or every failed one matching the filters
+    (``--status failed``); a person's decision, each message queued once."""
+    if message_id is not None and state is None:
+        _move(message_id, to_queue=True)
+        return
+    if message_id is not None or state != "failed":
+        console.print("[red]give a message id, or --status failed (not both)[/]")
+        raise typer.Exit(code=2)
+    _replay(since, provider, reason, dry_run, limit)
+
+
+def _replay(
+    since: datetime | None, provider: str | None, reason: str | None, dry_run: bool, limit: int
+) -> None:
+    from postier.dispatch.replaying import ReplayFilter, replay_failed
+    from postier.ledger.db import make_engine
+
+    engine = make_engine(get_settings().database_url)
+    wanted = ReplayFilter(since=since, provider=provider, reason=reason, limit=limit)
+    replay = replay_failed(engine, wanted, dry_run=dry_run)
+    if dry_run:
+        for message_id in replay.matched:
+            console.print(message_id)
+        console.print(f"{len(replay.matched)} failed messages would be queued again (dry run)")
+        return
+    if replay.queued:
+        from producers import default_producer
+
+        default_producer().publisher.publish(replay.queued)
+    console.print(f"{len(replay.queued)} of {len(replay.matched)} failed messages queued again")
 
 
 @app.command()

@@ -2,6 +2,10 @@
 
 ``postier health`` runs them and exits 0 when all pass, 1 otherwise, so a container probe, a
 systemd watchdog script or a load balancer can use it as is. Each check has its own timeout.
+
+It also shows each provider account's health state (``postier.dispatch.health``: closed,
+open, half-open), which never changes the exit code: a provider's outage is routed around,
+it is no reason to restart Postier.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from postier.config import Settings
+from postier.dispatch.health import HealthState, ProviderStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,31 @@ def check_worker(settings: Settings, timeout: float, name: str | None = None) ->
     return _timed("worker", ping)
 
 
+def provider_health(settings: Settings, timeout: float) -> list[ProviderStatus]:
+    """Each SMS provider account's health state, as the workers share it in Redis."""
+    from postier.dispatch.health import ProviderHealth
+    from postier.dispatch.routing import SMS_PROVIDERS
+
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    try:
+        health = ProviderHealth(client, settings)
+        return [health.status(provider) for provider in SMS_PROVIDERS]
+    finally:
+        client.close()
+
+
+def describe(status: ProviderStatus) -> str:
+    """One line for a person: the state, until when, why, the window's counts."""
+    if status.until is not None:
+        until = datetime.fromtimestamp(status.until, UTC).isoformat(timespec="seconds")
+        return f"{status.state.value} until {until}: {status.reason}"
+    if status.state is HealthState.HALF_OPEN:
+        return f"half_open (probing): {status.reason}"
+    return f"{status.state.value} ({status.failures} failures, {status.successes} sent in window)"
+
+
 def run_checks(
     settings: Settings,
     *,
@@ -117,4 +148,12 @@ def run_checks(
     return results
 
 
-__all__ = ["CheckResult", "check_ledger", "check_redis", "check_worker", "run_checks"]
+__all__ = [
+    "CheckResult",
+    "check_ledger",
+    "check_redis",
+    "check_worker",
+    "describe",
+    "provider_health",
+    "run_checks",
+]
