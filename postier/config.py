@@ -130,7 +130,7 @@ class HealthSettings(BaseModel):
     #: route around an unhealthy provider; off: every message spends its attempts on its own
     enabled: bool = True
     #: seconds of the sliding window in which retryable failures (5xx, timeouts, 429) count
-    window: float = 30.0
+    window: float = Field(default=30.0, gt=0)
     #: retryable failures in the window that open a provider (stop sending to it) …
     min_failures: int = Field(default=5, ge=1)
     #: … when they are at least this share of its outcomes in the window

@@ -24,17 +24,28 @@ The state is served in the workers' metrics (``postier_provider_health``), in
 ``postier health`` and in a log line at each change. Time is Redis's (``TIME``), as for the
 rate limiter, unless a clock is injected (tests).
 
-Hook points (each one line, so they can be carried onto another send path):
+Hook points (marked ``# health``; short, so they can be carried onto another send path):
 
-- ``Dispatcher.__init__``: ``health=`` (built in ``worker/context.py``; None turns it off);
-- ``Dispatcher.send``, before the rate-limit token: ``route_before_send`` (the provider to
-  send with, or the status the row was held in);
-- ``Dispatcher._record_sent``: ``note_success``;
-- ``Dispatcher._after_retryable``, ``_after_ambiguous``, ``_after_permanent``: ``note_failure``
-  (in ``_after_retryable`` an unhealthy answer makes the retry immediate: released at once,
-  the row is rerouted by ``route_before_send``);
-- ``batching.send_chunk``: rows of an unhealthy provider go through ``Dispatcher.send`` one by
-  one (``split_unhealthy``); ``batching._send_group``: ``note_success`` / ``note_failure``.
+- ``Dispatcher.__init__``: the ``health=`` argument, kept as ``self.health`` (built in
+  ``worker/context.py``; None, as in most tests, turns health routing off);
+- ``Dispatcher.send``, after the row is read ``queued`` and before the rate-limit token:
+  ``provider = route_before_send(self, message)`` — the provider to take a token for and send
+  with (its own, or the fallback it was just rerouted to), or the status the row was put in
+  instead (returned as the outcome);
+- ``Dispatcher._record_sent``: ``note_success(self, message.provider)``;
+- ``Dispatcher._after_retryable``: ``unhealthy = note_failure(self, message.provider, exc)``
+  first, then ``delay = 0.0 if unhealthy else exc.retry_after`` (an unhealthy provider's retry
+  is released at once and rerouted by ``route_before_send``);
+- ``Dispatcher._after_ambiguous`` and ``_after_permanent``: ``note_failure(...)`` first
+  (account errors open the provider for the longer cool-down);
+- ``batching.send_chunk``, after the chunk's SELECT: ``rows, unhealthy = split_unhealthy(...)``
+  and the ``unhealthy`` ids sent one by one through ``Dispatcher.send``;
+- ``batching._send_group``: ``note_success`` after the receipt, ``note_failure`` in the
+  retryable, account-error and twice-lost-answer branches.
+
+With the chunk path sending a chunk at once: call ``route_before_send`` per row before the
+chunk's claim (or ``split_unhealthy`` and send those rows alone), ``note_success`` /
+``note_failure`` per provider answer.
 
 ``Dispatcher._give_up`` needs no hook: a message failed over to an unhealthy fallback is held
 by ``route_before_send`` on its next send.
