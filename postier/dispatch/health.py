@@ -452,7 +452,7 @@ def route_before_send(
     """
     provider = str(message.provider or "")
     health = dispatcher.health
-    if health is None:
+    if health is None or not provider:
         return provider
     tried = list((message.payload or {}).get("tried_providers", []))
     route = health.route(provider, str(message.channel), str(message.category), tried)
@@ -530,8 +530,8 @@ def _hold(
 
 def note_success(dispatcher: Dispatcher, provider: str | None) -> None:
     """An accepted send: counted in the window; closes a half-open provider."""
-    if dispatcher.health is not None:
-        dispatcher.health.record_success(provider or "")
+    if dispatcher.health is not None and provider:
+        dispatcher.health.record_success(provider)
 
 
 def note_failure(dispatcher: Dispatcher, provider: str | None, error: ProviderError) -> bool:
@@ -540,13 +540,13 @@ def note_failure(dispatcher: Dispatcher, provider: str | None, error: ProviderEr
 
     When this failure opened it, its rows already waiting a retry backoff are made due now.
     """
-    if dispatcher.health is None:
+    if dispatcher.health is None or not provider:
         return False
-    change = dispatcher.health.record_failure(provider or "", error)
+    change = dispatcher.health.record_failure(provider, error)
     if change is None:
         return False
     if change.changed and change.after is HealthState.OPEN:
-        pull_retries_forward(dispatcher, provider or "")
+        pull_retries_forward(dispatcher, provider)
     return change.after is not HealthState.CLOSED
 
 
@@ -578,7 +578,10 @@ def split_unhealthy(
     health = dispatcher.health
     if health is None or not rows:
         return list(rows), []
-    states = {p: health.state(p) for p in {str(row.provider or "") for row in rows}}
+    states = {
+        p: health.state(p) if p else HealthState.CLOSED
+        for p in {str(row.provider or "") for row in rows}
+    }
     healthy = [row for row in rows if states[str(row.provider or "")] is HealthState.CLOSED]
     others = [
         str(row.id) for row in rows if states[str(row.provider or "")] is not HealthState.CLOSED
