@@ -8,7 +8,7 @@ and after the cool-down a probe brings the traffic back.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,7 +34,7 @@ HEALTH = HealthSettings(min_failures=2, window=60.0, cool_down=30.0, probes=1)
 
 @dataclass
 class Clock:
-    now: float = datetime.now(UTC).timestamp()
+    now: float = field(default_factory=lambda: datetime.now(UTC).timestamp())
 
     def __call__(self) -> float:
         return self.now
