@@ -260,18 +260,31 @@ def health(
     )
     secrets = known_secrets(settings)
     ok = all(result.ok for result in results)
+    states = []
+    if results[0].ok and settings.health.enabled:
+        from postier.health import provider_health
+
+        states = provider_health(settings, timeout)
     if as_json:
         checks = [result.as_json() for result in results]
         for check in checks:
             check["detail"] = mask_text(check["detail"], secrets)
-        typer.echo(json.dumps({"ok": ok, "checks": checks}))
+        health = {status.provider: status.state.value for status in states}
+        typer.echo(json.dumps({"ok": ok, "checks": checks, "provider_health": health}))
     else:
+        from postier.dispatch.health import HealthState
+        from postier.health import describe
+
         for result in results:
             mark = "[yellow]skipped[/]" if result.skipped else "[green]ok[/]"
             mark = mark if result.ok else "[red]FAILED[/]"
             detail = mask_text(result.detail, secrets).removeprefix("skipped: ")
             took = "" if result.skipped else f" ({result.seconds * 1000:.0f} ms)"
             console.print(f"{result.name}: {mark} {detail}{took}", highlight=False, soft_wrap=True)
+        for status in states:
+            color = "green" if status.state is HealthState.CLOSED else "yellow"
+            line = mask_text(describe(status), secrets)
+            console.print(f"provider {status.provider}: [{color}]{line}[/]")
     if not ok:
         raise typer.Exit(code=1)
 
@@ -506,9 +519,49 @@ def _move(given: str, to_queue: bool) -> None:
 
 
 @app.command()
-def retry(message_id: str = typer.Argument(..., help=MESSAGE_ID_HELP)) -> None:
-    """Queue a failed or unknown message again (a person's decision)."""
-    _move(message_id, to_queue=True)
+def retry(
+    message_id: str | None = typer.Argument(
+        None, help="one failed or unknown message: its id, or its first characters"
+    ),
+    state: str | None = typer.Option(
+        None, "--status", help="replay every message in this status (failed) matching the filters"
+    ),
+    since: datetime | None = typer.Option(None, help="failed at or after this time (ISO 8601)"),
+    provider: str | None = typer.Option(None, help="only this provider's messages"),
+    reason: str | None = typer.Option(None, help="only failures whose reason contains this"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would be queued, queue none"),
+    limit: int = typer.Option(10_000, help="at most this many, oldest failures first"),
+) -> None:
+    """Queue a failed or unknown message again, or every failed one matching the filters
+    (``--status failed``); a person's decision, each message queued once."""
+    if message_id is not None and state is None:
+        _move(message_id, to_queue=True)
+        return
+    if message_id is not None or state != "failed":
+        console.print("[red]give a message id, or --status failed (not both)[/]")
+        raise typer.Exit(code=2)
+    _replay(since, provider, reason, dry_run, limit)
+
+
+def _replay(
+    since: datetime | None, provider: str | None, reason: str | None, dry_run: bool, limit: int
+) -> None:
+    from postier.dispatch.replaying import ReplayFilter, replay_failed
+    from postier.ledger.db import make_engine
+
+    engine = make_engine(get_settings().database_url)
+    wanted = ReplayFilter(since=since, provider=provider, reason=reason, limit=limit)
+    replay = replay_failed(engine, wanted, dry_run=dry_run)
+    if dry_run:
+        for message_id in replay.matched:
+            console.print(message_id)
+        console.print(f"{len(replay.matched)} failed messages would be queued again (dry run)")
+        return
+    if replay.queued:
+        from producers import default_producer
+
+        default_producer().publisher.publish(replay.queued)
+    console.print(f"{len(replay.queued)} of {len(replay.matched)} failed messages queued again")
 
 
 @app.command()

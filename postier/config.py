@@ -140,6 +140,32 @@ class RoutingSettings(BaseModel):
     sms_fallback: dict[str, str] = Field(
         default_factory=lambda: {"primotexto": "octopush", "octopush": "primotexto"}
     )
+    #: an SMS whose delivery failed for a temporary reason (network, handset off, expired) is
+    #: sent once more, through the fallback; a permanent one (bad number, blacklist, STOP) never
+    resend_undelivered: bool = True
+
+
+class HealthSettings(BaseModel):
+    """Provider health routing (``postier.dispatch.health``): a provider account that keeps
+    failing is skipped for a cool-down, its traffic sent to the routing's fallback."""
+
+    #: route around an unhealthy provider; off: every message spends its attempts on its own
+    enabled: bool = True
+    #: seconds of the sliding window in which retryable failures (5xx, timeouts, 429) count
+    window: float = Field(default=30.0, gt=0)
+    #: retryable failures in the window that open a provider (stop sending to it) …
+    min_failures: int = Field(default=5, ge=1)
+    #: … when they are at least this share of its outcomes in the window
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    #: seconds an open provider is skipped before probe sends test it (half-open)
+    cool_down: float = Field(default=30.0, gt=0)
+    #: seconds an account error (credentials refused, no credit) keeps the provider open
+    account_cool_down: float = Field(default=300.0, gt=0)
+    #: sends let through to a half-open provider; one success closes it, one failure reopens it
+    probes: int = Field(default=3, ge=1)
+    #: marketing may be moved onto the notification route (the default SMS provider) while
+    #: its own provider is open; off, it waits (``scheduled``) until the cool-down ends
+    reroute_marketing: bool = False
 
 
 class DispatchSettings(BaseModel):
@@ -321,6 +347,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)

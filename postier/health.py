@@ -5,6 +5,10 @@ systemd watchdog script or a load balancer can use it as is (``--json`` for a ma
 check has its own timeout. ``--providers`` also checks each configured provider account with
 a call that sends nothing (its balance), which is how to try real credentials before a send;
 a provider without credentials is skipped, one with only some of them fails.
+
+It also shows each provider account's health state (``postier.dispatch.health``: closed,
+open, half-open), which never changes the exit code: a provider's outage is routed around,
+it is no reason to restart Postier.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from postier.config import HttpSettings, Settings
 from postier.credentials import CREDENTIAL_FIELDS, missing_credentials
+from postier.dispatch.health import HealthState, ProviderStatus
 from postier.providers.errors import ProviderError
 
 
@@ -184,6 +190,31 @@ def check_provider(settings: Settings, provider: str, timeout: float) -> CheckRe
     )
 
 
+def provider_health(settings: Settings, timeout: float) -> list[ProviderStatus]:
+    """Each SMS provider account's health state, as the workers share it in Redis."""
+    from postier.dispatch.health import ProviderHealth
+    from postier.dispatch.routing import SMS_PROVIDERS
+
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    try:
+        health = ProviderHealth(client, settings)
+        return [health.status(provider) for provider in SMS_PROVIDERS]
+    finally:
+        client.close()
+
+
+def describe(status: ProviderStatus) -> str:
+    """One line for a person: the state, until when, why, the window's counts."""
+    if status.until is not None:
+        until = datetime.fromtimestamp(status.until, UTC).isoformat(timespec="seconds")
+        return f"{status.state.value} until {until}: {status.reason}"
+    if status.state is HealthState.HALF_OPEN:
+        return f"half_open (probing): {status.reason}"
+    return f"{status.state.value} ({status.failures} failures, {status.successes} sent in window)"
+
+
 def run_checks(
     settings: Settings,
     *,
@@ -208,5 +239,7 @@ __all__ = [
     "check_provider",
     "check_redis",
     "check_worker",
+    "describe",
+    "provider_health",
     "run_checks",
 ]

@@ -17,10 +17,15 @@ What is measured, and where:
   the bulk lane) and ``postier_queue_unacked``: Redis ``LLEN`` of the send
   queues (every priority level) and the broker's unacknowledged deliveries, read at scrape time;
 - ``postier_ledger_messages{provider,state}``: ledger rows by provider and state (delivered and
-  undelivered included), counted at most every ``metrics.ledger_interval`` seconds.
+  undelivered included), counted at most every ``metrics.ledger_interval`` seconds;
+- ``postier_provider_health{provider,state}``: 1 for each provider account's current health
+  state (closed, open, half_open), 0 for the others, read from Redis at scrape time
+  (``postier.dispatch.health``); ``postier_provider_health_changes_total{provider,state}``:
+  changes this worker made; ``postier_reroutes_total{provider,fallback}``: messages sent to
+  the fallback because their provider was unhealthy.
 
-The last two families are cluster-wide: every worker reports the same numbers, so dashboards
-take ``max`` over instances rather than ``sum``.
+The ledger, queue and health families are cluster-wide: every worker reports the same numbers,
+so dashboards take ``max`` over instances rather than ``sum``.
 
 A prefork pool runs tasks in child processes: the worker's main process then switches
 ``prometheus_client`` to its multiprocess mode (a directory of per-process files, aggregated
@@ -116,6 +121,18 @@ class DispatchMetrics:
             buckets=LANE_WAIT_BUCKETS,
             registry=registry,
         )
+        self.health_changes = Counter(
+            "postier_provider_health_changes",
+            "Provider health state changes this worker made, by the state entered.",
+            ["provider", "state"],
+            registry=registry,
+        )
+        self.reroutes = Counter(
+            "postier_reroutes",
+            "Messages rerouted to the fallback because their provider was unhealthy.",
+            ["provider", "fallback"],
+            registry=registry,
+        )
         self.tasks = Counter(
             "postier_tasks",
             "Celery tasks run by this worker, by task name and final state.",
@@ -179,6 +196,18 @@ def observe_lane_wait(
         return
     waited = max(0.0, (claimed_at - published_at).total_seconds())
     get_metrics().lane_wait.labels(str(getattr(lane, "value", lane))).observe(waited)
+
+
+def count_health_change(provider: str, state: str) -> None:
+    """A provider's health state changed to ``state`` (closed, open, half_open)."""
+    get_metrics().health_changes.labels(_label(provider), state).inc()
+
+
+def count_reroute(provider: str, fallback: str) -> None:
+    """A message of an unhealthy ``provider`` went to ``fallback`` (also a queued message)."""
+    found = get_metrics()
+    found.reroutes.labels(_label(provider), _label(fallback)).inc()
+    found.messages.labels(_label(fallback), "queued").inc()
 
 
 @contextmanager
@@ -303,6 +332,34 @@ class LedgerCollector(Collector):
         yield family
 
 
+class HealthCollector(Collector):
+    """Each SMS and WhatsApp provider account's health state, read from Redis per scrape."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        from postier.dispatch.health import ProviderHealth
+
+        self.health = ProviderHealth(client, settings)
+
+    def collect(self) -> Iterable[Metric]:
+        from postier.dispatch.health import HealthState
+        from postier.dispatch.routing import SMS_PROVIDERS
+
+        family = GaugeMetricFamily(
+            "postier_provider_health",
+            "1 for the provider account's current health state, 0 for the others.",
+            labels=["provider", "state"],
+        )
+        try:
+            states = {provider: self.health.state(provider) for provider in SMS_PROVIDERS}
+        except (redis.RedisError, OSError) as exc:
+            log.warning("provider health not read", extra={"error": str(exc)})
+            return
+        for provider, current in states.items():
+            for state in HealthState:
+                family.add_metric([provider, state.value], float(state is current))
+        yield family
+
+
 # -- the exporter ----------------------------------------------------------------------------------
 @dataclass
 class Exporter:
@@ -369,6 +426,8 @@ def start_exporter(settings: Settings, *, multiprocess: bool = False) -> Exporte
     # a scrape must answer even when Redis does not: short timeouts, the depth left out
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     collectors: list[Collector] = [QueueDepthCollector(client)]
+    if settings.health.enabled:
+        collectors.append(HealthCollector(client, settings))
     if config.ledger_interval > 0:
         collectors.append(LedgerCollector(settings.database_url, config.ledger_interval))
     for collector in collectors:
@@ -452,11 +511,14 @@ __all__ = [
     "PROCESS_REGISTRY",
     "DispatchMetrics",
     "Exporter",
+    "HealthCollector",
     "LedgerCollector",
     "QueueDepthCollector",
     "connect_worker_signals",
     "count_deferral",
+    "count_health_change",
     "count_message",
+    "count_reroute",
     "count_retry",
     "get_metrics",
     "observe_lane_wait",

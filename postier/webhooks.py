@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             report = parse_receipt(body)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        applied = apply_receipt(ledger, report, _number(body.get("number")))
+        applied = apply_receipt(ledger, report, _number(body.get("number")), settings)
         return JSONResponse({"applied": applied})
 
     async def inbound(request: Request) -> Response:

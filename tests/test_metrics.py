@@ -19,9 +19,11 @@ from redis.retry import Retry
 
 from postier import metrics
 from postier.config import MetricsSettings, Settings
+from postier.dispatch.health import ProviderHealth
 from postier.ledger.db import make_engine, session_scope, upgrade
 from postier.ledger.models import MessageStatus
 from postier.ledger.queries import insert_messages
+from postier.providers.errors import AuthenticationError, RetryableError
 from tests.ledger.conftest import message_row
 
 
@@ -94,6 +96,45 @@ def test_queue_depth_is_left_out_when_redis_is_down() -> None:
     dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
     registry.register(metrics.QueueDepthCollector(dead))
     assert registry.get_sample_value("postier_queue_depth", {"queue": "postier.send"}) is None
+
+
+def test_provider_health_is_one_gauge_per_state_read_from_redis(
+    redis_client: redis.Redis,
+) -> None:
+    settings = Settings(_env_file=None)
+    health = ProviderHealth(redis_client, settings)
+    for _ in range(settings.health.min_failures):
+        health.record_failure("primotexto", RetryableError("503", provider="primotexto"))
+    registry = CollectorRegistry()
+    registry.register(metrics.HealthCollector(redis_client, settings))
+    get = registry.get_sample_value
+    assert get("postier_provider_health", {"provider": "primotexto", "state": "open"}) == 1
+    assert get("postier_provider_health", {"provider": "primotexto", "state": "closed"}) == 0
+    assert get("postier_provider_health", {"provider": "octopush", "state": "closed"}) == 1
+    dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    silent = CollectorRegistry()
+    silent.register(metrics.HealthCollector(dead, settings))
+    assert (
+        silent.get_sample_value(
+            "postier_provider_health", {"provider": "octopush", "state": "closed"}
+        )
+        is None
+    )
+
+
+def test_health_changes_and_reroutes_are_counted(redis_client: redis.Redis) -> None:
+    opened = sample("postier_provider_health_changes_total", provider="octopush", state="open")
+    rerouted = sample("postier_reroutes_total", provider="octopush", fallback="primotexto")
+    health = ProviderHealth(redis_client, Settings(_env_file=None))
+    health.record_failure("octopush", AuthenticationError("bad key", provider="octopush"))
+    metrics.count_reroute("octopush", "primotexto")
+    assert (
+        sample("postier_provider_health_changes_total", provider="octopush", state="open")
+        == opened + 1
+    )
+    assert (
+        sample("postier_reroutes_total", provider="octopush", fallback="primotexto") == rerouted + 1
+    )
 
 
 def test_ledger_counts_by_provider_and_state_are_cached(tmp_path: Path) -> None:

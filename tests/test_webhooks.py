@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from postier.config import Settings
+from postier.dispatch.redelivery import resend_id
 from postier.ledger.db import make_engine, session_scope, upgrade
 from postier.ledger.models import Channel, InboundMessage, MessageKind, MessageStatus
 from postier.ledger.queries import claim_for_sending, events_for, get_message, insert_messages
@@ -284,3 +285,30 @@ def test_a_body_that_is_not_an_inbound_sms_is_refused(
 
     assert answer.status_code == 400
     assert inbound_rows(engine) == []
+
+
+def test_a_temporary_failure_receipt_is_resent_once_through_the_fallback(
+    webhook: httpx.Client, engine: Engine
+) -> None:
+    message_id = sent_octopush_row(engine, "+33612345811", "api811")
+    body = receipt("api811", "+33612345811", "NOT_DELIVERED")
+
+    assert webhook.post(RECEIPTS_PATH, json=body).json() == {"applied": True}
+    assert webhook.post(RECEIPTS_PATH, json=body).json() == {"applied": False}
+
+    assert status_of(engine, message_id) == S.UNDELIVERED
+    assert status_of(engine, resend_id(message_id)) == S.SCHEDULED
+    with session_scope(engine) as session:
+        resend = get_message(session, resend_id(message_id))
+        assert resend is not None and resend.provider == "primotexto"
+        assert "resend through primotexto" in (events_for(session, message_id)[-1].detail or "")
+
+
+def test_a_permanent_failure_receipt_is_not_resent(webhook: httpx.Client, engine: Engine) -> None:
+    message_id = sent_octopush_row(engine, "+33612345812", "api812")
+
+    webhook.post(RECEIPTS_PATH, json=receipt("api812", "+33612345812", "BAD_DESTINATION"))
+
+    assert status_of(engine, message_id) == S.UNDELIVERED
+    with session_scope(engine) as session:
+        assert get_message(session, resend_id(message_id)) is None

@@ -14,6 +14,7 @@ from celery import Celery
 
 from postier.config import get_settings
 from postier.dispatch.clients import ProviderClients
+from postier.dispatch.health import ProviderHealth
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import make_engine
@@ -35,9 +36,11 @@ def process_context(app: Celery) -> tuple[Dispatcher, Publisher]:
             settings = get_settings()
             engine = make_engine(settings.database_url)
             clients = ProviderClients(settings)
-            limiter = RateLimiter(redis.Redis.from_url(settings.redis_url))
+            client = redis.Redis.from_url(settings.redis_url)
+            limiter = RateLimiter(client)
+            health = ProviderHealth(client, settings) if settings.health.enabled else None
             found = (
-                Dispatcher(settings, engine, clients, limiter),
+                Dispatcher(settings, engine, clients, limiter, health=health),
                 Publisher(app, engine),
             )
             _state.clear()

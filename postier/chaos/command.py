@@ -20,10 +20,16 @@ def chaos(
     postgres: Annotated[
         str, typer.Option(help="PostgreSQL server, when no private cluster can be made")
     ] = _defaults.postgres_url or "",
+    only: Annotated[
+        list[str] | None, typer.Option(help="run only this scenario (repeatable)")
+    ] = None,
 ) -> None:
     """Faults mid-batch (worker, Redis, PostgreSQL, provider storms, two beats, rate limit)."""
     options = ChaosOptions(
-        workdir=workdir, messages=40 if quick else messages, postgres_url=postgres or None
+        workdir=workdir,
+        messages=40 if quick else messages,
+        postgres_url=postgres or None,
+        only=tuple(only or ()),
     )
     console = Console()
     if not console.is_terminal:

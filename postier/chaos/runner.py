@@ -29,6 +29,11 @@ class ChaosOptions:
     messages: int = 200
     #: the local server used when no private PostgreSQL cluster can be made
     postgres_url: str | None = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    #: run only the scenarios of these names (e.g. ``default_provider_outage``); empty: all
+    only: tuple[str, ...] = ()
+
+    def wants(self, name: str) -> bool:
+        return not self.only or name in self.only
 
 
 def _guarded(name: str, run: Callable[[], ScenarioResult], messages: int) -> ScenarioResult:
@@ -48,6 +53,8 @@ def run_chaos(options: ChaosOptions, console: Console) -> list[ScenarioResult]:
         sandbox = server.sandbox
         with chaos_stack(workdir, server.url) as stack:
             for scenario in SHARED_STACK:
+                if not options.wants(scenario.__name__):
+                    continue
                 sandbox.reset()
                 with console.status(f"{scenario.__name__}…"):
                     result = _guarded(
@@ -57,6 +64,8 @@ def run_chaos(options: ChaosOptions, console: Console) -> list[ScenarioResult]:
                     )
                 results.append(result)
                 _line(console, result)
+        if not options.wants("postgres_restart"):
+            return results
         sandbox.reset()
         with console.status("postgres_restart…"):
             result = _guarded(

@@ -29,10 +29,10 @@ from sqlalchemy.engine import Engine
 
 from postier.chaos.audit import Audit, audit, wait_settled
 from postier.chaos.faults import PrivateCluster, restart_redis
-from postier.config import DispatchSettings, HttpSettings, RateLimit, Settings
+from postier.config import DispatchSettings, HealthSettings, HttpSettings, RateLimit, Settings
 from postier.ledger.bulk import chunks
 from postier.ledger.db import make_engine, session_scope
-from postier.ledger.models import MessageStatus, delivery_events_table
+from postier.ledger.models import MessageStatus, delivery_events_table, messages_table
 from postier.sandbox.app import Sandbox
 from postier.stack import Stack, StackOptions
 
@@ -41,6 +41,13 @@ ONE_TEXT = "Ventes privées : -30% ce week-end."
 #: the account whose limit the rate-limit scenario saturates
 LIMITED = RateLimit(rate=8.0, burst=2)
 SETTLE_TIMEOUT = 90.0
+#: provider health in the chaos stack: a full outage opens a provider after five failures,
+#: the provider storm's ~50% failures do not; probes after five seconds
+CHAOS_HEALTH = HealthSettings(
+    window=10.0, min_failures=5, failure_ratio=0.8, cool_down=5.0, account_cool_down=30.0, probes=2
+)
+#: how long the default SMS provider is down in ``default_provider_outage``
+OUTAGE_SECONDS = 60.0
 
 
 def chaos_settings() -> Settings:
@@ -63,6 +70,7 @@ def chaos_settings() -> Settings:
             reap_interval=1.0,
             stuck_after=6.0,
         ),
+        health=CHAOS_HEALTH,
         rate_limits={
             "afilnet": LIMITED,
             "primotexto": RateLimit(rate=500, burst=100),
@@ -507,6 +515,158 @@ def _pg_batch(
         batch.close()
 
 
+@dataclass(frozen=True, slots=True)
+class OutageTimes:
+    """What ``default_provider_outage`` measured, in seconds."""
+
+    #: producer call → ``sent``, median, of the first and of the later half of the codes
+    #: produced during the outage
+    first_half_median: float
+    later_half_median: float
+    #: outage start → the first message rerouted to the fallback
+    to_reroute: float | None
+    #: outage end → the first message sent by the recovered provider
+    to_return: float | None
+
+
+def _sent_at(engine: Engine, ids: Sequence[str]) -> dict[str, tuple[float, str]]:
+    """Each message's ``sent`` time (Unix seconds) and the provider it was sent by."""
+    events, messages = delivery_events_table, messages_table
+    found: dict[str, tuple[float, str]] = {}
+    with session_scope(engine) as session:
+        for chunk in chunks(list(ids)):
+            query = (
+                select(events.c.message_id, func.min(events.c.at), messages.c.provider)
+                .join(messages, messages.c.id == events.c.message_id)
+                .where(events.c.message_id.in_(chunk), events.c.to_status == MessageStatus.SENT)
+                .group_by(events.c.message_id, messages.c.provider)
+            )
+            for message_id, at, provider in session.execute(query):
+                found[str(message_id)] = (_as_utc(at).timestamp(), str(provider))
+    return found
+
+
+def _first_reroute(engine: Engine, ids: Sequence[str], provider: str) -> float | None:
+    events = delivery_events_table
+    firsts: list[float] = []
+    with session_scope(engine) as session:
+        for chunk in chunks(list(ids)):
+            query = select(func.min(events.c.at)).where(
+                events.c.message_id.in_(chunk),
+                events.c.detail.startswith(f"reroute {provider} -> "),
+            )
+            at = session.execute(query).scalar_one_or_none()
+            if at is not None:
+                firsts.append(_as_utc(at).timestamp())
+    return min(firsts) if firsts else None
+
+
+def _as_utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def outage_times(
+    engine: Engine,
+    produced: Sequence[tuple[str, float]],
+    started: float,
+    ended: float,
+    provider: str,
+) -> OutageTimes:
+    """Measure a stream of codes ``(id, producer call time)`` across an outage of
+    ``provider`` from ``started`` to ``ended`` (Unix seconds)."""
+    sent = _sent_at(engine, [message_id for message_id, _ in produced])
+    during = [(m, at) for m, at in produced if started <= at < ended and m in sent]
+    half = len(during) // 2
+    latencies = [sent[m][0] - at for m, at in during]
+    reroute = _first_reroute(engine, [m for m, _ in produced], provider)
+    returned = [t for t, by in sent.values() if by == provider and t >= ended]
+    return OutageTimes(
+        first_half_median=_median(latencies[:half]),
+        later_half_median=_median(latencies[half:]),
+        to_reroute=reroute - started if reroute is not None else None,
+        to_return=min(returned) - ended if returned else None,
+    )
+
+
+def provider_outage(outage: float) -> Scenario:
+    """The scenario of an outage of the default SMS provider lasting ``outage`` seconds."""
+
+    @supervised
+    def default_provider_outage(sandbox: Sandbox, stack: Stack, size: int) -> ScenarioResult:
+        return _outage(sandbox, stack, size, outage)
+
+    return default_provider_outage
+
+
+def _outage(sandbox: Sandbox, stack: Stack, size: int, outage: float) -> ScenarioResult:
+    """The default SMS provider (Primotexto) answers 503 to everything for ``outage`` seconds,
+    then recovers, while one-time codes are produced one by one.
+
+    Health routing must reroute the codes to the fallback within seconds (the later half of
+    those produced during the outage reach ``sent`` in under a second, median) and bring the
+    traffic back to the recovered provider within one cool-down.
+    """
+    provider = stack.settings.routing.sms_notification
+    health = stack.settings.health
+    result = ScenarioResult(
+        "default provider outage",
+        f"{provider} answers 503 to every request for {outage:g} s, then recovers",
+        size,
+    )
+    batch, began = Batch(stack), time.monotonic()
+    # codes through the outage and one cool-down after it (and a little more)
+    spacing = (outage + health.cool_down + 3.0) / size
+    produced: list[tuple[str, float]] = []
+    try:
+        numbers = batch.numbers(size)
+        started = time.time()
+        sandbox.set_faults(provider, rate_503=1.0, retry_after=None)
+        ended: float | None = None
+        for index, number in enumerate(numbers):
+            due = started + index * spacing
+            time.sleep(max(0.0, due - time.time()))
+            if ended is None and time.time() >= started + outage:
+                sandbox.set_faults(provider)
+                ended = time.time()
+            at = time.time()
+            handle = batch.producer.send_sms(number, f"Votre code : {300_000 + index}")
+            produced.append((handle.id, at))
+        if ended is None:
+            sandbox.set_faults(provider)
+            ended = time.time()
+        ids = [message_id for message_id, _ in produced]
+        finished = _finish(result, sandbox, batch.engine, ids, began)
+        times = outage_times(batch.engine, produced, started, ended, provider)
+        finished.checks["later codes sent in < 1 s (median)"] = times.later_half_median < 1.0
+        finished.checks["rerouted"] = times.to_reroute is not None
+        finished.checks["back within one cool-down"] = (
+            times.to_return is not None and times.to_return <= health.cool_down + 2 * spacing
+        )
+        finished.notes.append(
+            f"producer call → sent, median: first half {times.first_half_median:.2f} s, "
+            f"later half {times.later_half_median:.2f} s"
+        )
+        finished.notes.append(
+            "time to reroute "
+            + (f"{times.to_reroute:.2f} s" if times.to_reroute is not None else "never")
+            + ", time to return "
+            + (f"{times.to_return:.2f} s" if times.to_return is not None else "never")
+            + f" (cool-down {health.cool_down:g} s)"
+        )
+        return finished
+    finally:
+        _calm(sandbox)
+        batch.close()
+
+
 #: the scenarios that share one SQLite stack, in the order they run
 SHARED_STACK: tuple[Scenario, ...] = (
     worker_sigkill,
@@ -514,4 +674,5 @@ SHARED_STACK: tuple[Scenario, ...] = (
     provider_storm,
     two_beats,
     slow_provider_rate_limited,
+    provider_outage(OUTAGE_SECONDS),
 )

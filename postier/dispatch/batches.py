@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import Row, func, literal, select
 
 from postier import metrics
+from postier.dispatch.health import note_failure, note_success
 from postier.dispatch.lanes import Lane
 from postier.dispatch.sending import ACCOUNT_ERRORS, Dispatcher, backoff_delay
 from postier.ledger.db import session_scope
@@ -164,16 +165,20 @@ def send_claimed(dispatcher: Dispatcher, request_id: str, rows: Sequence[Row[Any
         try:
             receipt = octopush.send_sms(sms)
         except ProviderError as exc:
+            note_failure(dispatcher, PROVIDER, exc)  # health
             return _settle_later(dispatcher, rows, request_id, exc)
     except RetryableError as exc:
+        note_failure(dispatcher, PROVIDER, exc)  # health
         return _retry_later(dispatcher, rows, exc)
     except ACCOUNT_ERRORS as exc:
+        note_failure(dispatcher, PROVIDER, exc)  # health
         return _give_up_each(dispatcher, rows, exc)
     except PermanentError as exc:
         return _fail_all(dispatcher, rows, MessageStatus.SENDING, str(exc), exc)
     except (RuleViolation, KeyError, TypeError, ValueError) as exc:
         reason = f"invalid at send time: {exc}"
         return _fail_all(dispatcher, rows, MessageStatus.SENDING, reason, None)
+    note_success(dispatcher, PROVIDER)  # health
     return record_receipt(dispatcher, request_id, rows, receipt, MessageStatus.SENDING)
 
 

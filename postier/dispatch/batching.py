@@ -30,8 +30,9 @@ from sqlalchemy import Row
 
 from postier import metrics
 from postier.dispatch.batches import send_group
+from postier.dispatch.health import split_unhealthy
 from postier.dispatch.inflight import run_all
-from postier.dispatch.sending import Dispatcher
+from postier.dispatch.sending import Dispatcher, SendOutcome
 from postier.ledger.db import session_scope
 from postier.ledger.models import Lane, Message, MessageKind, MessageStatus, messages_table
 from postier.ledger.queries import queued_rows
@@ -91,6 +92,9 @@ def send_chunk(dispatcher: Dispatcher, message_ids: Sequence[str]) -> ChunkResul
     with session_scope(dispatcher.engine) as session:
         rows = queued_rows(session, message_ids)
     result = ChunkResult()
+    rows, unhealthy = split_unhealthy(dispatcher, rows)  # health: rerouted or held one by one
+    for message_id in unhealthy:
+        _add_outcome(result, message_id, dispatcher.send(message_id))
     singles: list[Row[Any]] = []
     for group in plan_groups(rows, MAX_RECIPIENTS_PER_REQUEST):
         if len(group) == 1:
@@ -102,6 +106,12 @@ def send_chunk(dispatcher: Dispatcher, message_ids: Sequence[str]) -> ChunkResul
     if singles:
         _send_singles(dispatcher, singles, result)
     return result
+
+
+def _add_outcome(result: ChunkResult, message_id: str, outcome: SendOutcome) -> None:
+    if outcome.republish:
+        result.republish.append(message_id)
+    result.sent += int(outcome.status is MessageStatus.SENT)
 
 
 def _send_singles(dispatcher: Dispatcher, rows: Sequence[Row[Any]], result: ChunkResult) -> None:

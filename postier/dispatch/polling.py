@@ -17,7 +17,9 @@ from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from postier.config import Settings
 from postier.dispatch.publishing import RELEASE_TASKS, Publisher
+from postier.dispatch.redelivery import resend_undelivered
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
@@ -109,8 +111,14 @@ def reap_stuck_sends(dispatcher: Dispatcher, publisher: Publisher, limit: int = 
 IN_FLIGHT = (MessageStatus.SENDING, MessageStatus.UNKNOWN, MessageStatus.SENT)
 
 
-def apply_report(engine: Engine, message: Message, report: StatusReport) -> bool:
-    """Move a ``sent`` (or ``unknown``) row to its final state when ``report`` gives one."""
+def apply_report(
+    engine: Engine, message: Message, report: StatusReport, settings: Settings | None = None
+) -> bool:
+    """Move a ``sent`` (or ``unknown``) row to its final state when ``report`` gives one.
+
+    With ``settings``, an ``undelivered`` for a temporary reason is resent once through the
+    fallback (``redelivery``).
+    """
     if report.state is DeliveryState.DELIVERED or report.state is DeliveryState.UNDELIVERED:
         target = (
             MessageStatus.DELIVERED
@@ -118,7 +126,7 @@ def apply_report(engine: Engine, message: Message, report: StatusReport) -> bool
             else MessageStatus.UNDELIVERED
         )
         with session_scope(engine) as session:
-            return transition(
+            moved = transition(
                 session,
                 message.id,
                 [MessageStatus.SENT, MessageStatus.UNKNOWN],
@@ -127,6 +135,9 @@ def apply_report(engine: Engine, message: Message, report: StatusReport) -> bool
                 raw=dict(report.raw),
                 status_checked_at=_now(),
             )
+        if moved and settings is not None and target is MessageStatus.UNDELIVERED:
+            resend_undelivered(engine, settings, message, report)
+        return moved
     return False
 
 
@@ -186,7 +197,7 @@ def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
                 )
                 pending.append(message.id)
                 continue
-            if apply_report(dispatcher.engine, message, report):
+            if apply_report(dispatcher.engine, message, report, dispatcher.settings):
                 finished += 1
             else:
                 pending.append(message.id)
@@ -194,7 +205,12 @@ def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
     return finished
 
 
-def apply_receipt(engine: Engine, report: StatusReport, recipient: str | None = None) -> bool:
+def apply_receipt(
+    engine: Engine,
+    report: StatusReport,
+    recipient: str | None = None,
+    settings: Settings | None = None,
+) -> bool:
     """A pushed delivery receipt (Octopush callback): apply it to the message it is about.
 
     The ledger keeps the request's ticket; a receipt names one SMS of it. The ticket, or the
@@ -242,7 +258,7 @@ def apply_receipt(engine: Engine, report: StatusReport, recipient: str | None = 
                 detail="a delivery receipt proves the provider accepted it",
                 provider_message_id=ticket,
             )
-    return apply_report(engine, message, report)
+    return apply_report(engine, message, report, settings)
 
 
 def poll_whatsapp_inbox(dispatcher: Dispatcher, app: Celery | None = None) -> list[int]:

@@ -61,3 +61,22 @@ def text_policy_for(settings: Settings, provider: str) -> TextPolicy:
     if provider == "afilnet":
         return settings.afilnet.sms_text_policy
     return "unicode"
+
+
+def health_fallback_for(
+    settings: Settings, *, channel: str, category: str, provider: str, tried: Collection[str]
+) -> str | None:
+    """Where a message goes while ``provider`` is unhealthy, or None: it waits instead.
+
+    The failover fallback, except that marketing is not moved onto the notification route
+    (the default SMS provider, where one-time codes go) unless ``health.reroute_marketing``.
+    """
+    fallback = fallback_for(settings, channel=channel, provider=provider, tried=tried)
+    if (
+        fallback is not None
+        and category == "marketing"
+        and fallback == settings.routing.sms_notification
+        and not settings.health.reroute_marketing
+    ):
+        return None
+    return fallback

@@ -24,13 +24,14 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from postier import metrics
 from postier.config import RateLimit, Settings
 from postier.dispatch.clients import ProviderClients
+from postier.dispatch.health import note_failure, note_success, route_before_send
 from postier.dispatch.lanes import reserve_for
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.routing import account_id, fallback_for
@@ -55,6 +56,9 @@ from postier.rules.errors import RuleViolation
 from postier.rules.phones import mask_number
 from postier.rules.stop import add_stop_mention, has_stop_mention
 from postier.rules.textpolicy import PolicyOutcome
+
+if TYPE_CHECKING:
+    from postier.dispatch.health import ProviderHealth
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +97,15 @@ class Dispatcher:
         limiter: RateLimiter | None,
         *,
         rng: Callable[[], float] = random.random,
+        health: ProviderHealth | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.clients = clients
         self.limiter = limiter
         self.rng = rng
+        #: provider health routing (``postier.dispatch.health``); None: every send goes as routed
+        self.health = health
 
     # -- the one public step -------------------------------------------------------------
     def send(self, message_id: str) -> SendOutcome:
@@ -107,9 +114,11 @@ class Dispatcher:
             message = get_message(session, message_id)
             if message is None or message.status != MessageStatus.QUEUED:
                 return SendOutcome(message.status if message else None)
-            provider = message.provider or ""
             lane = Lane(message.lane or Lane.TRANSACTIONAL)
             published_at = message.published_at
+        provider = route_before_send(self, message)  # health: fallback, or held as scheduled
+        if provider is None or isinstance(provider, MessageStatus):
+            return SendOutcome(provider)
         wait = self.take_token(provider, lane)
         if wait > 0:
             metrics.count_deferral(provider)
@@ -319,6 +328,8 @@ class Dispatcher:
                 now=now,
                 last_error=None,
             )
+        for provider in {providers[message_id] for message_id in moved}:
+            note_success(self, provider)  # health: once per provider and chunk
         for message_id in moved:
             metrics.count_message(providers[message_id], MessageStatus.SENT)
         if log.isEnabledFor(logging.INFO):
@@ -364,13 +375,15 @@ class Dispatcher:
                 last_error=None,
                 **counted,
             )
+        note_success(self, message.provider)  # health
         metrics.count_message(message.provider, MessageStatus.SENT)
         self._log_sent(message)
 
     def _after_retryable(self, message: Message, exc: RetryableError) -> SendOutcome:
+        unhealthy = note_failure(self, message.provider, exc)  # health: then retry at once
         if message.attempts >= self.settings.dispatch.max_attempts:
             return self.give_up(message, f"gave up after {message.attempts} attempts: {exc}", exc)
-        delay = exc.retry_after
+        delay = 0.0 if unhealthy else exc.retry_after
         if delay is None:
             delay = backoff_delay(
                 message.attempts,
@@ -393,11 +406,13 @@ class Dispatcher:
         return SendOutcome(MessageStatus.SCHEDULED)
 
     def _after_permanent(self, message: Message, exc: PermanentError) -> SendOutcome:
+        note_failure(self, message.provider, exc)  # health: account errors open the provider
         if isinstance(exc, ACCOUNT_ERRORS):
             return self.give_up(message, str(exc), exc)
         return self._fail(message, str(exc), exc)
 
     def _after_ambiguous(self, message: Message, exc: AmbiguousError) -> SendOutcome:
+        note_failure(self, message.provider, exc)  # health
         with session_scope(self.engine) as session:
             transition(
                 session,

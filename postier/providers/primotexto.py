@@ -45,6 +45,7 @@ from postier.providers.errors import (
     UnsupportedFeatureError,
 )
 from postier.providers.results import (
+    DeliveryFailure,
     DeliveryState,
     InboundMessage,
     Provider,
@@ -105,6 +106,14 @@ STATES: dict[str, DeliveryState] = {
     "bounced": DeliveryState.UNDELIVERED,
     "unsubscribed": DeliveryState.UNDELIVERED,
     "error": DeliveryState.UNDELIVERED,
+}
+#: why an undelivered message failed: a bounce is a number that cannot receive (Primotexto
+#: lists it in its bounces), an unsubscriber said STOP; ``error`` is a delivery error on the
+#: way (network, handset) — assumed temporary, PROVIDERS.md gives no finer status
+FAILURES: dict[str, DeliveryFailure] = {
+    "bounced": DeliveryFailure.PERMANENT,
+    "unsubscribed": DeliveryFailure.PERMANENT,
+    "error": DeliveryFailure.TEMPORARY,
 }
 
 BlacklistKind = Literal["unsubscribers", "bounces"]
@@ -261,6 +270,7 @@ class PrimotextoClient:
             provider_status=raw_state,
             at=_from_ms(answer.get("stateDate")),
             raw=answer,
+            failure=FAILURES.get(raw_state.lower()),
         )
 
     # -- replies, stats, account ----------------------------------------------------------

@@ -36,6 +36,19 @@ class DeliveryState(StrEnum):
         return self in (DeliveryState.DELIVERED, DeliveryState.UNDELIVERED)
 
 
+class DeliveryFailure(StrEnum):
+    """Why an ``undelivered`` message was not delivered, as its provider's status tells.
+
+    ``temporary``: the network, a handset off or out of reach, the validity expired — worth
+    one more send through another provider. ``permanent``: a bad or unassigned number, a
+    blacklisted or opted-out recipient — sending again cannot help. Each provider's module
+    classifies its own statuses; a status it cannot classify is permanent (never resent).
+    """
+
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
+
+
 @dataclass(frozen=True, slots=True)
 class RecipientResult:
     """One recipient's outcome inside a multi-recipient request (Octopush)."""
@@ -82,6 +95,8 @@ class StatusReport:
     provider_status: str
     at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: with ``undelivered``: whether the cause is temporary (None: unclassified, permanent)
+    failure: DeliveryFailure | None = None
 
 
 @dataclass(frozen=True, slots=True)

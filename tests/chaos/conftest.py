@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from postier.chaos.scenarios import ScenarioResult, chaos_stack
@@ -21,6 +22,26 @@ def stack(
 ) -> Iterator[Stack]:
     with chaos_stack(tmp_path_factory.mktemp("chaos"), sandbox_server.url) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def receipts_to_the_stack(request: pytest.FixtureRequest) -> None:
+    """The sandbox pushes Octopush receipts to the package stack's webhook receiver: the
+    PostgreSQL scenario's own stack points them at itself, and is gone afterwards."""
+    if "stack" not in request.fixturenames:
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    server: SandboxServer = request.getfixturevalue("sandbox_server")
+    from postier.webhooks import INBOUND_PATH, RECEIPTS_PATH
+
+    httpx.put(
+        f"{server.url}/_sandbox/octopush/callbacks",
+        json={
+            "receipts_url": stack.webhooks_url + RECEIPTS_PATH,
+            "inbound_url": stack.webhooks_url + INBOUND_PATH,
+        },
+        timeout=5,
+    ).raise_for_status()
 
 
 def explain(result: ScenarioResult) -> str:

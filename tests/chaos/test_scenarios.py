@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from postier.chaos.faults import PrivateCluster
-from postier.chaos.scenarios import SHARED_STACK, Scenario, postgres_restart
+from postier.chaos.scenarios import (
+    SHARED_STACK,
+    Scenario,
+    postgres_restart,
+    provider_outage,
+)
 from postier.sandbox import Sandbox, SandboxServer
 from postier.stack import Stack
 from tests.chaos.conftest import SIZE, explain
@@ -19,9 +24,15 @@ from tests.chaos.conftest import SIZE, explain
 pytestmark = pytest.mark.integration
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+#: the outage scenario's length here (``make chaos`` runs the full minute)
+SHORT_OUTAGE = 12.0
 
 
-@pytest.mark.parametrize("scenario", SHARED_STACK, ids=lambda s: s.__name__)
+@pytest.mark.parametrize(
+    "scenario",
+    [s for s in SHARED_STACK if s.__name__ != "default_provider_outage"],
+    ids=lambda s: s.__name__,
+)
 def test_scenario_loses_nothing_and_sends_nothing_twice(
     scenario: Scenario, sandbox: Sandbox, stack: Stack
 ) -> None:
@@ -37,3 +48,17 @@ def test_postgres_restart_loses_nothing_and_sends_nothing_twice(
     assert result.ok, explain(result)
     if PrivateCluster.unavailable() is None:
         assert "pg_ctl restart" in result.fault
+
+
+def test_an_outage_of_the_default_provider_is_routed_around_and_traffic_returns(
+    sandbox: Sandbox, stack: Stack
+) -> None:
+    result = provider_outage(SHORT_OUTAGE)(sandbox, stack, SIZE)
+    assert result.ok, explain(result)
+    assert set(result.checks) == {
+        "later codes sent in < 1 s (median)",
+        "rerouted",
+        "back within one cool-down",
+    }
+    providers = {str(r["provider"]) for r in sandbox.records()}
+    assert providers == {"octopush", "primotexto"}, providers

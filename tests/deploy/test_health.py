@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis
 from pydantic import SecretStr
 
 from postier.config import Settings
-from postier.health import check_ledger, check_provider, check_redis, run_checks
+from postier.dispatch.health import HealthState, ProviderHealth
+from postier.health import check_ledger, check_provider, check_redis, provider_health, run_checks
 from postier.ledger.db import make_engine, upgrade
+from postier.providers.errors import RetryableError
+from tests.deploy.conftest import RunCli
 
 
 def test_a_missing_sqlite_ledger_fails_and_is_not_created(tmp_path: Path) -> None:
@@ -78,3 +82,31 @@ def test_an_unreachable_provider_fails_within_the_timeout(settings: Settings) ->
     )
     result = check_provider(away, "primotexto", timeout=0.5)
     assert not result.ok and "RetryableError" in result.detail and result.seconds < 2
+
+
+def test_postier_health_shows_each_provider_state_without_failing_for_it(
+    run_cli: RunCli, redis_test_url: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    upgrade(make_engine(url))
+    env = {"POSTIER_DATABASE_URL": url, "POSTIER_REDIS_URL": redis_test_url}
+    settings = Settings(_env_file=None, database_url=url, redis_url=redis_test_url)
+    client = redis.Redis.from_url(redis_test_url)
+    health = ProviderHealth(client, settings)
+    try:
+        for _ in range(settings.health.min_failures):
+            health.record_failure("primotexto", RetryableError("503", provider="primotexto"))
+
+        result = run_cli("health", env=env)
+
+        assert result.exit_code == 0, result.output
+        assert "provider primotexto: open until" in result.output
+        assert "provider octopush: closed" in result.output
+        assert [s.state for s in provider_health(settings, 1.0)] == [
+            HealthState.OPEN,
+            HealthState.CLOSED,
+            HealthState.CLOSED,
+        ]
+    finally:
+        client.delete(*client.keys("postier:health:*"))
+        client.close()

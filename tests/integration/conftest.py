@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from postier import tasknames
-from postier.config import DispatchSettings, HttpSettings, RateLimit, Settings
+from postier.config import DispatchSettings, HealthSettings, HttpSettings, RateLimit, Settings
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import Message, MessageStatus
 from postier.ledger.queries import get_message
@@ -42,6 +42,8 @@ def integration_settings() -> Settings:
         _env_file=None,
         http=HttpSettings(connect_timeout=1.0, read_timeout=2.0, short_retry_attempts=2),
         dispatch=FAST_DISPATCH,
+        # a short cool-down, so a test sees the traffic come back in seconds
+        health=HealthSettings(cool_down=2.0),
         rate_limits={
             "afilnet": RateLimit(rate=500, burst=100),
             "primotexto": RateLimit(rate=500, burst=100),
@@ -107,7 +109,13 @@ def quiet_stack(request: pytest.FixtureRequest) -> None:
                 MessageStatus.CANCELLED,
                 detail="test isolation",
             )
-    redis.Redis.from_url(stack.redis_url).delete(*tasknames.ALL_QUEUES)
+    client = redis.Redis.from_url(stack.redis_url)
+    client.delete(*tasknames.ALL_QUEUES)
+    # provider health from earlier tests' faults: every provider starts closed
+    health_keys = client.keys("postier:health:*")
+    if health_keys:
+        client.delete(*health_keys)
+    client.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with session_scope(engine) as session:

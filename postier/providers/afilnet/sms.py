@@ -27,7 +27,13 @@ from postier.providers.errors import (
     RecipientRejectedError,
     UnsupportedFeatureError,
 )
-from postier.providers.results import DeliveryState, Provider, SendReceipt, StatusReport
+from postier.providers.results import (
+    DeliveryFailure,
+    DeliveryState,
+    Provider,
+    SendReceipt,
+    StatusReport,
+)
 from postier.rules.errors import RuleViolation
 from postier.rules.phones import to_international_digits
 
@@ -41,6 +47,15 @@ STATUS_STATES: dict[str, DeliveryState] = {
     "UNDELIVERED": DeliveryState.UNDELIVERED,
     "FAILED": DeliveryState.UNDELIVERED,
     "ERROR": DeliveryState.UNDELIVERED,
+}
+#: why an undelivered SMS failed (values unconfirmed): not delivered by the operator is taken as
+#: temporary (handset off, expired); a failure or error of the platform is not classified
+#: further and counts as permanent, so it is never resent
+FAILURES: dict[str, DeliveryFailure] = {
+    "NOT_DELIVERED": DeliveryFailure.TEMPORARY,
+    "UNDELIVERED": DeliveryFailure.TEMPORARY,
+    "FAILED": DeliveryFailure.PERMANENT,
+    "ERROR": DeliveryFailure.PERMANENT,
 }
 
 
@@ -62,6 +77,7 @@ def _report(raw: Mapping[str, Any]) -> StatusReport:
         provider_status=status,
         at=parse_datetime(raw.get("deliverydate")),
         raw=dict(raw),
+        failure=FAILURES.get(status.upper()),
     )
 
 

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from postier.providers.results import DeliveryState, InboundMessage, Provider, StatusReport
+from postier.providers.results import (
+    DeliveryFailure,
+    DeliveryState,
+    InboundMessage,
+    Provider,
+    StatusReport,
+)
 
 #: v1 receipt status -> our state (PROVIDERS.md, "Octopush"); anything else is UNKNOWN
 RECEIPT_STATES: Final[dict[str, DeliveryState]] = {
@@ -25,6 +31,17 @@ RECEIPT_STATES: Final[dict[str, DeliveryState]] = {
     "NOT_ALLOWED": DeliveryState.UNDELIVERED,
     "UNKNOWN_DELIVERY": DeliveryState.UNKNOWN,
     "UNDEFINED": DeliveryState.UNKNOWN,
+}
+
+#: why an undelivered receipt failed (PROVIDERS.md, "Octopush"): ``NOT_DELIVERED`` is the
+#: operator's generic non-delivery (handset off or out of reach, validity expired); the others
+#: name the recipient (invalid number, Octopush's blacklist, a destination the account may not
+#: reach)
+RECEIPT_FAILURES: Final[dict[str, DeliveryFailure]] = {
+    "NOT_DELIVERED": DeliveryFailure.TEMPORARY,
+    "BAD_DESTINATION": DeliveryFailure.PERMANENT,
+    "BLACKLISTED_NUMBER": DeliveryFailure.PERMANENT,
+    "NOT_ALLOWED": DeliveryFailure.PERMANENT,
 }
 
 
@@ -59,6 +76,7 @@ def parse_receipt(body: Mapping[str, Any]) -> StatusReport:
         provider_status=status,
         at=parse_callback_date(body.get("delivery_date")),
         raw=dict(body),
+        failure=RECEIPT_FAILURES.get(status.upper()),
     )
 
 
