@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -15,9 +14,13 @@ from rich.table import Table
 from postier.bench.command import bench as bench_command
 from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
+from postier.terminal import ErrorsOnOneLine, fail, shown
 
 app = typer.Typer(
-    help="Postier: SMS and WhatsApp dispatcher for French providers.", no_args_is_help=True
+    help="Postier: SMS and WhatsApp dispatcher for French providers.",
+    no_args_is_help=True,
+    cls=ErrorsOnOneLine,
+    pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -152,16 +155,23 @@ def webhooks(
     host: str | None = typer.Option(None, help="address to listen on"),
     port: int | None = typer.Option(None, help="port to listen on"),
 ) -> None:
-    """Receive pushed callbacks (Octopush delivery receipts and inbound SMS)."""
+    """Receive pushed callbacks (Octopush delivery receipts and inbound SMS).
+
+    Refuses to start without ``POSTIER_WEBHOOKS__SECRET`` (the secret of the callback URLs).
+    """
     import uvicorn
 
     from postier.logs import configure_logging
-    from postier.webhooks import create_app
+    from postier.webhooks import WebhookConfigError, create_app
 
     settings = get_settings()
     configure_logging(settings)
+    try:
+        receiver = create_app(settings)
+    except WebhookConfigError as exc:
+        fail(str(exc))
     uvicorn.run(
-        create_app(settings),
+        receiver,
         host=host or settings.webhooks.host,
         port=port or settings.webhooks.port,
         access_log=False,
@@ -248,18 +258,23 @@ def send(
     sender: str | None = typer.Option(None),
     provider: str | None = typer.Option(None),
     marketing: bool = typer.Option(False, help="marketing rather than notification"),
-    at: datetime | None = typer.Option(None, help="send at this time (ISO 8601 with offset)"),
+    at: str | None = typer.Option(None, help="send at this time (ISO 8601 with offset)"),
     key: str | None = typer.Option(None, help="idempotency key"),
 ) -> None:
     """Queue one message and print its id."""
     from postier.rules.errors import RuleViolation
+    from postier.rules.inputs import parse_send_at_text
     from producers import default_producer
 
+    try:
+        send_at = parse_send_at_text(at, field="at") if at is not None else None
+    except RuleViolation as exc:
+        fail(f"refused {exc}")
     producer = default_producer()
     try:
         if whatsapp:
             handle = producer.send_whatsapp(
-                to, text, send_at=at, idempotency_key=key, provider=provider
+                to, text, send_at=send_at, idempotency_key=key, provider=provider
             )
         else:
             handle = producer.send_sms(
@@ -267,13 +282,12 @@ def send(
                 text,
                 sender=sender,
                 category="marketing" if marketing else "notification",
-                send_at=at,
+                send_at=send_at,
                 idempotency_key=key,
                 provider=provider,
             )
     except RuleViolation as exc:
-        console.print(f"[red]refused[/] {exc}")
-        raise typer.Exit(code=2) from exc
+        fail(f"refused {exc}")
     console.print(f"{handle.id} {handle.status}{' (already queued)' if handle.duplicate else ''}")
 
 
@@ -287,12 +301,11 @@ def status(message_id: str) -> None:
     with session_scope(make_engine(get_settings().database_url)) as session:
         message = get_message(session, message_id)
         if message is None:
-            console.print(f"[red]no message {message_id}[/]")
-            raise typer.Exit(code=1)
+            fail(f"no message {message_id}", code=1)
         console.print(
             f"[bold]{message.id}[/] {message.kind} via {message.provider} to "
             f"{mask_number(message.recipient)}: [bold]{message.status}[/]"
-            + (f" ({message.last_error})" if message.last_error else "")
+            + (f" ({shown(message.last_error)})" if message.last_error else "")
         )
         table = Table("at", "from", "to", "provider status", "detail")
         for event in events_for(session, message_id):
@@ -300,8 +313,8 @@ def status(message_id: str) -> None:
                 event.at.isoformat(timespec="seconds"),
                 str(event.from_status or ""),
                 str(event.to_status),
-                event.provider_status or "",
-                event.detail or "",
+                shown(event.provider_status or ""),
+                shown(event.detail or ""),
             )
         console.print(table)
 
@@ -319,6 +332,9 @@ def list_messages(
     from postier.ledger.queries import list_messages as query
     from postier.rules.phones import mask_number
 
+    known = [s.value for s in MessageStatus]
+    if state is not None and state not in known:
+        fail(f"unknown status {state!r}; use one of {', '.join(known)}")
     wanted = MessageStatus(state) if state else None
     with session_scope(make_engine(get_settings().database_url)) as session:
         table = Table("id", "kind", "provider", "to", "status", "attempts", "updated")
@@ -354,9 +370,9 @@ def inbox(limit: int = typer.Option(20)) -> None:
         for row in rows:
             table.add_row(
                 str(row.id),
-                mask_number(row.sender),
+                shown(mask_number(row.sender)),
                 row.received_at.isoformat(timespec="seconds"),
-                row.text,
+                shown(row.text),
             )
         console.print(table)
 

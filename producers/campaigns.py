@@ -59,9 +59,12 @@ from postier.ledger.models import (
 )
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.rules.errors import RuleViolation
+from postier.rules.inputs import check_string
 from producers.messages import Producer
 
 Category = Literal["marketing", "notification"]
+#: characters of a campaign's audience as given (a CSV of 500,000 lines fits)
+MAX_AUDIENCE_CHARS = 64_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +121,10 @@ class CampaignProducer:
         kind = audience.kind()
         spec = resolve_spec(self.settings, request)
         if kind == "csv":
-            content = str(audience.csv)
+            content = check_string(audience.csv, field="csv", max_chars=MAX_AUDIENCE_CHARS)
             header = csv_header(content)
+            # read it whole now: a CSV the worker could not read fails here, not in the plan
+            parse_csv(content, spec.columns, phone_field=spec.phone_field)
             check_columns(header, spec.columns, phone_field=spec.phone_field)
             renamed = {source: field for field, source in spec.columns.items()}
             available = {renamed.get(column, column): "" for column in header}
@@ -140,6 +145,7 @@ class CampaignProducer:
                 raise RuleViolation("group", "group.required", "the group id is empty")
         if spec.columns and kind != "csv":
             raise RuleViolation("csv_columns", "csv.not_csv", "columns map a CSV audience only")
+        content = check_string(content, field=kind, max_chars=MAX_AUDIENCE_CHARS)
         return clean_name, spec, kind, content
 
     def _starts_at(self, spec: CampaignSpec, now: datetime) -> datetime:
