@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 #: what a terminal shows (U+202A..U+202E, U+2066..U+2069)
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _escaped(match: re.Match[str]) -> str:

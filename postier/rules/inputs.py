@@ -125,7 +125,9 @@ def check_send_at(
         )
     try:
         when = send_at.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
+    except (OverflowError, ValueError) as exc:  # the offset moves it out of the calendar
+        if send_at.year < now.year:
+            raise RuleViolation("send_at", "send_at.past", "is long in the past") from exc
         raise RuleViolation(
             "send_at", "send_at.horizon", f"must be within {horizon.days} days from now"
         ) from exc

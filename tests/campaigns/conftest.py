@@ -183,9 +183,7 @@ class Drain:
         refuses are popped and dropped (a worker that lost them). Counts by name."""
         ran: Counter[str] = Counter()
         while sum(ran.values()) < max_tasks:
-            raw = self.client.rpop(tasknames.QUEUE_BULK) or self.client.rpop(
-                tasknames.QUEUE_SEND
-            )
+            raw = self.client.rpop(tasknames.QUEUE_BULK) or self.client.rpop(tasknames.QUEUE_SEND)
             if raw is None:
                 break
             assert isinstance(raw, bytes | str)
