@@ -14,7 +14,7 @@ from rich.table import Table
 from postier.bench.command import bench as bench_command
 from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
-from postier.terminal import ErrorsOnOneLine, fail, shown
+from postier.terminal import ErrorsOnOneLine, err_console, fail, shown
 
 app = typer.Typer(
     help="Postier: SMS and WhatsApp dispatcher for French providers.",
@@ -375,6 +375,67 @@ def inbox(limit: int = typer.Option(20)) -> None:
                 shown(row.text),
             )
         console.print(table)
+
+
+@app.command()
+def export(
+    number: str = typer.Argument(..., help="the person's number (E.164 or national form)"),
+    output: Path | None = typer.Option(None, help="write the JSON to this file"),
+) -> None:
+    """Everything the ledger holds about one number, as JSON (the right of access)."""
+    from postier.ledger.db import make_engine
+    from postier.privacy.erasure import export_json, export_number
+
+    settings = get_settings()
+    data = export_number(make_engine(settings.database_url), number, region=settings.default_region)
+    text = export_json(data)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        console.print(f"written to {shown(output)}")
+    err_console.print("[bold]Not in this export[/] (outside the ledger):")
+    for place in data["not_reachable"]:
+        err_console.print(f"- {shown(place)}")
+
+
+@app.command()
+def erase(
+    number: str = typer.Argument(..., help="the person's number (E.164 or national form)"),
+    yes: bool = typer.Option(False, "--yes", help="do not ask for confirmation"),
+) -> None:
+    """Erase one number from every ledger table; its opt-out stays as a keyed hash."""
+    from postier.ledger.db import make_engine
+    from postier.privacy.erasure import ErasureError, erase_number
+    from postier.rules.phones import mask_number
+
+    settings = get_settings()
+    if not yes:
+        typer.confirm(f"Erase {mask_number(number)} from the ledger?", abort=True)
+    try:
+        report = erase_number(
+            make_engine(settings.database_url),
+            number,
+            hash_key=settings.retention.hash_key.get_secret_value(),
+            region=settings.default_region,
+        )
+    except ErasureError as exc:
+        fail(str(exc))
+    console.print(
+        f"erased: {report.messages} messages ({report.cancelled} unsent ones cancelled),"
+        f" {report.events} provider answers, {report.inbound} inbound messages,"
+        f" {report.audiences} campaign audiences, {report.chunks} pending chunks,"
+        f" {report.rejections} refused contacts"
+    )
+    if report.opt_out_kept:
+        console.print("its opt-out is kept as a keyed hash: the STOP is still honoured")
+    for trace in report.remaining:
+        console.print(f"[red]still found[/] in {trace.table}.{trace.column} ({trace.rows} rows)")
+    console.print("[bold]Not reached[/] (erase these by other means):")
+    for place in report.not_reachable:
+        console.print(f"- {shown(place)}")
+    if report.remaining:
+        raise typer.Exit(code=1)
 
 
 def _move(message_id: str, to_queue: bool) -> None:

@@ -273,7 +273,11 @@ class CampaignProducer:
 
         def blocked(numbers: Iterable[str]) -> set[str]:
             with session_scope(self.engine) as session:
-                return opted_out(session, numbers)
+                return opted_out(
+                    session,
+                    numbers,
+                    hash_key=self.settings.retention.hash_key.get_secret_value() or None,
+                )
 
         return estimate(
             self.settings,

@@ -195,7 +195,11 @@ def fan_out_chunk(ctx: CampaignContext, campaign_id: str, start: int, stop: int)
         seen.add(row["id"])
         rows.append(row)
     with session_scope(ctx.engine) as session:
-        blocked = opted_out(session, (row["recipient"] for row in rows))
+        blocked = opted_out(
+            session,
+            (row["recipient"] for row in rows),
+            hash_key=ctx.settings.retention.hash_key.get_secret_value() or None,
+        )
     kept = [row for row in rows if row["recipient"] not in blocked]
 
     now = _now()

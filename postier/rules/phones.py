@@ -70,6 +70,8 @@ _MIN_MASKABLE: Final = 6
 
 #: a French number written plainly: ``+33``, ``0033`` or the trunk ``0``, then 9 digits
 _PLAIN_FRENCH: Final = re.compile(r"(?:\+33|0033|0)([1-9][0-9]{8})")
+
+
 #: libphonenumber's own pattern of French mobile numbers (its metadata, not a copy of it)
 def _fr_mobile_pattern() -> re.Pattern[str]:
     metadata = phonenumbers.PhoneMetadata.metadata_for_region("FR")
