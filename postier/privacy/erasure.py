@@ -26,6 +26,7 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 from postier.ledger.db import session_scope
@@ -58,7 +59,7 @@ NOT_REACHABLE: Final = (
 #: prefix of an opt-out kept as a keyed hash
 HASH_PREFIX: Final = "h:"
 #: states of a message that has not gone out yet: erasing its number cancels it
-UNSENT: Final = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.UNKNOWN)
+UNSENT: Final = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
 
 
 class ErasureError(ValueError):
@@ -112,9 +113,15 @@ def _any_form(column: Any, forms: Sequence[str]) -> Any:
 
 
 def _text_columns(table: sa.Table) -> list[sa.Column[Any]]:
-    return [
-        column for column in table.columns if isinstance(column.type, (sa.String, sa.Text, sa.JSON))
-    ]
+    """The columns that can hold text: strings, texts, JSON (SQLModel's are decorated)."""
+    found = []
+    for column in table.columns:
+        kind = column.type
+        if isinstance(kind, TypeDecorator):
+            kind = kind.impl_instance
+        if isinstance(kind, (sa.String, sa.Text, sa.JSON)):
+            found.append(column)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +288,15 @@ class ErasureReport:
     not_reachable: tuple[str, ...] = NOT_REACHABLE
 
 
+def _stripped(value: str | None, forms: Sequence[str]) -> str | None:
+    """``value`` without any form of the number (an Octopush ``ticket:+33…`` keeps its ticket)."""
+    if value is None:
+        return None
+    for form in sorted(forms, key=len, reverse=True):
+        value = value.replace(form, "")
+    return value.rstrip(":+") or None
+
+
 def _without(kind: str, content: str, forms: Sequence[str]) -> str:
     """An audience's content without the entries that hold the number."""
     if kind == "list":
@@ -321,25 +337,30 @@ def erase_number(
     )
     with session_scope(engine) as session:
         record_octopush_stops(session)  # a STOP from this number is kept, as a hash below
-        unsent = list(
-            session.execute(
-                sa.select(m.c.id).where(m.c.recipient == e164, m.c.status.in_(UNSENT))
-            ).scalars()
-        )
-        if unsent:
-            report.cancelled = len(
-                transition_many(
-                    session, unsent, list(UNSENT), MessageStatus.CANCELLED, detail="erased"
-                )
+        for sources, target in (
+            (UNSENT, MessageStatus.CANCELLED),
+            ((MessageStatus.UNKNOWN,), MessageStatus.FAILED),  # never resent once erased
+        ):
+            unsent = list(
+                session.execute(
+                    sa.select(m.c.id).where(m.c.recipient == e164, m.c.status.in_(sources))
+                ).scalars()
             )
+            if unsent:
+                report.cancelled += len(
+                    transition_many(session, unsent, list(sources), target, detail="erased")
+                )
         holders = [m.c.recipient == e164] + [
             _any_form(c, forms)
             for c in (m.c.body, m.c.payload, m.c.last_error, m.c.idempotency_key)
         ]
+        holders.append(_any_form(m.c.provider_message_id, forms))
         rows = session.execute(
-            sa.select(m.c.id, m.c.recipient, m.c.payload).where(sa.or_(*holders))
+            sa.select(m.c.id, m.c.recipient, m.c.payload, m.c.provider_message_id).where(
+                sa.or_(*holders)
+            )
         ).all()
-        for message_id, recipient, payload in rows:
+        for message_id, recipient, payload, provider_id in rows:
             session.execute(
                 sa.update(m)
                 .where(m.c.id == message_id)
@@ -350,6 +371,7 @@ def erase_number(
                     idempotency_key=None,
                     last_error=None,
                     redacted_at=now,
+                    provider_message_id=_stripped(provider_id, forms),
                 )
             )
         report.messages = len(rows)

@@ -127,6 +127,18 @@ def _numbers(engine: Engine, cutoff: datetime, size: int, now: datetime) -> int:
         )
         if ids:
             session.execute(sa.update(m).where(m.c.id.in_(ids)).values(recipient=REDACTED))
+            # an Octopush receipt's id is "ticket:+33…": the ticket is enough once settled
+            receipts = session.execute(
+                sa.select(m.c.id, m.c.provider_message_id).where(
+                    m.c.id.in_(ids), m.c.provider_message_id.contains(":")
+                )
+            ).all()
+            for message_id, provider_id in receipts:
+                session.execute(
+                    sa.update(m)
+                    .where(m.c.id == message_id)
+                    .values(provider_message_id=provider_id.split(":", 1)[0])
+                )
     return len(ids)
 
 
