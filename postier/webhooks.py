@@ -148,12 +148,15 @@ def parse_body(content: bytes, content_type: str, max_field_chars: int) -> dict[
     if content_type.startswith("application/json"):
         try:
             data = json.loads(text) if text else None
-        except ValueError as exc:  # also a number too long to read (int digits limit)
+        except (ValueError, RecursionError) as exc:  # also too long a number, too deep a nest
             raise CallbackRefused(400, "body is not JSON") from exc
         if not isinstance(data, dict):
             raise CallbackRefused(400, "body is not a JSON object")
     else:
-        data = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+        try:
+            data = dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+        except ValueError as exc:  # more fields than MAX_FIELDS
+            raise CallbackRefused(400, f"more than {MAX_FIELDS} fields") from exc
     if len(data) > MAX_FIELDS:
         raise CallbackRefused(400, f"more than {MAX_FIELDS} fields")
     fields: dict[str, str] = {}

@@ -511,6 +511,28 @@ def test_a_malformed_callback_is_a_4xx_never_a_500(
     assert 200 <= answer.status_code < 500, answer.text
 
 
+def test_a_deeply_nested_body_is_a_400(webhook: httpx.Client) -> None:
+    content = b"[" * 8000 + b"]" * 8000
+
+    answer = webhook.post(
+        RECEIPTS_PATH, content=content, headers={"content-type": "application/json"}
+    )
+
+    assert answer.status_code == 400
+
+
+def test_a_form_of_too_many_fields_is_a_400(webhook: httpx.Client) -> None:
+    content = "&".join(f"f{i}=x" for i in range(100)).encode()
+
+    answer = webhook.post(
+        RECEIPTS_PATH,
+        content=content,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert answer.status_code == 400
+
+
 def test_a_slow_ledger_write_does_not_stall_other_requests(
     webhook_server: WebhookServer, settings: Settings, engine: Engine
 ) -> None:
