@@ -59,12 +59,21 @@ from postier.ledger.models import (
 )
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.rules.errors import RuleViolation
-from postier.rules.inputs import check_string
+from postier.rules.inputs import check_string, check_template_params
 from producers.messages import Producer
 
 Category = Literal["marketing", "notification"]
 #: characters of a campaign's audience as given (a CSV of 500,000 lines fits)
 MAX_AUDIENCE_CHARS = 64_000_000
+
+
+def _columns(columns: Any) -> dict[str, str]:
+    """``csv_columns`` as a dict; ``RuleViolation`` when it is not a mapping."""
+    if columns is None:
+        return {}
+    if not isinstance(columns, Mapping):
+        raise RuleViolation("csv_columns", "csv_columns.type", "a mapping of field to CSV header")
+    return dict(columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +195,7 @@ class CampaignProducer:
         request = CampaignRequest(
             text=text,
             template_id=template_id,
-            params=dict(params or {}),
+            params=check_template_params(params),
             header=header,
             platform_id=platform_id,
             category=category,
@@ -195,7 +204,7 @@ class CampaignProducer:
             sender=sender,
             send_at=send_at,
             phone_field=phone_field,
-            columns=dict(csv_columns or {}),
+            columns=_columns(csv_columns),
             chunk_size=chunk_size,
         )
         clean_name, spec, kind, content = self._checked(
@@ -248,7 +257,7 @@ class CampaignProducer:
         request = CampaignRequest(
             text=text,
             template_id=template_id,
-            params=dict(params or {}),
+            params=check_template_params(params),
             header=header,
             platform_id=platform_id,
             category=category,
@@ -257,7 +266,7 @@ class CampaignProducer:
             sender=sender,
             send_at=send_at,
             phone_field=phone_field,
-            columns=dict(csv_columns or {}),
+            columns=_columns(csv_columns),
         )
         _, spec, kind, content = self._checked(
             "dry run", AudienceInput(group, csv, recipients), request

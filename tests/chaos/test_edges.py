@@ -420,3 +420,40 @@ def test_whatever_the_types_only_rule_violations_escape(
     for call in calls:
         with contextlib.suppress(RuleViolation):
             call()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=anything,
+    text=anything,
+    params=anything,
+    audience=st.sampled_from(["csv", "recipients", "group"]),
+    value=anything,
+    send_at=anything,
+    columns=anything,
+)
+def test_campaign_create_whatever_the_types_only_rule_violations_escape(
+    campaigns: CampaignProducer,
+    name: Any,
+    text: Any,
+    params: Any,
+    audience: str,
+    value: Any,
+    send_at: Any,
+    columns: Any,
+) -> None:
+    with contextlib.suppress(RuleViolation):
+        campaigns.create(
+            name,
+            text=text,
+            params=params,
+            send_at=send_at,
+            csv_columns=columns,
+            **{audience: value},
+        )
+    with contextlib.suppress(RuleViolation):
+        campaigns.create(name, template_id=text, params=params, recipients=["0612345678"])
