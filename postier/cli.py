@@ -16,6 +16,7 @@ from rich.table import Column, Table
 
 from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
+from postier.terminal import ErrorsOnOneLine, err_console, fail, shown
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -24,7 +25,10 @@ if TYPE_CHECKING:
     from postier.stack import Stack
 
 app = typer.Typer(
-    help="Postier: SMS and WhatsApp dispatcher for French providers.", no_args_is_help=True
+    help="Postier: SMS and WhatsApp dispatcher for French providers.",
+    no_args_is_help=True,
+    cls=ErrorsOnOneLine,
+    pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -199,16 +203,23 @@ def webhooks(
     host: str | None = typer.Option(None, help="address to listen on"),
     port: int | None = typer.Option(None, help="port to listen on"),
 ) -> None:
-    """Receive pushed callbacks (Octopush delivery receipts and inbound SMS)."""
+    """Receive pushed callbacks (Octopush delivery receipts and inbound SMS).
+
+    Refuses to start without ``POSTIER_WEBHOOKS__SECRET`` (the secret of the callback URLs).
+    """
     import uvicorn
 
     from postier.logs import configure_logging
-    from postier.webhooks import create_app
+    from postier.webhooks import WebhookConfigError, create_app
 
     settings = get_settings()
     configure_logging(settings)
+    try:
+        receiver = create_app(settings)
+    except WebhookConfigError as exc:
+        fail(str(exc))
     uvicorn.run(
-        create_app(settings),
+        receiver,
         host=host or settings.webhooks.host,
         port=port or settings.webhooks.port,
         access_log=False,
@@ -325,18 +336,23 @@ def send(
     sender: str | None = typer.Option(None),
     provider: str | None = typer.Option(None),
     marketing: bool = typer.Option(False, help="marketing rather than notification"),
-    at: datetime | None = typer.Option(None, help="send at this time (ISO 8601 with offset)"),
+    at: str | None = typer.Option(None, help="send at this time (ISO 8601 with offset)"),
     key: str | None = typer.Option(None, help="idempotency key"),
 ) -> None:
     """Queue one message and print its id."""
     from postier.rules.errors import RuleViolation
+    from postier.rules.inputs import parse_send_at_text
     from producers import default_producer
 
+    try:
+        send_at = parse_send_at_text(at, field="at") if at is not None else None
+    except RuleViolation as exc:
+        fail(f"refused {exc}")
     producer = default_producer()
     try:
         if whatsapp:
             handle = producer.send_whatsapp(
-                to, text, send_at=at, idempotency_key=key, provider=provider
+                to, text, send_at=send_at, idempotency_key=key, provider=provider
             )
         else:
             handle = producer.send_sms(
@@ -344,13 +360,12 @@ def send(
                 text,
                 sender=sender,
                 category="marketing" if marketing else "notification",
-                send_at=at,
+                send_at=send_at,
                 idempotency_key=key,
                 provider=provider,
             )
     except RuleViolation as exc:
-        console.print(f"[red]refused[/] {exc}")
-        raise typer.Exit(code=2) from exc
+        fail(f"refused {exc}")
     console.print(f"{handle.id} {handle.status}{' (already queued)' if handle.duplicate else ''}")
 
 
@@ -382,12 +397,11 @@ def status(
         message_id = _message_id(session, message_id)
         message = get_message(session, message_id)
         if message is None:
-            console.print(f"[red]no message {message_id}[/]")
-            raise typer.Exit(code=1)
+            fail(f"no message {message_id}", code=1)
         console.print(
             f"[bold]{message.id}[/] {message.kind} via {message.provider} to "
             f"{mask_number(message.recipient)}: [bold]{message.status}[/]"
-            + (f" ({message.last_error})" if message.last_error else "")
+            + (f" ({shown(message.last_error)})" if message.last_error else "")
         )
         table = Table("at", "from", "to", "provider status", "detail")
         for event in events_for(session, message_id):
@@ -395,8 +409,8 @@ def status(
                 event.at.isoformat(timespec="seconds"),
                 str(event.from_status or ""),
                 str(event.to_status),
-                event.provider_status or "",
-                event.detail or "",
+                shown(event.provider_status or ""),
+                shown(event.detail or ""),
             )
         console.print(table)
 
@@ -452,6 +466,9 @@ def list_messages(
     from postier.ledger.queries import count_by_status
     from postier.ledger.queries import list_messages as query
 
+    known = [s.value for s in MessageStatus]
+    if state is not None and state not in known:
+        fail(f"unknown status {state!r}; use one of {', '.join(known)}")
     settings = get_settings()
     wanted = MessageStatus(state) if state else None
     now = datetime.now(UTC)
@@ -480,11 +497,72 @@ def inbox(limit: int = typer.Option(20)) -> None:
         for row in rows:
             table.add_row(
                 str(row.id),
-                mask_number(row.sender),
+                shown(mask_number(row.sender)),
                 row.received_at.isoformat(timespec="seconds"),
-                row.text,
+                shown(row.text),
             )
         console.print(table)
+
+
+@app.command()
+def export(
+    number: str = typer.Argument(..., help="the person's number (E.164 or national form)"),
+    output: Path | None = typer.Option(None, help="write the JSON to this file"),
+) -> None:
+    """Everything the ledger holds about one number, as JSON (the right of access)."""
+    from postier.ledger.db import make_engine
+    from postier.privacy.erasure import export_json, export_number
+
+    settings = get_settings()
+    data = export_number(make_engine(settings.database_url), number, region=settings.default_region)
+    text = export_json(data)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        console.print(f"written to {shown(output)}")
+    err_console.print("[bold]Not in this export[/] (outside the ledger):")
+    for place in data["not_reachable"]:
+        err_console.print(f"- {shown(place)}")
+
+
+@app.command()
+def erase(
+    number: str = typer.Argument(..., help="the person's number (E.164 or national form)"),
+    yes: bool = typer.Option(False, "--yes", help="do not ask for confirmation"),
+) -> None:
+    """Erase one number from every ledger table; its opt-out stays as a keyed hash."""
+    from postier.ledger.db import make_engine
+    from postier.privacy.erasure import ErasureError, erase_number
+    from postier.rules.phones import mask_number
+
+    settings = get_settings()
+    if not yes:
+        typer.confirm(f"Erase {mask_number(number)} from the ledger?", abort=True)
+    try:
+        report = erase_number(
+            make_engine(settings.database_url),
+            number,
+            hash_key=settings.retention.hash_key.get_secret_value(),
+            region=settings.default_region,
+        )
+    except ErasureError as exc:
+        fail(str(exc))
+    console.print(
+        f"erased: {report.messages} messages ({report.cancelled} unsent ones cancelled),"
+        f" {report.events} provider answers, {report.inbound} inbound messages,"
+        f" {report.audiences} campaign audiences, {report.chunks} pending chunks,"
+        f" {report.rejections} refused contacts"
+    )
+    if report.opt_out_kept:
+        console.print("its opt-out is kept as a keyed hash: the STOP is still honoured")
+    for trace in report.remaining:
+        console.print(f"[red]still found[/] in {trace.table}.{trace.column} ({trace.rows} rows)")
+    console.print("[bold]Not reached[/] (erase these by other means):")
+    for place in report.not_reachable:
+        console.print(f"- {shown(place)}")
+    if report.remaining:
+        raise typer.Exit(code=1)
 
 
 def _move(given: str, to_queue: bool) -> None:

@@ -121,12 +121,29 @@ class SandboxSettings(BaseModel):
 
 
 class WebhookSettings(BaseModel):
-    """The receiver of pushed callbacks (Octopush receipts and inbound SMS)."""
+    """The receiver of pushed callbacks (Octopush receipts and inbound SMS).
+
+    A callback is taken only at a URL holding a secret (``/webhooks/<secret>/octopush/…``):
+    ``postier webhooks`` refuses to start without one. During a rotation both ``secret`` and
+    ``previous_secret`` are accepted; drop the previous one once the provider's account uses
+    the new URLs.
+    """
 
     #: address ``postier webhooks`` listens on
     host: str = "127.0.0.1"
     #: port ``postier webhooks`` listens on
     port: int = 8026
+    #: the secret in the callback URLs, at least 16 URL-safe characters (e.g. the output of
+    #: ``python -c "import secrets; print(secrets.token_urlsafe(24))"``)
+    secret: SecretStr = SecretStr("")
+    #: the secret being rotated out, still accepted until it is removed
+    previous_secret: SecretStr = SecretStr("")
+    #: source networks allowed to call (CIDR, JSON list, e.g. ["203.0.113.0/24"]); empty: any
+    allowed_networks: list[str] = Field(default_factory=list)
+    #: bytes of a callback body at most (larger: 413)
+    max_body_bytes: int = Field(default=16384, ge=256, le=1048576)
+    #: characters of one field of a callback at most (larger: 400)
+    max_field_chars: int = Field(default=2000, ge=64, le=65536)
 
 
 class RoutingSettings(BaseModel):
@@ -260,6 +277,35 @@ class MetricsSettings(BaseModel):
     ledger_interval: float = 30.0
 
 
+class RetentionSettings(BaseModel):
+    """How long personal data stays in the ledger (``postier.privacy.retention``), in days.
+
+    A beat pass redacts, in bounded batches, what is older than its category's period: the
+    row stays (states, counts, costs, timings for statistics), the personal data goes. 0 keeps
+    that category forever.
+    """
+
+    #: message texts, template parameters and file URLs
+    texts_days: int = Field(default=30, ge=0)
+    #: recipients' numbers of messages (replaced by a mark)
+    numbers_days: int = Field(default=30, ge=0)
+    #: the providers' answers kept with each delivery event, and error details
+    provider_answers_days: int = Field(default=30, ge=0)
+    #: inbound messages (text and sender)
+    inbound_days: int = Field(default=30, ge=0)
+    #: campaign audiences and rejected contacts, counted from the campaign's end
+    audiences_days: int = Field(default=30, ge=0)
+    #: rows one statement redacts at most (a pass repeats until none is left or time is up)
+    batch_size: int = Field(default=500, ge=1, le=10000)
+    #: seconds one beat pass may take before it stops (the next pass goes on)
+    pass_budget: float = Field(default=20.0, gt=0)
+    #: seconds between two passes
+    interval: float = Field(default=300.0, gt=0)
+    #: key of the hash an opt-out is kept as once its number is erased (``postier erase``), so
+    #: the STOP is still honoured; at least 16 characters. Unset: ``postier erase`` refuses
+    hash_key: SecretStr = SecretStr("")
+
+
 class LogSettings(BaseModel):
     """Logging of every role (``postier.logs``): numbers and secrets are masked."""
 
@@ -353,6 +399,7 @@ class Settings(BaseSettings):
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     #: the country of numbers written without a country code (national form)
     default_region: str = "FR"
     #: the ledger: ``sqlite:///var/postier.db`` (relative to the working directory; the

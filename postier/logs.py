@@ -40,6 +40,11 @@ CONTEXT_FIELDS = ("message_id", "provider", "attempt")
 #: a secret shorter than this is not searched for in log lines (it would mask common words)
 MIN_SECRET_LENGTH = 4
 MASK = "***"
+#: nested extras deeper than this are replaced by the mask rather than walked
+_MAX_DEPTH = 8
+#: loggers that write a line per HTTP request with its full URL (query strings hold numbers
+#: and, for some providers, credentials): kept at WARNING
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3")
 
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "postier_log_context", default=MappingProxyType({})
@@ -60,9 +65,12 @@ _INTERNATIONAL = r"\+\d(?:[ .\-]?\d){7,14}"
 _FRENCH_NO_PLUS = r"(?:00)?33[1-9]\d{8}"
 # "06 12 34 56 78", "06.12.34.56.78", "0612345678": French national form
 _FRENCH_NATIONAL = r"0[1-9](?:[ .\-]?\d{2}){4}"
+# "%2B33612345678": an international number inside a URL's query (httpx, provider URLs)
+_URL_ENCODED = r"%2[Bb]\d{8,15}"
 _NUMBER = re.compile(
-    # not inside a word, a masked number or a decimal ("0.0612345678 s")
-    rf"(?<![\w+*])(?<!\d[.,])(?:{_INTERNATIONAL}|{_FRENCH_NO_PLUS}|{_FRENCH_NATIONAL})(?![\w*])"
+    # not inside a word or a masked number; a national form not inside a decimal ("0.06123…")
+    rf"(?<![\w+*])(?:{_INTERNATIONAL}|{_URL_ENCODED}"
+    rf"|(?<!\d\.)(?:{_FRENCH_NO_PLUS}|{_FRENCH_NATIONAL}))(?![\w*])"
 )
 # scheme://user:password@host → scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.\-]*://[^\s:/@]*:)(?P<secret>[^\s@/]+)(?=@)")
@@ -70,6 +78,8 @@ _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.\-]*://[^\s:/@]*:)(?P<secre
 
 def _mask_number_match(match: re.Match[str]) -> str:
     raw = match.group(0)
+    if raw[:3].upper() == "%2B":
+        return "%2B" + mask_number("+" + raw[3:])[1:]
     digits = re.sub(r"\D", "", raw)
     if raw.startswith("+"):
         return mask_number("+" + digits)
@@ -147,6 +157,23 @@ class RedactingFilter(logging.Filter):
     def mask(self, text: str) -> str:
         return mask_text(text, self.secrets)
 
+    def mask_value(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with every string inside it masked: dicts, lists, tuples and sets too."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if depth > _MAX_DEPTH:
+            return MASK
+        if isinstance(value, Mapping):
+            return {
+                self.mask_value(k, depth + 1): self.mask_value(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [self.mask_value(item, depth + 1) for item in value]
+        if isinstance(value, (int, float, bool)) or value is None:
+            return value
+        return self.mask(str(value))
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
@@ -155,8 +182,8 @@ class RedactingFilter(logging.Filter):
         record.msg = self.mask(message)
         record.args = None
         for key, value in list(vars(record).items()):
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, self.mask(value))
+            if key not in _STANDARD_ATTRS:
+                setattr(record, key, self.mask_value(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -264,6 +291,8 @@ def configure_logging(
         root.removeHandler(_installed)
         _installed.close()
     root.addHandler(handler)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     level = settings.log.level or default_level
     root.setLevel(level.upper() if isinstance(level, str) else level)
     _installed = handler

@@ -9,6 +9,7 @@ a child process with its settings in the environment.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -114,6 +115,7 @@ class Stack:
         #: each worker's /metrics port, by role name
         self.metrics_ports: dict[str, int] = {}
         self._flower_settings: FlowerSettings | None = None
+        self._webhooks_secret = secrets.token_urlsafe(24)
 
     # -- settings ------------------------------------------------------------------------
     @property
@@ -127,6 +129,15 @@ class Stack:
         if sandbox_url:
             settings = settings.model_copy(update={"sandbox_url": sandbox_url})
             settings = settings.pointed_at_sandbox(sandbox_url)
+        if not settings.webhooks.secret.get_secret_value():
+            # a local stack gets a callback secret of its own, like Flower's password
+            settings = settings.model_copy(
+                update={
+                    "webhooks": settings.webhooks.model_copy(
+                        update={"secret": SecretStr(self._webhooks_secret)}
+                    )
+                }
+            )
         return settings
 
     def environment(self) -> dict[str, str]:
@@ -251,13 +262,14 @@ class Stack:
             time.sleep(0.05)
         sandbox_url = self.sandbox.url if self.sandbox is not None else self.options.sandbox_url
         if sandbox_url:
-            from postier.webhooks import INBOUND_PATH, RECEIPTS_PATH
+            from postier.webhooks import inbound_path, receipts_path
 
+            secret = self.settings.webhooks.secret.get_secret_value()
             httpx.put(
                 f"{sandbox_url}/_sandbox/octopush/callbacks",
                 json={
-                    "receipts_url": self.webhooks_url + RECEIPTS_PATH,
-                    "inbound_url": self.webhooks_url + INBOUND_PATH,
+                    "receipts_url": self.webhooks_url + receipts_path(secret),
+                    "inbound_url": self.webhooks_url + inbound_path(secret),
                 },
                 timeout=5,
             ).raise_for_status()

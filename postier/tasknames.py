@@ -20,6 +20,8 @@ REPUBLISH_UNPUBLISHED = "postier.republish_unpublished"
 POLL_DELIVERY_STATES = "postier.poll_delivery_states"
 POLL_WHATSAPP_INBOX = "postier.poll_whatsapp_inbox"
 REAP_STUCK_SENDS = "postier.reap_stuck_sends"
+#: the retention pass (``postier.privacy.retention``)
+REAP_EXPIRED_PERSONAL_DATA = "postier.reap_expired_personal_data"
 
 # campaigns (postier.campaigns): plan, fan-out and batches on the send queue; beat's passes
 # match the scheduled queue's "postier.release_*" and "postier.reap_*" routes

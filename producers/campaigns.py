@@ -58,10 +58,22 @@ from postier.ledger.models import (
 )
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.rules.errors import RuleViolation
+from postier.rules.inputs import check_string, check_template_params
 from postier.rules.quiet_hours import QuietHours
 from producers.messages import Producer
 
 Category = Literal["marketing", "notification"]
+#: characters of a campaign's audience as given (a CSV of 500,000 lines fits)
+MAX_AUDIENCE_CHARS = 64_000_000
+
+
+def _columns(columns: Any) -> dict[str, str]:
+    """``csv_columns`` as a dict; ``RuleViolation`` when it is not a mapping."""
+    if columns is None:
+        return {}
+    if not isinstance(columns, Mapping):
+        raise RuleViolation("csv_columns", "csv_columns.type", "a mapping of field to CSV header")
+    return dict(columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +130,10 @@ class CampaignProducer:
         kind = audience.kind()
         spec = resolve_spec(self.settings, request)
         if kind == "csv":
-            content = str(audience.csv)
+            content = check_string(audience.csv, field="csv", max_chars=MAX_AUDIENCE_CHARS)
             header = csv_header(content)
+            # read it whole now: a CSV the worker could not read fails here, not in the plan
+            parse_csv(content, spec.columns, phone_field=spec.phone_field)
             check_columns(header, spec.columns, phone_field=spec.phone_field)
             renamed = {source: field for field, source in spec.columns.items()}
             available = {renamed.get(column, column): "" for column in header}
@@ -140,6 +154,7 @@ class CampaignProducer:
                 raise RuleViolation("group", "group.required", "the group id is empty")
         if spec.columns and kind != "csv":
             raise RuleViolation("csv_columns", "csv.not_csv", "columns map a CSV audience only")
+        content = check_string(content, field=kind, max_chars=MAX_AUDIENCE_CHARS)
         return clean_name, spec, kind, content
 
     def _starts_at(self, spec: CampaignSpec, now: datetime) -> datetime:
@@ -180,7 +195,7 @@ class CampaignProducer:
         request = CampaignRequest(
             text=text,
             template_id=template_id,
-            params=dict(params or {}),
+            params=check_template_params(params),
             header=header,
             platform_id=platform_id,
             category=category,
@@ -189,7 +204,7 @@ class CampaignProducer:
             sender=sender,
             send_at=send_at,
             phone_field=phone_field,
-            columns=dict(csv_columns or {}),
+            columns=_columns(csv_columns),
             chunk_size=chunk_size,
         )
         clean_name, spec, kind, content = self._checked(
@@ -242,7 +257,7 @@ class CampaignProducer:
         request = CampaignRequest(
             text=text,
             template_id=template_id,
-            params=dict(params or {}),
+            params=check_template_params(params),
             header=header,
             platform_id=platform_id,
             category=category,
@@ -251,7 +266,7 @@ class CampaignProducer:
             sender=sender,
             send_at=send_at,
             phone_field=phone_field,
-            columns=dict(csv_columns or {}),
+            columns=_columns(csv_columns),
         )
         _, spec, kind, content = self._checked(
             "dry run", AudienceInput(group, csv, recipients), request
@@ -267,7 +282,11 @@ class CampaignProducer:
 
         def blocked(numbers: Iterable[str]) -> set[str]:
             with session_scope(self.engine) as session:
-                return opted_out(session, numbers)
+                return opted_out(
+                    session,
+                    numbers,
+                    hash_key=self.settings.retention.hash_key.get_secret_value() or None,
+                )
 
         return estimate(
             self.settings,

@@ -21,6 +21,7 @@ from postier.config import Settings, get_settings
 from postier.dispatch.lanes import Priority
 from postier.dispatch.publishing import Publisher
 from postier.dispatch.rows import (
+    MAX_TEXT_CHARS,
     WHATSAPP_TRANSPORT,
     Category,
     Row,
@@ -36,6 +37,18 @@ from postier.rules import (
     file_type_for_url,
 )
 from postier.rules.errors import RuleViolation
+from postier.rules.inputs import (
+    MAX_ID_CHARS,
+    check_header,
+    check_optional_string,
+    check_string,
+    check_template_params,
+)
+
+#: a file URL (or thumbnail URL) longer than this is refused
+MAX_URL_CHARS = 2048
+#: messages one ``send_many`` call may queue (larger sends: a campaign, or several calls)
+MAX_BULK_ROWS = 100_000
 
 __all__ = [
     "BulkResult",
@@ -158,6 +171,7 @@ class Producer:
         priority: Priority | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp text message (transactional lane unless ``priority="bulk"``)."""
+        check_string(text, field="text", max_chars=MAX_TEXT_CHARS)
         check_text("afilnet", text, transport=WHATSAPP_TRANSPORT, field="text")
         row = self.rows.whatsapp(
             kind=MessageKind.WHATSAPP_TEXT,
@@ -187,6 +201,10 @@ class Producer:
         priority: Priority | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp file (image, video or document at a public URL)."""
+        check_string(file_url, field="file_url", max_chars=MAX_URL_CHARS)
+        check_optional_string(file_type, field="file_type", max_chars=32)
+        check_optional_string(thumb_url, field="thumb_url", max_chars=MAX_URL_CHARS)
+        check_optional_string(caption, field="caption", max_chars=MAX_TEXT_CHARS)
         check_file_url(file_url, file_type, field="file_url")
         detected = file_type or file_type_for_url(file_url, field="file_url")
         payload: dict[str, Any] = {"file_url": file_url, "file_type": detected}
@@ -227,13 +245,9 @@ class Producer:
         """
         from postier.dispatch.templates import header_from_payload
 
-        if not str(template_id).strip():
-            raise RuleViolation("template_id", "template_id.required", "template_id is empty")
-        clean_params = {str(k): str(v) for k, v in (params or {}).items()}
-        for key in clean_params:
-            if not key.strip():
-                raise RuleViolation("params", "params.name", "a template parameter has no name")
-        header_dict = dict(header) if header else None
+        check_string(template_id, field="template_id", max_chars=MAX_ID_CHARS, required=True)
+        clean_params = check_template_params(params)
+        header_dict = check_header(header) or None
         header_from_payload(header_dict)  # validates
         row = self.rows.whatsapp(
             kind=MessageKind.WHATSAPP_TEMPLATE,
@@ -268,6 +282,10 @@ class Producer:
                 chosen.append(request.priority is not None)
             except RuleViolation as exc:
                 result.rejected.append((index, exc))
+        if len(rows) > MAX_BULK_ROWS:
+            raise RuleViolation(
+                "requests", "requests.count", f"{len(rows)} messages; at most {MAX_BULK_ROWS}"
+            )
         if len(rows) > self.settings.dispatch.bulk_threshold:
             for row, fixed in zip(rows, chosen, strict=True):
                 if not fixed:

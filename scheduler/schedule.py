@@ -10,14 +10,16 @@ from typing import Any
 
 from postier import logs, tasknames
 from postier.celery_app import create_celery_app
-from postier.config import CampaignSettings, DispatchSettings, get_settings
+from postier.config import CampaignSettings, DispatchSettings, RetentionSettings, get_settings
 
 
 def beat_schedule(
-    dispatch: DispatchSettings, campaigns: CampaignSettings | None = None
+    dispatch: DispatchSettings,
+    campaigns: CampaignSettings | None = None,
+    retention: RetentionSettings | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The periodic tasks and their periods (seconds); with ``campaigns``, the campaigns'
-    passes too."""
+    passes too; with ``retention``, the pass redacting expired personal data."""
     entries = {
         "release-due-messages": (tasknames.RELEASE_DUE_MESSAGES, dispatch.release_interval),
         "republish-unpublished": (tasknames.REPUBLISH_UNPUBLISHED, dispatch.republish_interval),
@@ -35,6 +37,11 @@ def beat_schedule(
             campaigns.tick_interval,
         )
     entries["reap-batches"] = (tasknames.REAP_BATCHES, max(0.5, stuck / 2))
+    if retention is not None:
+        entries["reap-expired-personal-data"] = (
+            tasknames.REAP_EXPIRED_PERSONAL_DATA,
+            retention.interval,
+        )
     return {
         name: {
             "task": task,
@@ -47,4 +54,6 @@ def beat_schedule(
 
 app = create_celery_app(main="scheduler")
 logs.connect_celery_signals()
-app.conf.beat_schedule = beat_schedule(get_settings().dispatch, get_settings().campaigns)
+app.conf.beat_schedule = beat_schedule(
+    get_settings().dispatch, get_settings().campaigns, get_settings().retention
+)

@@ -202,3 +202,59 @@ def test_a_send_task_gives_its_records_the_message_id() -> None:
     other = _Task(tasknames.RELEASE_DUE_MESSAGES)
     signals.task_prerun.send(sender=other, task_id="t-2", task=other, args=[], kwargs={})
     assert current_context() == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        # httpx's request line of a Primotexto status lookup
+        (
+            "HTTP Request: GET https://api.primotexto.com/v2/notification/messages/status"
+            '?identifier=%2B33612345678 "HTTP/1.1 200 OK"',
+            "HTTP Request: GET https://api.primotexto.com/v2/notification/messages/status"
+            '?identifier=%2B336******78 "HTTP/1.1 200 OK"',
+        ),
+        ("to=%2b33612345678&x=1", "to=%2B336******78&x=1"),
+        ("+33612345678,+33612345679", "+336******78,+336******79"),
+        ("33612345678,33612345679", "33*******78,33*******79"),
+        ("0612345678,0612345679;0612345670", "06******78,06******79;06******70"),
+    ],
+    ids=["httpx lookup line", "lower-case %2b", "E.164 list", "Afilnet list", "national list"],
+)
+def test_url_encoded_numbers_and_lists_are_masked(raw: str, masked: str) -> None:
+    assert mask_text(raw) == masked
+
+
+def test_nested_extra_values_and_lists_are_masked() -> None:
+    stream = io.StringIO()
+    settings = Settings(_env_file=None, log=LogSettings(format="json"))  # type: ignore[call-arg]
+    handler = build_handler(settings, stream=stream)
+    logger = logging.getLogger("postier.test.nested")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(
+            "batch",
+            extra={
+                "recipients": ["+33612345678", "0612345679"],
+                "data": {"to": {"number": "+33612345670"}, "pair": ("33612345671", 3)},
+                "joined": "+33612345672,+33612345673",
+            },
+        )
+    finally:
+        logger.removeHandler(handler)
+    line = stream.getvalue()
+    for digits in ("612345678", "612345679", "612345670", "612345671", "612345672", "612345673"):
+        assert digits not in line, line
+    entry = json.loads(line)
+    assert entry["recipients"] == ["+336******78", "06******79"]
+    assert entry["data"]["pair"] == ["33*******71", 3]
+
+
+def test_httpx_request_lines_are_kept_off() -> None:
+    stream = io.StringIO()
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    configure_logging(settings, default_level=logging.DEBUG, stream=stream)
+    logging.getLogger("httpx").info("HTTP Request: GET https://x/?identifier=%2B33612345678")
+    assert stream.getvalue() == ""
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING

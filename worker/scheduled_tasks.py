@@ -99,3 +99,17 @@ def poll_whatsapp_inbox() -> int:
         dispatcher.settings.dispatch.poll_inbox_interval,
         lambda: len(polling.poll_whatsapp_inbox(dispatcher, app)),
     )
+
+
+@app.task(name=tasknames.REAP_EXPIRED_PERSONAL_DATA)
+def reap_expired_personal_data() -> int:
+    """Redact personal data older than its retention period (``postier.privacy.retention``)."""
+    from postier.privacy.retention import redact_expired
+
+    dispatcher, _ = process_context(app)
+    retention = dispatcher.settings.retention
+    return _once(
+        "retention",
+        max(retention.interval, retention.pass_budget),
+        lambda: redact_expired(dispatcher.engine, retention).total,
+    )

@@ -93,10 +93,14 @@ def _reader(text: str) -> tuple[Any, str]:
 def csv_header(text: str) -> list[str]:
     """The column names of the CSV ``text`` (its first line), blanks stripped.
 
-    Raises ``RuleViolation`` (field ``csv``) for an empty file or a repeated column name.
+    Raises ``RuleViolation`` (field ``csv``) for an empty file, a repeated column name or a
+    header the reader cannot split.
     """
     reader, _ = _reader(text)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise RuleViolation("csv", "csv.format", f"the CSV cannot be read: {exc}") from exc
     if not header or not any(name.strip() for name in header):
         raise RuleViolation("csv", "csv.header", "the CSV has no header line")
     names = [name.strip() for name in header]
@@ -134,7 +138,18 @@ def check_columns(
 def parse_csv(
     text: str, columns: Mapping[str, str] | None = None, *, phone_field: str = DEFAULT_PHONE_FIELD
 ) -> Audience:
-    """The contacts of the CSV ``text`` (header first), mapped by ``columns``."""
+    """The contacts of the CSV ``text`` (header first), mapped by ``columns``.
+
+    Raises ``RuleViolation`` (rule ``csv.format``) for a CSV the reader cannot split, e.g. a
+    field longer than the reader's limit (128 kB).
+    """
+    try:
+        return _parse_csv(text, columns, phone_field=phone_field)
+    except csv.Error as exc:
+        raise RuleViolation("csv", "csv.format", f"the CSV cannot be read: {exc}") from exc
+
+
+def _parse_csv(text: str, columns: Mapping[str, str] | None, *, phone_field: str) -> Audience:
     columns = dict(columns or {})
     header = csv_header(text)
     check_columns(header, columns, phone_field=phone_field)
@@ -207,7 +222,10 @@ def encode_list(entries: Sequence[str | Mapping[str, str]]) -> str:
 
 def decode_list(content: str) -> list[str | dict[str, str]]:
     """The stored JSON text of a list audience, back as a list."""
-    value = json.loads(content)
+    try:
+        value = json.loads(content)
+    except ValueError as exc:
+        raise RuleViolation("recipients", "recipients.list", "the stored list is not JSON") from exc
     if not isinstance(value, list):
         raise RuleViolation("recipients", "recipients.list", "recipients must be a list")
     return list_entries(value)

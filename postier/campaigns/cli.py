@@ -29,7 +29,9 @@ from postier.config import Settings, get_settings
 from postier.credentials import MissingCredentials, require_credentials
 from postier.providers.errors import ProviderError
 from postier.rules.errors import RuleViolation
+from postier.rules.inputs import parse_send_at_text
 from postier.rules.phones import mask_number
+from postier.terminal import fail, shown
 
 campaign_app = typer.Typer(help="Bulk campaigns: create, follow, pause, resume, cancel.")
 contacts_app = typer.Typer(help="Afilnet contact groups: every method of the Afilnet groups API.")
@@ -51,11 +53,21 @@ def _refusals() -> Iterator[None]:
         console.print(f"[red]{exc}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
     except RuleViolation as exc:
-        console.print(f"[red]refused[/] {exc}")
-        raise typer.Exit(code=2) from exc
+        fail(f"refused {exc}")
     except ProviderError as exc:
-        console.print(f"[red]provider error[/] {exc}")
-        raise typer.Exit(code=1) from exc
+        fail(f"provider error {exc}", code=1)
+
+
+def _read_text(path: Path, option: str) -> str:
+    """A file given on the command line, as UTF-8 text (a byte-order mark dropped)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RuleViolation(
+            option, f"{option}.encoding", f"{path} is not UTF-8 text: save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise RuleViolation(option, f"{option}.file", f"{path} cannot be read: {exc}") from exc
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -101,7 +113,7 @@ def create(
     provider: str | None = typer.Option(None),
     route: str | None = typer.Option(None, help="Primotexto: notification or marketing"),
     sender: str | None = typer.Option(None),
-    at: datetime | None = typer.Option(None, help="start at (ISO 8601 with offset)"),
+    at: str | None = typer.Option(None, help="start at (ISO 8601 with offset)"),
     chunk_size: int | None = typer.Option(None, help="contacts per fan-out task"),
     dry_run: bool = typer.Option(False, "--dry-run", help="estimate parts and cost; store nothing"),
 ) -> None:
@@ -112,23 +124,24 @@ def create(
         if to or numbers:
             recipients = list(to or [])
             if numbers:
-                lines = numbers.read_text(encoding="utf-8").splitlines()
+                lines = _read_text(numbers, "numbers").splitlines()
                 recipients += [line.strip() for line in lines if line.strip()]
-        if at is not None and at.tzinfo is None:
+        send_at = parse_send_at_text(at, field="at") if at is not None else None
+        if send_at is not None and send_at.tzinfo is None:
             raise RuleViolation("at", "send_at.timezone", "give --at with its offset (+01:00)")
         options: dict[str, Any] = {
             "text": text,
             "template_id": template,
             "params": _pairs(param, "param"),
             "group": group,
-            "csv": csv.read_text(encoding="utf-8-sig") if csv else None,
+            "csv": _read_text(csv, "csv") if csv else None,
             "csv_columns": _pairs(column, "column"),
             "recipients": recipients,
             "category": "notification" if notification else "marketing",
             "provider": provider,
             "route": route,
             "sender": sender,
-            "send_at": at,
+            "send_at": send_at,
         }
         producer = _producer(settings)
         if dry_run:
@@ -186,7 +199,12 @@ def _print_rejections(rejections: list[Any], limit: int = 20) -> None:
         return
     table = Table("line", "field", "rule", "why", title="Refused contacts")
     for rejection in rejections[:limit]:
-        table.add_row(str(rejection.line), rejection.field, rejection.rule, rejection.message)
+        table.add_row(
+            str(rejection.line),
+            shown(rejection.field),
+            shown(rejection.rule),
+            shown(rejection.message),
+        )
     console.print(table)
 
 
@@ -274,9 +292,10 @@ def _follow(campaign_id: str, interval: float) -> Any:
 def _print_report(found: Any, settings: Settings) -> None:
     campaign, spec = found.campaign, found.spec
     table = Table(title=f"Campaign {campaign.id}", show_header=False)
-    table.add_row("name", campaign.name)
+    table.add_row("name", shown(campaign.name))
     table.add_row(
-        "status", f"[bold]{campaign.status}[/]" + (f" ({campaign.error})" if campaign.error else "")
+        "status",
+        f"[bold]{campaign.status}[/]" + (f" ({shown(campaign.error)})" if campaign.error else ""),
     )
     table.add_row(
         "message",
@@ -357,7 +376,7 @@ def list_campaigns(limit: int = typer.Option(20)) -> None:
             starts = campaign.starts_at
             table.add_row(
                 short_id(campaign.id),
-                campaign.name,
+                shown(campaign.name),
                 str(campaign.status),
                 starts.astimezone(zone).strftime("%Y-%m-%d %H:%M") if starts else "-",
                 str(campaign.audience_size if campaign.audience_size is not None else "?"),

@@ -19,6 +19,7 @@ batch tasks (``batch.py``) instead of one send per message.
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ def plan_campaign(ctx: CampaignContext, campaign_id: str) -> PlanOutcome:
     try:
         audience = read_audience(ctx, kind, content, spec)
         sync_opt_outs(ctx.engine, ctx.settings, ctx.clients)
-    except (RuleViolation, PermanentError) as exc:
+    except (RuleViolation, PermanentError, ValueError, csv.Error) as exc:
+        # ValueError, csv.Error: an audience stored before it was read at create
         _fail(ctx, campaign_id, f"audience unusable: {exc}")
         return PlanOutcome(skipped=str(exc))
     except ProviderError as exc:
@@ -193,7 +195,11 @@ def fan_out_chunk(ctx: CampaignContext, campaign_id: str, start: int, stop: int)
         seen.add(row["id"])
         rows.append(row)
     with session_scope(ctx.engine) as session:
-        blocked = opted_out(session, (row["recipient"] for row in rows))
+        blocked = opted_out(
+            session,
+            (row["recipient"] for row in rows),
+            hash_key=ctx.settings.retention.hash_key.get_secret_value() or None,
+        )
     kept = [row for row in rows if row["recipient"] not in blocked]
 
     now = _now()

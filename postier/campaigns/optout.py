@@ -28,6 +28,7 @@ from postier.dispatch.clients import ProviderClients
 from postier.ledger.bulk import chunks, insert_or_ignore
 from postier.ledger.db import session_scope
 from postier.ledger.models import OptOut, inbound_messages_table, opt_outs_table, utcnow
+from postier.privacy.retention import REDACTED
 from postier.rules.errors import RuleViolation
 from postier.rules.phones import normalize_number
 
@@ -48,15 +49,23 @@ class SyncReport:
     primotexto_synced: bool
 
 
-def opted_out(session: Session, numbers: Iterable[str]) -> set[str]:
-    """The numbers among ``numbers`` (E.164) that opted out."""
+def opted_out(session: Session, numbers: Iterable[str], *, hash_key: str | None = None) -> set[str]:
+    """The numbers among ``numbers`` (E.164) that opted out.
+
+    With ``hash_key`` (``POSTIER_RETENTION__HASH_KEY``), an opt-out kept as a keyed hash after
+    its number was erased (``postier erase``) counts too.
+    """
+    from postier.privacy.erasure import opt_out_hash
+
     wanted = sorted(set(numbers))
+    hashed = {opt_out_hash(n, hash_key): n for n in wanted} if hash_key else {}
+    keys = [*wanted, *hashed]
     found: set[str] = set()
-    for chunk in chunks(wanted):
+    for chunk in chunks(keys):
         rows = session.execute(
             select(opt_outs_table.c.recipient).where(opt_outs_table.c.recipient.in_(chunk))
         )
-        found.update(rows.scalars())
+        found.update(hashed.get(recipient, recipient) for recipient in rows.scalars())
     return found
 
 
@@ -102,9 +111,30 @@ def octopush_stops(session: Session) -> list[str]:
     inbound = inbound_messages_table
     query = select(inbound.c.sender).where(
         inbound.c.provider == OCTOPUSH,
+        inbound.c.sender != REDACTED,
         func.upper(func.trim(inbound.c.text)).like("STOP%"),
     )
     return sorted(set(session.execute(query).scalars()))
+
+
+def _hashed_present(session: Session, numbers: Sequence[str], key: str) -> set[str]:
+    from postier.privacy.erasure import opt_out_hash
+
+    hashed = {opt_out_hash(number, key): number for number in numbers}
+    found: set[str] = set()
+    for chunk in chunks(list(hashed)):
+        rows = session.execute(
+            select(opt_outs_table.c.recipient).where(opt_outs_table.c.recipient.in_(chunk))
+        )
+        found.update(hashed[value] for value in rows.scalars())
+    return found
+
+
+def record_octopush_stops(session: Session) -> int:
+    """Opt out the senders of inbound Octopush STOPs not on the list yet; how many were added."""
+    return _insert(
+        session, _normalised(octopush_stops(session)), OCTOPUSH, "STOP received", utcnow()
+    )
 
 
 def _normalised(numbers: Iterable[str]) -> list[str]:
@@ -126,9 +156,7 @@ def sync_opt_outs(engine: Engine, settings: Settings, clients: ProviderClients) 
     """
     now = utcnow()
     with session_scope(engine) as session:
-        octopush_added = _insert(
-            session, _normalised(octopush_stops(session)), OCTOPUSH, "STOP received", now
-        )
+        octopush_added = record_octopush_stops(session)
     wanted = settings.campaigns.sync_primotexto_unsubscribers
     if not (wanted and settings.primotexto.api_key.get_secret_value()):
         return SyncReport(octopush_added, 0, 0, primotexto_synced=False)
@@ -146,5 +174,11 @@ def sync_opt_outs(engine: Engine, settings: Settings, clients: ProviderClients) 
                     opt_outs_table.c.source == PRIMOTEXTO, opt_outs_table.c.recipient.in_(chunk)
                 )
             )
-        added = _insert(session, sorted(listed - known), PRIMOTEXTO, "Primotexto unsubscriber", now)
+        new = sorted(listed - known)
+        key = settings.retention.hash_key.get_secret_value()
+        if key:
+            # a number erased here stays a hash, even while Primotexto still lists it
+            erased = _hashed_present(session, new, key)
+            new = [number for number in new if number not in erased]
+        added = _insert(session, new, PRIMOTEXTO, "Primotexto unsubscriber", now)
     return SyncReport(octopush_added, added, len(gone), primotexto_synced=True)

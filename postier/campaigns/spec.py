@@ -25,6 +25,14 @@ from postier.dispatch.routing import choose_provider
 from postier.dispatch.rows import sms_text
 from postier.rules import check_text, validate_sender
 from postier.rules.errors import RuleViolation
+from postier.rules.inputs import (
+    MAX_ID_CHARS,
+    check_header,
+    check_optional_string,
+    check_send_at,
+    check_string,
+    check_template_params,
+)
 
 Category = Literal["marketing", "notification"]
 CampaignChannel = Literal["sms", "whatsapp_template"]
@@ -94,17 +102,34 @@ def check_name(name: str) -> str:
 
 
 def _check_send_at(send_at: datetime | None) -> datetime | None:
-    if send_at is None:
-        return None
-    if send_at.tzinfo is None or send_at.utcoffset() is None:
-        raise RuleViolation(
-            "send_at", "send_at.timezone", "send_at must be timezone-aware (e.g. Europe/Paris)"
-        )
-    return send_at.astimezone(UTC)
+    return check_send_at(send_at, now=datetime.now(UTC))
+
+
+def _check_request(request: CampaignRequest) -> None:
+    """Types, characters and lengths of the request's free-form values."""
+    check_optional_string(request.text, field="text", max_chars=10_000)
+    check_optional_string(request.template_id, field="template_id", max_chars=MAX_ID_CHARS)
+    check_optional_string(request.platform_id, field="platform_id", max_chars=MAX_ID_CHARS)
+    check_optional_string(request.provider, field="provider", max_chars=MAX_ID_CHARS)
+    check_optional_string(request.route, field="route", max_chars=32)
+    check_optional_string(request.sender, field="sender", max_chars=64)
+    check_string(request.phone_field, field="phone_field", max_chars=64)
+    check_template_params(request.params)
+    check_header(request.header)
+    if not isinstance(request.columns, Mapping) or len(request.columns) > 200:
+        raise RuleViolation("csv_columns", "csv_columns.type", "a mapping of at most 200 fields")
+    for name, source in request.columns.items():
+        check_string(name, field="csv_columns", max_chars=200)
+        check_string(source, field="csv_columns", max_chars=200)
+    if request.chunk_size is not None and (
+        isinstance(request.chunk_size, bool) or not isinstance(request.chunk_size, int)
+    ):
+        raise RuleViolation("chunk_size", "chunk_size.type", "chunk_size is a whole number")
 
 
 def resolve_spec(settings: Settings, request: CampaignRequest) -> CampaignSpec:
     """Check ``request`` and decide how its messages go; raises ``RuleViolation``."""
+    _check_request(request)
     if request.category not in ("marketing", "notification"):
         raise RuleViolation("category", "category.value", "use 'marketing' or 'notification'")
     category: Category = "marketing" if request.category == "marketing" else "notification"

@@ -25,6 +25,12 @@ from postier.rules import (
     validate_sender,
 )
 from postier.rules.errors import RuleViolation
+from postier.rules.inputs import (
+    MAX_ID_CHARS,
+    check_optional_string,
+    check_send_at,
+    check_string,
+)
 from postier.rules.quiet_hours import QuietHours
 
 Category = Literal["notification", "marketing"]
@@ -33,6 +39,8 @@ Row = dict[str, Any]
 
 #: WhatsApp captions share the text limit of a WhatsApp message
 WHATSAPP_TRANSPORT = "whatsapp"
+#: a text longer than this is refused before any provider's own limit is looked at
+MAX_TEXT_CHARS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,24 +59,22 @@ class SmsRequest:
     priority: Priority | None = None
 
 
-def _check_send_at(send_at: datetime | None) -> datetime | None:
-    if send_at is None:
-        return None
-    if send_at.tzinfo is None or send_at.utcoffset() is None:
-        raise RuleViolation(
-            "send_at", "send_at.timezone", "send_at must be timezone-aware (e.g. Europe/Paris)"
-        )
-    return send_at.astimezone(UTC)
-
-
 def _check_key(key: str | None) -> str | None:
     if key is None:
         return None
-    if not key.strip() or len(key) > 200:
+    if not isinstance(key, str) or not key.strip() or len(key) > 200:
         raise RuleViolation(
             "idempotency_key", "idempotency_key.length", "must be 1 to 200 characters"
         )
-    return key
+    return check_string(key, field="idempotency_key", max_chars=200)
+
+
+def _check_provider(provider: str | None) -> str | None:
+    return check_optional_string(provider, field="provider", max_chars=MAX_ID_CHARS)
+
+
+def _check_to(to: str) -> str:
+    return check_string(to, field="to", max_chars=64)
 
 
 def _utc_now() -> datetime:
@@ -109,13 +115,24 @@ class RowBuilder:
             return send_at
         return self.quiet_hours.next_allowed(due)
 
+    def _check_send_at(self, send_at: datetime | None) -> datetime | None:
+        return check_send_at(send_at, now=self.clock())
+
     def sms(self, request: SmsRequest) -> Row:
         """A validated, unsaved ledger row for ``request``; raises ``RuleViolation``."""
-        recipient = normalize_number(request.to, region=self.settings.default_region, field="to")
+        if not isinstance(request, SmsRequest):
+            raise RuleViolation("request", "request.type", "must be an SmsRequest")
+        recipient = normalize_number(
+            _check_to(request.to), region=self.settings.default_region, field="to"
+        )
+        check_string(request.text, field="text", max_chars=MAX_TEXT_CHARS)
         if request.category not in ("notification", "marketing"):
             raise RuleViolation("category", "category.value", "use 'notification' or 'marketing'")
         provider = choose_provider(
-            self.settings, channel="sms", category=request.category, requested=request.provider
+            self.settings,
+            channel="sms",
+            category=request.category,
+            requested=_check_provider(request.provider),
         )
         transport = self.settings.octopush.transport if provider == "octopush" else None
         text = request.text
@@ -132,10 +149,12 @@ class RowBuilder:
         outcome = sms_text(self.settings, provider, text, transport=transport)
         text = outcome.text
         info = check_text(provider, text, transport=transport, field="text")
-        send_at = _check_send_at(request.send_at)
+        send_at = self._check_send_at(request.send_at)
         if request.category == "marketing":
             send_at = self._marketing_send_at(send_at)
-        sender = validate_sender(request.sender, field="sender") if request.sender else None
+        sender = check_optional_string(request.sender, field="sender", max_chars=64)
+        sender = validate_sender(sender, field="sender") if sender else None
+        campaign_id = check_optional_string(request.campaign_id, field="campaign_id", max_chars=32)
         payload: dict[str, Any] = {}
         if sender:
             payload["sender"] = sender
@@ -152,7 +171,7 @@ class RowBuilder:
             send_at=send_at,
             idempotency_key=_check_key(request.idempotency_key),
             parts=info.parts,
-            campaign_id=request.campaign_id,
+            campaign_id=campaign_id,
             priority=request.priority,
         )
 
@@ -211,9 +230,16 @@ class RowBuilder:
         priority: Priority | None = None,
     ) -> Row:
         """A WhatsApp row of ``kind``; ``payload`` holds what the kind needs (file, template)."""
-        recipient = normalize_number(to, region=self.settings.default_region, field="to")
+        recipient = normalize_number(_check_to(to), region=self.settings.default_region, field="to")
+        check_string(body, field="text", max_chars=MAX_TEXT_CHARS)
         chosen = choose_provider(
-            self.settings, channel="whatsapp", category="notification", requested=provider
+            self.settings,
+            channel="whatsapp",
+            category="notification",
+            requested=_check_provider(provider),
+        )
+        platform_id = check_optional_string(
+            platform_id, field="platform_id", max_chars=MAX_ID_CHARS
         )
         platform = platform_id or next(iter(self.settings.afilnet.whatsapp_platform_ids), None)
         if not platform:
@@ -231,7 +257,7 @@ class RowBuilder:
             body=body,
             payload={**payload, "platform_id": str(platform)},
             category="notification",
-            send_at=_check_send_at(send_at),
+            send_at=self._check_send_at(send_at),
             idempotency_key=_check_key(idempotency_key),
             priority=priority,
         )

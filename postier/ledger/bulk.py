@@ -49,6 +49,7 @@ _ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "published_at": None,
     "sending_started_at": None,
     "status_checked_at": None,
+    "redacted_at": None,
 }
 _REQUIRED: Final[frozenset[str]] = frozenset({"channel", "kind", "recipient"})
 

@@ -117,6 +117,8 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_status_send_at", "status", "send_at"),
         # a campaign's rows by state: batch claims, releases, counts (postier.campaigns)
         sa.Index("ix_messages_campaign_id_status", "campaign_id", "status"),
+        # the retention pass: settled rows by age (postier.privacy.retention)
+        sa.Index("ix_messages_retention", "updated_at"),
     )
 
     id: str = Field(default_factory=new_message_id, primary_key=True, max_length=32)
@@ -160,6 +162,8 @@ class Message(SQLModel, table=True):
     status_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: when its text, template values and file URLs were redacted (retention or erasure)
+    redacted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DeliveryEvent(SQLModel, table=True):
@@ -289,7 +293,7 @@ class OptOut(SQLModel, table=True):
 
     __tablename__ = "opt_outs"
 
-    #: E.164
+    #: E.164, or ``h:`` and a keyed hash of it once the number was erased (``postier erase``)
     recipient: str = Field(primary_key=True, max_length=32)
     #: "local", "primotexto" (its unsubscribers list) or "octopush" (a STOP SMS received)
     source: str = Field(max_length=32)

@@ -43,6 +43,18 @@ IMAGE_SERVICES = {"migrate", "beat", "flower", "webhooks", "sandbox", "sandbox-c
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<rest>.*))?\}")
 
 
+class RequiredVariable(AssertionError):
+    """A ``${VAR:?message}`` without a value: ``docker compose`` would refuse to start."""
+
+
+#: what deploy/.env must set (no default passwords); the tests' values
+REQUIRED = {
+    "POSTGRES_PASSWORD": "pg-pass",
+    "REDIS_PASSWORD": "redis-pass",
+    "POSTIER_WEBHOOKS__SECRET": "a-callback-secret-for-tests",
+}
+
+
 def interpolate(text: str, env: dict[str, str]) -> str:
     """Compose's ``${VAR}``, ``${VAR:-default}`` (nested) and ``$$``, from ``env``."""
     out: list[str] = []
@@ -66,9 +78,13 @@ def interpolate(text: str, env: dict[str, str]) -> str:
             match = _VARIABLE.fullmatch(text[index : end + 1])
             assert match, f"bad interpolation {text[index : end + 1]!r}"
             name, op, rest = match["name"], match["op"], match["rest"] or ""
-            assert op != ":?" and op != "?", f"${{{name}}} is required: compose would refuse"
             value = env.get(name)
-            out.append(value if value else interpolate(rest, env) if op else "")
+            if op in (":?", "?"):
+                if not value:
+                    raise RequiredVariable(f"{name}: {rest}")
+                out.append(value)
+            else:
+                out.append(value if value else interpolate(rest, env) if op else "")
             index = end + 1
         else:
             out.append(text[index])
@@ -90,7 +106,7 @@ def resolved(value: Any, env: dict[str, str]) -> Any:
 def compose() -> dict[str, Any]:
     data = yaml.safe_load(COMPOSE.read_text())
     assert isinstance(data, dict)
-    found: dict[str, Any] = resolved(data, {})
+    found: dict[str, Any] = resolved(data, REQUIRED)
     return found
 
 
@@ -215,9 +231,27 @@ def test_the_commands_are_the_ones_the_stack_runs(compose: dict[str, Any]) -> No
     # `postier flower` execs `celery -A worker flower`, as the stack starts it
     assert FLOWER_ARGS == ("-A", "worker", "flower")
     callbacks = compose["services"]["sandbox-callbacks"]["command"][2]
-    from postier.webhooks import INBOUND_PATH, RECEIPTS_PATH
+    from postier.webhooks import inbound_path, receipts_path
 
-    assert RECEIPTS_PATH in callbacks and INBOUND_PATH in callbacks
+    secret = REQUIRED["POSTIER_WEBHOOKS__SECRET"]
+    assert receipts_path(secret) in callbacks and inbound_path(secret) in callbacks
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_no_default_password_compose_refuses_without_each(missing: str) -> None:
+    data = yaml.safe_load(COMPOSE.read_text())
+    env = {name: value for name, value in REQUIRED.items() if name != missing}
+    with pytest.raises(RequiredVariable, match=missing):
+        resolved(data, env)
+
+
+def test_redis_asks_for_its_password(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1] == REQUIRED["REDIS_PASSWORD"]
+    assert redis["environment"]["REDISCLI_AUTH"] == REQUIRED["REDIS_PASSWORD"]
+    text = COMPOSE.read_text()
+    assert ":-postier}" not in text and "PASSWORD:-" not in text
 
 
 def test_every_variable_is_a_setting_and_validates(compose: dict[str, Any]) -> None:
@@ -226,8 +260,8 @@ def test_every_variable_is_a_setting_and_validates(compose: dict[str, Any]) -> N
         unknown = [key for key in env if not setting_exists(key)]
         assert not unknown, f"{name}: {unknown} are not settings"
         settings = settings_from(env)
-        assert settings.redis_url == "redis://redis:6379/0"
-        assert settings.database_url == "postgresql+psycopg://postier:postier@postgres:5432/postier"
+        assert settings.redis_url == "redis://:redis-pass@redis:6379/0"
+        assert settings.database_url == "postgresql+psycopg://postier:pg-pass@postgres:5432/postier"
         assert settings.log.format == "json"
     worker = settings_from(compose["services"]["worker"]["environment"])
     assert (worker.metrics.host, worker.metrics.port) == (ANY_ADDRESS, 9540)
@@ -247,7 +281,7 @@ def test_every_variable_is_a_setting_and_validates(compose: dict[str, Any]) -> N
 
 def test_interpolation_takes_the_env_file_values() -> None:
     data = yaml.safe_load(COMPOSE.read_text())
-    env = {"POSTGRES_PASSWORD": "s3cret", "POSTIER_LOG__FORMAT": "text"}
+    env = {**REQUIRED, "POSTGRES_PASSWORD": "s3cret", "POSTIER_LOG__FORMAT": "text"}
     worker = resolved(data, env)["services"]["worker"]["environment"]
     assert worker["POSTIER_DATABASE_URL"].endswith("postier:s3cret@postgres:5432/postier")
     assert worker["POSTIER_LOG__FORMAT"] == "text"

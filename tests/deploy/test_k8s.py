@@ -53,6 +53,8 @@ def test_the_base_has_every_role(base: Any) -> None:
         ("Service", "postier-flower"),
         ("Deployment", "postier-webhooks"),
         ("Service", "postier-webhooks"),
+        ("NetworkPolicy", "postier-webhooks"),
+        ("NetworkPolicy", "postier-flower"),
     }
 
 
@@ -62,7 +64,7 @@ def test_every_container_command_parses_and_reads_config_and_secrets(base: Any) 
     secret = kustomization["secretGenerator"][0]["name"]
     paths = {}
     for (kind, name), resource in resources.items():
-        if kind == "Service":
+        if kind in ("Service", "NetworkPolicy"):
             continue
         spec = pod_spec(resource)
         assert spec["securityContext"]["runAsNonRoot"] is True
@@ -196,6 +198,10 @@ def test_config_and_secret_keys_are_settings(base: Any) -> None:
     ]
     assert all(setting_exists(key) for key in keys), keys
     assert "POSTIER_FLOWER__PASSWORD" in keys and "POSTIER_DATABASE_URL" in keys
+    # URLs holding passwords, and the callback secret, are secrets, never config
+    assert {"POSTIER_REDIS_URL", "POSTIER_WEBHOOKS__SECRET", "POSTIER_RETENTION__HASH_KEY"} <= set(
+        keys
+    )
     assert not set(keys) & set(literals), "a setting is either config or secret"
 
 
@@ -226,3 +232,19 @@ def test_kubectl_renders_the_base() -> None:
                 refs = [next(iter(ref.values()))["name"] for ref in container["envFrom"]]
                 assert refs[0].startswith("postier-config-")
                 assert refs[1].startswith("postier-secrets-")
+
+
+def test_only_the_ingress_controller_reaches_the_receiver(base: Any) -> None:
+    _, resources = base
+    policy = resources[("NetworkPolicy", "postier-webhooks")]["spec"]
+    webhooks = resources[("Deployment", "postier-webhooks")]
+    assert policy["podSelector"]["matchLabels"] == webhooks["spec"]["selector"]["matchLabels"]
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": 8026, "protocol": "TCP"}]
+    assert [source["namespaceSelector"]["matchLabels"] for source in rule["from"]] == [
+        {"kubernetes.io/metadata.name": "ingress-nginx"}
+    ]
+    flower = resources[("NetworkPolicy", "postier-flower")]["spec"]
+    assert flower["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "postier-flower"}
+    assert flower["ingress"][0]["ports"] == [{"port": 5555, "protocol": "TCP"}]

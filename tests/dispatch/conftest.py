@@ -26,6 +26,7 @@ from postier.celery_app import create_celery_app
 from postier.config import DispatchSettings, Settings
 from postier.dispatch.clients import ProviderClients
 from postier.dispatch.publishing import Publisher
+from postier.dispatch.rows import RowBuilder
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import make_engine, session_scope, upgrade
 from postier.ledger.models import (
@@ -183,9 +184,13 @@ class Ledger:
     ) -> str:
         """An SMS row as ``Producer.send_sms`` stores it (unpublished); extra ``columns``
         override the built row (``attempts``, ``status`` …)."""
-        row = self.producer.build_sms(
-            SmsRequest(to, text, category=category, provider=provider, send_at=send_at)  # type: ignore[arg-type]
-        )
+        request = SmsRequest(to, text, category=category, provider=provider, send_at=send_at)  # type: ignore[arg-type]
+        if send_at is None or send_at > datetime.now(UTC):
+            row = self.producer.build_sms(request)
+        else:
+            # a past instant (WEEKDAY_10AM) is taken as "now" by the rules' send_at window
+            row = RowBuilder(self.producer.settings, clock=lambda: send_at).sms(request)
+            row["created_at"] = row["updated_at"] = datetime.now(UTC)
         return self.add(row, **columns)
 
     def add_whatsapp(self, to: str, text: str, **columns: Any) -> str:

@@ -29,7 +29,7 @@ LEDGER_TABLES = {
     "opt_outs",
 }
 #: the newest migration
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _diffs(engine: Engine) -> list[object]:

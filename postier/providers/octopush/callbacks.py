@@ -50,11 +50,11 @@ def parse_callback_date(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text), UTC)
     try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), UTC)
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a date, or out of the calendar
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
