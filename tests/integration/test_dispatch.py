@@ -39,7 +39,8 @@ def test_every_producer_call_reaches_delivered(
             "+33612345606", "1", params={"name": "Jeanne", "orderid": "42"}
         ),
     }
-    # a file goes into an open chat only (seed 000: sendfile answers CHAT_NOT_FOUND otherwise)
+    # a file goes into an open chat only (Afilnet WhatsApp API docs: sendfile answers CHAT_NOT_FOUND
+    # otherwise)
     wait_for(handles["whatsapp text"].id, MessageStatus.SENT, MessageStatus.DELIVERED)
     handles["whatsapp file"] = producer.send_whatsapp_file(
         "+33612345604", "https://example.com/facture.pdf", caption="Votre facture"
