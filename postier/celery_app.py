@@ -1,4 +1,4 @@
-"""The one Celery app factory, with the reliability settings of ARCHITECTURE.md.
+"""The one Celery app factory, with the reliability settings of docs/ARCHITECTURE.md.
 
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a task is acknowledged after it ran,
   so a killed worker's task is delivered again (the ledger's conditional claim makes that

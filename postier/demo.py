@@ -58,7 +58,8 @@ def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
     )
 
     # a customer writes first (the poller brings it back), and the reply carries a file: a
-    # file goes only into an open chat (seed 000: sendfile answers CHAT_NOT_FOUND otherwise)
+    # file goes only into an open chat (Afilnet WhatsApp API docs: sendfile answers CHAT_NOT_FOUND
+    # otherwise)
     if settings.sandbox_url:
         httpx.post(
             f"{settings.sandbox_url}/_sandbox/afilnet/whatsapp/inbound",

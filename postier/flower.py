@@ -3,7 +3,8 @@
 Flower reads every option from a ``FLOWER_<OPTION>`` environment variable, so the role is still
 started the ordinary way (``celery -A worker flower``) with these variables added; secrets go
 through the environment rather than the command line, which ``ps`` shows to every user.
-Only message ids cross the broker (ARCHITECTURE.md), so the task arguments Flower shows are ids.
+Only message ids cross the broker (docs/ARCHITECTURE.md), so the task arguments Flower shows are
+ids.
 """
 
 from __future__ import annotations

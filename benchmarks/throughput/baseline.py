@@ -2,7 +2,7 @@
 
 One task per message, posting with one shared ``httpx.Client`` per worker process, the prefork
 pool, Redis as broker, no ledger and no rate limit. It posts the same request to the same
-provider endpoint as Postier's Octopush client (the legacy JSON form API, PROVIDERS.md
+provider endpoint as Postier's Octopush client (the legacy JSON form API, docs/PROVIDERS.md
 "Octopush"), so the two measure the same work on the provider side.
 
 Started as its own worker, ``celery -A benchmarks.throughput.baseline worker -Q
@@ -41,7 +41,7 @@ def shared_client() -> httpx.Client:
 
 
 def octopush_form(recipient: str, text: str) -> dict[str, str]:
-    """The legacy send form for one recipient (seed 003): what a hand-written client posts."""
+    """The legacy send form for one recipient (Octopush SMS API): a hand-written client's post."""
     return {
         "user_login": SANDBOX_ACCOUNTS.octopush_login,
         "api_key": SANDBOX_ACCOUNTS.octopush_api_key,

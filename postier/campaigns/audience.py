@@ -12,7 +12,7 @@ the fan-out (``fanout.py``), which reports each refusal by line too.
   the header is refused as a whole (rule ``csv.shape``): its values cannot be matched to
   columns.
 - List: numbers (``"0612345678"``) or mappings of fields holding the number field.
-- Group: Afilnet's ``getcontacts``, one call (seed 001 documents no paging; see
+- Group: Afilnet's ``getcontacts``, one call (Afilnet's contacts API documents no paging; see
   ``providers/afilnet/groups.py``). Only a ``mobile`` group can receive SMS or WhatsApp.
 """
 
@@ -275,8 +275,8 @@ def group_audience(
 
 def afilnet_number(value: str) -> str:
     """A group's number as our rules read it: Afilnet keeps international digits without
-    ``+`` (seed 001: ``"mobile":"34600000000"``), which ``normalize_number`` refuses as
-    ambiguous; digits not starting with ``0`` get their ``+`` back."""
+    ``+`` (Afilnet contacts API docs: ``"mobile":"34600000000"``), which ``normalize_number``
+    refuses as ambiguous; digits not starting with ``0`` get their ``+`` back."""
     text = value.strip()
     return f"+{text}" if text.isdigit() and not text.startswith("0") else text
 

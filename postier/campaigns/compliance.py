@@ -1,7 +1,7 @@
 """The routes a campaign can take, and what each demands of marketing (one table).
 
-A route is a provider's way in: Primotexto has two (seed 002's notification API, on which
-marketing is « STRICTEMENT INTERDIT », and the marketing one, PROVIDERS.md), Octopush and
+A route is a provider's way in: Primotexto has two (the notification API, on which
+marketing is « STRICTEMENT INTERDIT », and the marketing one, docs/PROVIDERS.md), Octopush and
 Afilnet SMS one each, Afilnet WhatsApp one. For marketing, each route either adds the opt-out
 mention itself (``add``), needs the author to write one (``require``), or takes none
 (``none``: not marketing, or a WhatsApp template whose opt-out Meta approved with it).
@@ -117,7 +117,7 @@ def route_for(provider: str, channel: str, category: str, requested: str | None)
 def marketing_text(settings: Settings, route: Route, text: str) -> str:
     """``text`` as the route demands for marketing: the STOP mention added or required.
 
-    Octopush's low-cost type (XXX) demands no mention (seed 003 names the premium type);
+    Octopush's low-cost type (XXX) demands no mention (the Octopush docs name the premium type);
     every other Octopush type gets « STOP au <stop_short_code> » appended when absent.
     """
     if route.stop == "add":

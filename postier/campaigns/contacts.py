@@ -2,8 +2,8 @@
 
 The CSV is read like a campaign's (``audience.parse_csv``: delimiter, column mapping, line
 numbers). Each contact's number is checked and written as Afilnet keeps it — international
-digits without ``+`` (seed 001's example: ``"mobile":"34600000000"``) — and only the group's
-own columns are sent (Afilnet drops the others; the report names them). Refused lines are
+digits without ``+`` (Afilnet contacts API docs' example: ``"mobile":"34600000000"``) — and only the
+group's own columns are sent (Afilnet drops the others; the report names them). Refused lines are
 reported and the rest is added, ``CONTACT_LIST_BATCH`` contacts per call
 (``providers/afilnet/groups.py``).
 """

@@ -2,7 +2,7 @@
 
 - ``local``: added by hand (``postier campaign optout add``) or by the application.
 - ``primotexto``: Primotexto's unsubscribers list (``GET /v2/unsubscribers/default/contacts``,
-  PROVIDERS.md): numbers that answered STOP or were added in its interface. Synced before
+  docs/PROVIDERS.md): numbers that answered STOP or were added in its interface. Synced before
   each campaign is planned; a number Primotexto dropped from its list is dropped here too.
 - ``octopush``: Octopush has no list to read; STOP answers reach us as inbound SMS on the
   webhook (``postier.webhooks``), stored in ``inbound_messages``. An inbound Octopush SMS

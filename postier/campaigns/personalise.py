@@ -1,10 +1,11 @@
 """``{{field}}`` placeholders, filled from each contact's fields.
 
-The same syntax as Afilnet's WhatsApp templates (seed 000: ``Cher {{name}}, votre commande
-{{orderid}}…``), so one campaign text reads the same whatever the channel. Spaces inside the
-braces are allowed (``{{ prenom }}``); a field is looked up by its exact name, then ignoring
-case (CSV headers are typed by people). A field the contact lacks, or whose value is blank, is
-an error for that contact: a text with a hole in it ("Bonjour , …") is never sent.
+The same syntax as Afilnet's WhatsApp templates (Afilnet WhatsApp API docs:
+``Cher {{name}}, votre commande {{orderid}}…``), so one campaign text reads the same whatever the
+channel. Spaces inside the braces are allowed (``{{ prenom }}``); a field is looked up by its exact
+name, then ignoring case (CSV headers are typed by people). A field the contact lacks, or whose
+value is blank, is an error for that contact: a text with a hole in it ("Bonjour , …") is never
+sent.
 """
 
 from __future__ import annotations

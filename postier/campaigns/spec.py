@@ -181,7 +181,7 @@ def _sms_spec(
         text=text,
         sender=sender,
         placeholders=used,
-        # Octopush takes up to 500 recipients per request (PROVIDERS.md); one text for all
+        # Octopush takes up to 500 recipients per request (docs/PROVIDERS.md); one text for all
         batched=provider == "octopush" and not used,
         **common,
     )

@@ -144,7 +144,8 @@ class RowBuilder:
             and text.strip()
             and not has_stop_mention(text)
         ):
-            # French premium marketing must carry "STOP au XXXXX" (seed 003, error 121)
+            # French premium marketing must carry "STOP au XXXXX" (docs/PROVIDERS.md, "Octopush";
+            # error 121)
             text = add_stop_mention(text, octopush.stop_short_code)
         outcome = sms_text(self.settings, provider, text, transport=transport)
         text = outcome.text

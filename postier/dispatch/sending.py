@@ -1,6 +1,6 @@
 """Sending one message: claim, rate-limit, call the provider, record the outcome.
 
-The rules (ARCHITECTURE.md, "Data flow" and "Retries"):
+The rules (docs/ARCHITECTURE.md, "Data flow" and "Decisions, and why"):
 
 - the row is claimed ``queued → sending`` by one conditional UPDATE, so a task the broker
   delivers twice sends once;
@@ -9,7 +9,7 @@ The rules (ARCHITECTURE.md, "Data flow" and "Retries"):
 - ``RetryableError`` (the request surely did not take effect): ``scheduled`` again after an
   exponential backoff with full jitter, or after the provider's Retry-After;
 - every delay is a ledger row with a ``send_at`` that beat releases, never a Celery
-  countdown (ARCHITECTURE.md: Redis redelivers ETA tasks that outlive the visibility timeout);
+  countdown (docs/ARCHITECTURE.md: Redis redelivers ETA tasks that outlive the visibility timeout);
 - ``PermanentError``: ``failed`` at once, or failed over when the error is the account's
   (credentials, credit, a missing feature) and routing names a fallback;
 - ``AmbiguousError``: ``unknown``, then resolved by a status lookup (``resolving``), never by

@@ -1,6 +1,6 @@
 """The ledger: every message, its state and its history, in SQLite or PostgreSQL.
 
-The source of truth of the dispatcher (ARCHITECTURE.md, "Data flow"): producers insert rows,
+The source of truth of the dispatcher (docs/ARCHITECTURE.md, "Data flow"): producers insert rows,
 workers claim and settle them through the state machine, beat releases, republishes, reaps and
 polls. The public API is re-exported here; the modules say why each piece is as it is:
 ``models`` (tables), ``states`` (allowed moves), ``queries`` (what the roles run), ``bulk``

@@ -1,9 +1,9 @@
 """Engines, sessions and schema migrations for the ledger.
 
-SQLite is the embedded default for one host, PostgreSQL the choice for several (ARCHITECTURE.md,
-"Decisions already taken"). On SQLite every connection runs in WAL mode (readers never block the
-writer), waits ``busy_timeout`` ms for the write lock instead of failing at once, enforces
-foreign keys and keeps temporary tables in memory. The transition and queue queries rely on
+SQLite is the embedded default for one host, PostgreSQL the choice for several
+(docs/ARCHITECTURE.md, "Decisions, and why"). On SQLite every connection runs in WAL mode (readers
+never block the writer), waits ``busy_timeout`` ms for the write lock instead of failing at once,
+enforces foreign keys and keeps temporary tables in memory. The transition and queue queries rely on
 ``UPDATE … RETURNING``, hence SQLite 3.35 or newer.
 
 Transactions on SQLite start at the first write of a session (the driver's default), so a

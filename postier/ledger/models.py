@@ -1,6 +1,6 @@
 """The ledger's tables: messages, their delivery events, inbound messages, campaigns, opt-outs.
 
-The ledger is the source of truth (ARCHITECTURE.md, "Data flow"): only message ids cross the
+The ledger is the source of truth (docs/ARCHITECTURE.md, "Data flow"): only message ids cross the
 broker, so bodies, numbers and provider answers live here. Message ids are made by the caller
 (``new_message_id``) so a bulk insert knows every id without ``RETURNING``.
 
@@ -34,7 +34,7 @@ SQLModel.metadata.naming_convention = {
 
 
 class MessageStatus(StrEnum):
-    """Where a message is in its life (ARCHITECTURE.md, "Message states")."""
+    """Where a message is in its life (docs/ARCHITECTURE.md, "Message states")."""
 
     SCHEDULED = "scheduled"
     QUEUED = "queued"
@@ -65,7 +65,10 @@ class Channel(StrEnum):
 
 
 class MessageKind(StrEnum):
-    """What the provider call is: plain SMS, or one of Afilnet's WhatsApp methods (seed 000)."""
+    """What the provider call is: plain SMS, or one of Afilnet's WhatsApp methods.
+
+    See docs/PROVIDERS.md, "Afilnet, class=whatsapp".
+    """
 
     SMS = "sms"
     WHATSAPP_TEXT = "whatsapp_text"

@@ -4,7 +4,7 @@ Everything that touches many rows is one set-based statement (bulk INSERT, ``UPD
 id IN (SELECT …) RETURNING``), never a loop over ORM objects. Functions take a session and
 never commit: the caller's ``session_scope`` decides the transaction.
 
-Concurrency, per ARCHITECTURE.md ("Decisions already taken"): on PostgreSQL the rows a query
+Concurrency, per docs/ARCHITECTURE.md ("Decisions, and why"): on PostgreSQL the rows a query
 hands out are picked with ``FOR UPDATE SKIP LOCKED``, so two schedulers share the work instead
 of waiting on each other; on SQLite each such query is one UPDATE, which holds the database's
 single write lock, so two callers take turns. Either way the UPDATE re-checks the status, so a

@@ -1,7 +1,7 @@
 """The message state machine: one table of allowed moves, applied by conditional UPDATEs.
 
 Every move is ``UPDATE messages SET status = :to … WHERE id = :id AND status IN (:from)``
-(ARCHITECTURE.md, "Message states"): when two workers, or a worker and the reaper, race for
+(docs/ARCHITECTURE.md, "Message states"): when two workers, or a worker and the reaper, race for
 the same row, the database lets exactly one of them win, so a task the broker delivers twice
 sends once. The winner writes one ``DeliveryEvent`` in the same transaction.
 

@@ -1,7 +1,7 @@
-"""Primotexto REST API v2 client (seed 002; PROVIDERS.md, "Primotexto").
+"""Primotexto REST API v2 client (docs/PROVIDERS.md, "Primotexto").
 
 JSON over HTTPS, the API key in the ``X-Primotexto-ApiKey`` header of every request: never in
-a URL (the seed's browser form ``?apiKey=`` would put it in server and proxy logs) and never
+a URL (the docs' browser form ``?apiKey=`` would put it in server and proxy logs) and never
 in a log line. One recipient per send; the dispatcher sends one message per recipient.
 
 Errors come as a non-2xx answer with ``{"code": N, ...}``; ``ERROR_CLASSES`` maps every
@@ -60,8 +60,8 @@ DEFAULT_LIST = "default"
 #: the sandbox's code for an unknown snapshotId or blacklist entry (unconfirmed)
 NOT_FOUND_CODE = 404
 
-#: Primotexto error code -> error type (PROVIDERS.md, "Errors"); unknown codes fall back on
-#: the HTTP status
+#: Primotexto error code -> error type (docs/PROVIDERS.md, "Primotexto, Errors"); unknown codes fall
+#: back on the HTTP status
 ERROR_CLASSES: dict[int, type[ProviderError]] = {
     10: RecipientRejectedError,  # no number
     11: RecipientRejectedError,  # invalid number
@@ -95,8 +95,8 @@ STATUS_CLASSES: dict[int, type[ProviderError]] = {
     404: NotFoundError,
 }
 
-#: Primotexto message state -> our state (PROVIDERS.md, "Status"); ``reply``/``opened``
-#: imply the message arrived
+#: Primotexto message state -> our state (docs/PROVIDERS.md, "Primotexto, Status");
+#: ``reply``/``opened`` imply the message arrived
 STATES: dict[str, DeliveryState] = {
     "submitted": DeliveryState.ACCEPTED,
     "sent": DeliveryState.SENT,
@@ -109,7 +109,7 @@ STATES: dict[str, DeliveryState] = {
 }
 #: why an undelivered message failed: a bounce is a number that cannot receive (Primotexto
 #: lists it in its bounces), an unsubscriber said STOP; ``error`` is a delivery error on the
-#: way (network, handset) — assumed temporary, PROVIDERS.md gives no finer status
+#: way (network, handset) — assumed temporary, docs/PROVIDERS.md gives no finer status
 FAILURES: dict[str, DeliveryFailure] = {
     "bounced": DeliveryFailure.PERMANENT,
     "unsubscribed": DeliveryFailure.PERMANENT,
@@ -181,7 +181,7 @@ def _from_ms(value: Any) -> datetime | None:
 
 
 def to_ms(when: datetime) -> int:
-    """A timezone-aware time as Primotexto's ``date``: Unix milliseconds (seed 002)."""
+    """A timezone-aware time as Primotexto's ``date``: Unix milliseconds (Primotexto API docs)."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise ContentRejectedError("send_at must be timezone-aware", provider=NAME)
     return round(when.timestamp() * 1000)
@@ -206,7 +206,7 @@ class PrimotextoClient:
     def send_sms(self, sms: OutgoingSms) -> SendReceipt:
         """``POST /v2/{notification|marketing}/messages/send`` for the one recipient of ``sms``.
 
-        Marketing content is forbidden on the notification route (seed 002), so
+        Marketing content is forbidden on the notification route (Primotexto API docs), so
         ``sms.category`` picks the route.
         """
         if len(sms.recipients) != 1:

@@ -2,7 +2,7 @@
 
 A provider module builds requests and parses answers; this module decides what a failure
 means. Transport failures are classified by whether the request can have reached the
-provider (ARCHITECTURE.md, "Retries"):
+provider (docs/ARCHITECTURE.md, "Decisions, and why"):
 
 - connect errors, connect/pool timeouts: nothing was sent -> ``RetryableError``;
 - 429, and 503 (service refused the request): not processed -> ``RetryableError`` with the

@@ -1,6 +1,6 @@
 """Characters a provider accepts in a message text, where it publishes a list.
 
-Primotexto (seed 002, "Caractères autorisés") lists the characters below; anything else is
+Primotexto (API docs, "Caractères autorisés") lists the characters below; anything else is
 error 31. The list is narrower than GSM 03.38 (no ``É``, ``Ç``, ``[``, ``]``, ``€``, Greek
 capitals…) and is enforced exactly as published, plus the space and the newline which every
 example uses. The list ends with ``\\'``: read literally, both the backslash and the apostrophe
@@ -14,7 +14,7 @@ from typing import Final
 
 from postier.rules.errors import RuleViolation
 
-#: verbatim from seed 002, followed by space and newline
+#: verbatim from the Primotexto API docs, followed by space and newline
 PRIMOTEXTO_ALLOWED_CHARS: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     "@£_!$\"#èé%ù&ìò()*:+;,<-=ÑñÅ.>Üüåé/?à|^¤{}~\\'"
@@ -41,5 +41,5 @@ def check_characters(
 
 
 def check_primotexto_text(text: str, *, field: str = "text") -> None:
-    """Refuse what Primotexto would answer with error 31 (invalid characters, seed 002)."""
+    """Refuse what Primotexto would answer with error 31 (invalid characters)."""
     check_characters(text, PRIMOTEXTO_ALLOWED_CHARS, provider="Primotexto", field=field)

@@ -1,4 +1,4 @@
-"""Files sent over WhatsApp (Afilnet ``sendfile`` and template headers, seed 000).
+"""Files sent over WhatsApp (Afilnet ``sendfile`` and template headers; Afilnet WhatsApp API docs).
 
 The provider fetches the file from a public URL and picks the kind from its extension:
 image (JPG, PNG, WEBP), video (MP4, MPEG, 3GP), document (TXT, PDF, PPT, DOC, DOCX, XLS, PPTX,
@@ -19,7 +19,7 @@ from postier.rules.errors import RuleViolation
 
 FileType = Literal["image", "video", "document"]
 
-#: Afilnet sendfile ``type`` by file extension (seed 000)
+#: Afilnet sendfile ``type`` by file extension (Afilnet WhatsApp API docs)
 FILE_TYPES_BY_EXTENSION: Final[dict[str, FileType]] = {
     **dict.fromkeys(("jpg", "jpeg", "png", "webp"), "image"),
     **dict.fromkeys(("mp4", "mpeg", "3gp"), "video"),

@@ -1,7 +1,7 @@
 """Per-provider text limits, as one table (the Apprise way): validation and docs read it.
 
-* Octopush legacy: ``sms_text`` ≤ 459 characters (seed 003; three GSM parts).
-* Octopush v1: ``text`` ≤ 1224 characters (eight GSM parts; PROVIDERS.md).
+* Octopush legacy: ``sms_text`` ≤ 459 characters (Octopush SMS API docs; three GSM parts).
+* Octopush v1: ``text`` ≤ 1224 characters (eight GSM parts; docs/PROVIDERS.md).
 * Primotexto: code 32 "message too long" exists but no length is published (unconfirmed):
   8 parts is our limit, the same size as Octopush v1. Its character list (code 31) applies too.
 * Afilnet SMS: no limit in the sources (unconfirmed): 8 parts, like Primotexto.
@@ -49,7 +49,11 @@ class TextLimit:
 
 _LIMITS: Final = (
     TextLimit(
-        "octopush", "legacy", max_characters=459, source="seed 003, sms_text", alphabet=GSM7_CHARS
+        "octopush",
+        "legacy",
+        max_characters=459,
+        source="Octopush SMS API, sms_text",
+        alphabet=GSM7_CHARS,
     ),
     TextLimit(
         "octopush",
@@ -63,7 +67,7 @@ _LIMITS: Final = (
         "sms",
         max_parts=8,
         allowed_characters=PRIMOTEXTO_ALLOWED_CHARS,
-        source="seed 002 (codes 31, 32); part limit unconfirmed",
+        source="Primotexto API (codes 31, 32); part limit unconfirmed",
         alphabet=PRIMOTEXTO_ALLOWED_CHARS,
     ),
     TextLimit("afilnet", "sms", max_parts=8, source="unconfirmed", alphabet=GSM7_CHARS),

@@ -8,8 +8,8 @@ Accepted input forms (region ``FR`` by default):
   libphonenumber reads as the national number without its trunk ``0``).
 
 Rejected: bare international digits without ``+`` or ``00`` (``33612345678``). They are the
-form Afilnet *returns* and wants in ``destination`` (seed 000), but read as input they are
-ambiguous (a national number in some regions, a country code in others), and libphonenumber
+form Afilnet *returns* and wants in ``destination`` (Afilnet WhatsApp API docs), but read as input
+they are ambiguous (a national number in some regions, a country code in others), and libphonenumber
 would guess silently; callers holding that form write ``"+" + digits``.
 
 With region ``FR``, a national number of an overseas department (``0692…`` Réunion, ``0690…``
@@ -194,7 +194,7 @@ def is_mobile(e164: str, *, field: str = "recipient") -> bool:
 
 
 def to_international_digits(e164: str, *, field: str = "recipient") -> str:
-    """``+33612345678`` → ``33612345678``: Afilnet's ``destination`` form (seed 000)."""
+    """``+33612345678`` → ``33612345678``: Afilnet's ``destination`` (its WhatsApp API docs)."""
     if not _E164_SHAPE.fullmatch(e164):
         raise RuleViolation(field, "e164.format", "expected an E.164 number such as +33612345678")
     return e164[1:]

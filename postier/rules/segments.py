@@ -9,7 +9,7 @@ Any other character switches the whole text to UCS-2: 70 UTF-16 code units in on
 part once split. Characters outside the BMP (most emoji) are a surrogate pair, two units, and
 are never cut across parts either.
 
-Providers split the same way (PROVIDERS.md: 160/153, 70/67); Octopush bills per part.
+Providers split the same way (docs/PROVIDERS.md: 160/153, 70/67); Octopush bills per part.
 The empty text is 0 parts: producers refuse it before counting (``limits.check_text``).
 """
 

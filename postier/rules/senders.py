@@ -1,8 +1,8 @@
 """Alphanumeric sender ids (the name shown instead of a number on the recipient's phone).
 
 Both SMS providers that take one agree: 3 to 11 characters, letters and digits only
-(Octopush ``sms_sender``: a-zA-Z0-9; Primotexto ``sender``: 3–11 alphanumeric, seed 002), and
-Primotexto refuses a sender made only of digits (code 23). Each failure has its own rule so a
+(Octopush ``sms_sender``: a-zA-Z0-9; Primotexto ``sender``: 3–11 alphanumeric; docs/PROVIDERS.md),
+and Primotexto refuses a sender made only of digits (code 23). Each failure has its own rule so a
 caller can tell the user what to fix; the order follows Primotexto's codes 20–23.
 """
 

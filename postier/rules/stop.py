@@ -1,7 +1,7 @@
 """The opt-out mention French premium SMS must carry on Octopush.
 
-Seed 003 (``sms_type``): in France, a premium (``FR``) text without the mention
-« STOP au XXXXX » is refused (error 121). The match is case-sensitive, as the seed writes it:
+Octopush SMS API docs (``sms_type``): in France, a premium (``FR``) text without the mention
+« STOP au XXXXX » is refused (error 121). The match is case-sensitive, as the docs write it:
 ``STOP au`` then one space then the short code's digits.
 """
 

@@ -1,4 +1,4 @@
-"""Simulated Primotexto REST API v2 (seed 002; PROVIDERS.md, "Primotexto").
+"""Simulated Primotexto REST API v2 (docs/PROVIDERS.md, "Primotexto").
 
 Routes under ``/v2/``, authenticated by the ``X-Primotexto-ApiKey`` header, JSON in and out.
 Errors answer ``{"code": N, "error": "<text>"}`` with the HTTP status of ``STATUS_FOR_CODE``.
@@ -13,7 +13,7 @@ Where the sources are silent the simulator chooses, and says so here (all unconf
 - A message is at most ``MAX_PARTS`` (8) GSM parts, the limit ``postier.rules.limits`` checks
   before sending; parts are counted by ``postier.rules.segments`` (160, then 153 septets, an
   extension character ``^{}\\|~`` counting two). One part costs one credit: ``creditsUsed``.
-- Allowed characters: the seed's list plus space and line feed (``ALLOWED_CHARS``), as
+- Allowed characters: the docs' list plus space and line feed (``ALLOWED_CHARS``), as
   ``postier.rules.charsets`` reads it.
 - Request forms: besides the documented JSON body, the send routes take the forms the
   Primotexto API docs' own examples use: ``identifier`` for ``number`` and ``tag`` for
@@ -21,7 +21,7 @@ Where the sources are silent the simulator chooses, and says so here (all unconf
   ``identifier``, ``sender``, ``message`` (and any other body field) as URL parameters. When
   both names are given, ``number``/``category`` win (unconfirmed). ``apiKey`` as a URL
   parameter authenticates only that GET form (unconfirmed elsewhere); the header works too.
-- Numbers: ``0600000000``/``+33600000000`` as the seed says, and any E.164 number of
+- Numbers: ``0600000000``/``+33600000000`` as the docs say, and any E.164 number of
   ``SUPPORTED_REGIONS`` (else 90); a valid number that is not a mobile is 19.
 - Blacklists are named lists (``/v2/unsubscribers/{list}/contacts``); a send is refused when
   the number is on the ``default`` list or on the list named like the send's ``category``.
@@ -52,7 +52,8 @@ from postier.sandbox.core import SandboxCore, SentRecord
 NAME = "primotexto"
 API_KEY_HEADER = "X-Primotexto-ApiKey"
 
-#: message characters the seed allows, plus space and LF (seed 002, "Caractéres autorisés")
+#: message characters the docs allow, plus space and LF (Primotexto API docs, "Caractères
+#: autorisés")
 ALLOWED_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     "@£_!$\"#èé%ù&ìò()*:+;,<-=ÑñÅ.>Üüåé/?à|^¤{}~\\'"
@@ -73,7 +74,8 @@ NOT_FOUND_CODE = 404
 #: Retry-After of a quota error (76), in seconds
 QUOTA_RETRY_AFTER = 60
 
-#: error code -> (HTTP status, text); PROVIDERS.md lists the codes, the statuses are our choice
+#: error code -> (HTTP status, text); docs/PROVIDERS.md, "Primotexto, Errors" lists the codes; the
+#: statuses are our choice
 ERRORS: dict[int, tuple[int, str]] = {
     10: (400, "number missing"),
     11: (400, "number invalid"),

@@ -110,6 +110,22 @@ def test_cancel_during_fan_out_leaves_the_other_chunks_unread(
     assert sandbox.records("primotexto") == []
 
 
+def test_marketing_at_an_allowed_time_goes_out_with_the_stop_mention(
+    campaigns: CampaignProducer, drain: Drain, ctx: CampaignContext, clock: Clock, sandbox: Sandbox
+) -> None:
+    """The allowed side of the quiet hours, on the injected clock: the same at any time of day
+    (the quiet side end to end: tests/integration/test_campaigns.py)."""
+    at = allowed_morning()
+    handle = campaigns.create("promo", text="Soldes", recipients=numbers(3), send_at=at)
+    assert handle.starts_at == at
+    drain.run()
+    clock.now = at
+    assert lifecycle.tick(ctx).released == 3
+    drain.run()
+    texts = [str(r["text"]) for r in sandbox.records("octopush")]
+    assert len(texts) == 3 and all("STOP au" in text for text in texts)
+
+
 def test_a_running_marketing_campaign_stops_at_20h_and_goes_on_at_08h(
     campaigns: CampaignProducer,
     drain: Drain,

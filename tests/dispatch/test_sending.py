@@ -122,7 +122,8 @@ def test_whatsapp_text_file_and_template_are_sent_with_their_methods(
 ) -> None:
     text_id = ledger.add_whatsapp("+33612345602", "Bonjour")
     assert dispatcher.send(text_id).status == S.SENT
-    # a file goes into an open chat only (seed 000: sendfile answers CHAT_NOT_FOUND otherwise)
+    # a file goes into an open chat only (Afilnet WhatsApp API docs: sendfile answers CHAT_NOT_FOUND
+    # otherwise)
     file_id = ledger.add_whatsapp(
         "+33612345602",
         "Votre facture",
@@ -707,7 +708,8 @@ def test_text_for_adds_the_stop_mention_for_octopush_french_premium(
 def test_octopush_marketing_goes_out_with_the_stop_mention(
     dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
 ) -> None:
-    # marketing is sent transactional=0: without the mention Octopush answers 121 (seed 003)
+    # marketing is sent transactional=0: without the mention Octopush answers 121 (Octopush SMS API
+    # docs)
     message_id = ledger.add_sms(
         "0612345626", "Soldes d'hiver", category="marketing", send_at=WEEKDAY_10AM
     )

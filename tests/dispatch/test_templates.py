@@ -29,7 +29,7 @@ def test_location_header_reads_numbers_given_as_text() -> None:
 
     assert header == LocationHeader(48.8566, 2.3522, "Boutique", "Paris 4e")
     assert isinstance(header, LocationHeader)
-    # the form Afilnet takes (seed 000 annex), with dots for decimals
+    # the form Afilnet takes (Afilnet WhatsApp API docs, annex), with dots for decimals
     assert template_options(None, header) == (
         '{"header": {"file": "(48.8566, 2.3522)", '
         '"location": {"name": "Boutique", "address": "Paris 4e"}}}'

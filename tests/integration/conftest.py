@@ -147,6 +147,44 @@ def producer(stack: Stack, ledger: Engine) -> Producer:
 WaitFor = Callable[..., MessageStatus]
 
 
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s: {what}"
+        time.sleep(0.05)
+
+
+def broker_idle(client: redis.Redis) -> bool:
+    """Whether no task waits in a queue nor runs on a worker (tasks are acked late, so one
+    being run stays in the transport's ``unacked`` hash until it ends)."""
+    waiting = sum(int(client.llen(queue)) for queue in tasknames.ALL_QUEUES)
+    return waiting == 0 and int(client.hlen("unacked")) == 0
+
+
+Settle = Callable[..., None]
+
+
+@pytest.fixture
+def settle(stack: Stack) -> Iterator[Settle]:
+    """Wait until every task published so far has run: the broker seen idle twice in a row
+    (a task fetched by a worker is out of its queue an instant before it is in ``unacked``)."""
+    client = redis.Redis.from_url(stack.redis_url)
+
+    def wait(timeout: float = 20.0) -> None:
+        seen = 0
+
+        def idle_twice() -> bool:
+            nonlocal seen
+            seen = seen + 1 if broker_idle(client) else 0
+            return seen >= 2
+
+        wait_until(idle_twice, "the broker stays busy", timeout)
+
+    yield wait
+    client.close()
+
+
 @pytest.fixture
 def wait_for(ledger: Engine) -> WaitFor:
     """Wait until a message reaches one of ``statuses``; return the status it ended in."""

@@ -1,16 +1,20 @@
 """Campaigns end to end: the producer, Redis, a real worker and beat, the sandbox over HTTP.
 
 Beat's campaign pass (``release_due_campaigns``) starts, releases and closes campaigns; the
-webhook receiver applies Octopush receipts. Marketing depends on the wall clock (quiet
-hours), so these campaigns are notifications except where the quiet hours are the subject.
+webhook receiver applies Octopush receipts. Marketing depends on the clock (quiet hours), so
+these campaigns are notifications except where the quiet hours are the subject, and there the
+campaign asks for a time (``send_at``) instead of depending on the time of day the test runs.
+Where a test checks that nothing more happens, it waits on conditions (beat's campaign pass
+has run again, the broker is idle), never for a fixed time.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, time, timedelta
+from time import monotonic, sleep
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -23,8 +27,12 @@ from postier.rules.quiet_hours import QuietHours
 from postier.sandbox import Sandbox
 from postier.stack import Stack
 from producers.campaigns import CampaignProducer
+from tests.integration.conftest import Settle
 
 pytestmark = pytest.mark.integration
+
+PARIS = ZoneInfo("Europe/Paris")
+SUNDAY = 6
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +50,14 @@ def wait_until(ledger: Engine) -> Wait:
     def wait(
         campaign_id: str, check: Callable[[CampaignReport], bool], timeout: float = 20.0
     ) -> CampaignReport:
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         found = None
-        while time.monotonic() < deadline:
+        while monotonic() < deadline:
             found = report(ledger, campaign_id, rejections=100)
             assert found is not None
             if check(found):
                 return found
-            time.sleep(0.2)
+            sleep(0.2)
         raise AssertionError(f"campaign {campaign_id} stuck: {found}")
 
     return wait
@@ -72,6 +80,19 @@ def went_out(count: int) -> Callable[[CampaignReport], bool]:
 
 def recipients_of(sandbox: Sandbox, provider: str) -> Counter[str]:
     return Counter(str(r["recipient"]) for r in sandbox.records(provider))
+
+
+def beat_passes_again(campaigns: CampaignProducer, wait_until: Wait, provider: str) -> None:
+    """Wait until beat's campaign pass has run since now, more than once: a one-message
+    notification campaign (through ``provider``) is started, sent and closed by it."""
+    witness = campaigns.create(
+        "témoin",
+        text="Témoin",
+        recipients=numbers(1, start=9900),
+        category="notification",
+        provider=provider,
+    )
+    wait_until(witness.id, went_out(1))
 
 
 def test_a_list_campaign_is_delivered_once_per_number(
@@ -168,7 +189,7 @@ def test_one_text_for_all_goes_to_octopush_in_batches(
 
 
 def test_pause_and_resume_lose_nothing(
-    live_sandbox: Sandbox, campaigns: CampaignProducer, wait_until: Wait
+    live_sandbox: Sandbox, campaigns: CampaignProducer, wait_until: Wait, settle: Settle
 ) -> None:
     live_sandbox.set_faults("primotexto", latency=0.02)
     handle = campaigns.create(
@@ -181,9 +202,12 @@ def test_pause_and_resume_lose_nothing(
     wait_until(handle.id, lambda r: r.states["sent"] + r.states["delivered"] >= 30)
     paused = campaigns.pause(handle.id)
     assert paused.changed
-    time.sleep(0.5)  # sends already with the provider finish
+    # sends already with the provider finish, and the chunk tasks published before the pause run
+    wait_until(handle.id, lambda r: r.states["sending"] == 0)
+    settle()
     at_pause = len(live_sandbox.records("primotexto"))
-    time.sleep(1.5)
+    beat_passes_again(campaigns, wait_until, provider="octopush")
+    settle()
     assert len(live_sandbox.records("primotexto")) == at_pause < 200
     held = report_of(campaigns, handle.id)
     assert held.states["queued"] == held.states["sending"] == 0
@@ -201,7 +225,7 @@ def report_of(campaigns: CampaignProducer, campaign_id: str) -> CampaignReport:
 
 
 def test_cancel_stops_what_was_not_yet_sent(
-    live_sandbox: Sandbox, campaigns: CampaignProducer, wait_until: Wait
+    live_sandbox: Sandbox, campaigns: CampaignProducer, wait_until: Wait, settle: Settle
 ) -> None:
     live_sandbox.set_faults("primotexto", latency=0.02)
     handle = campaigns.create(
@@ -213,9 +237,9 @@ def test_cancel_stops_what_was_not_yet_sent(
     )
     wait_until(handle.id, lambda r: r.states["sent"] + r.states["delivered"] >= 30)
     assert campaigns.cancel(handle.id).changed
-    final = wait_until(handle.id, lambda r: r.states["sending"] == 0 and r.fan_out.chunks_done > 0)
-    time.sleep(1.0)
-    final = report_of(campaigns, handle.id)
+    wait_until(handle.id, lambda r: r.states["sending"] == 0 and r.fan_out.chunks_done > 0)
+    settle()  # the chunk tasks published before the cancel have run
+    final = wait_until(handle.id, lambda r: r.states["sending"] == 0)
     went = sum(final.states[s] for s in ("sent", "delivered"))
     assert final.states["cancelled"] > 0
     assert went + final.states["cancelled"] == final.messages
@@ -223,19 +247,28 @@ def test_cancel_stops_what_was_not_yet_sent(
     assert str(final.campaign.status) == "cancelled"
 
 
-def test_marketing_waits_for_the_quiet_hours_to_end(
-    live_sandbox: Sandbox, campaigns: CampaignProducer, wait_until: Wait
+def test_marketing_asked_for_in_the_quiet_hours_waits_for_them_to_end(
+    live_sandbox: Sandbox, campaigns: CampaignProducer, wait_until: Wait, settle: Settle
 ) -> None:
-    now = datetime.now(UTC)
-    handle = campaigns.create("promo", text="Soldes", recipients=numbers(3, start=1500))
+    """The campaign asks for a Sunday noon: the same assertions at whatever time the test runs
+    (the allowed case, on an injected clock: tests/campaigns/test_lifecycle.py)."""
+    day = datetime.now(PARIS).date() + timedelta(days=1)
+    while day.weekday() != SUNDAY:
+        day += timedelta(days=1)
+    sunday_noon = datetime.combine(day, time(12), tzinfo=PARIS)
     quiet = QuietHours()
-    if quiet.is_allowed(now):
-        wait_until(handle.id, delivered(3))
-        assert all("STOP au" in r["text"] for r in live_sandbox.records("octopush"))
-    else:
-        assert handle.status == "scheduled"
-        assert handle.starts_at == quiet.next_allowed(now)
-        held = wait_until(handle.id, lambda r: r.states["scheduled"] == 3)
-        assert str(held.campaign.status) == "scheduled"
-        time.sleep(1.5)  # beat's passes come and go; nothing leaves
-        assert live_sandbox.records("octopush") == []
+    assert not quiet.is_allowed(sunday_noon)
+    handle = campaigns.create(
+        "promo", text="Soldes", recipients=numbers(3, start=1500), send_at=sunday_noon
+    )
+    assert handle.status == "scheduled"
+    assert handle.starts_at == quiet.next_allowed(sunday_noon)
+    held = wait_until(handle.id, lambda r: r.states["scheduled"] == 3)
+    assert str(held.campaign.status) == "scheduled"
+    # beat's passes come and go (a witness campaign through Primotexto is started, sent and
+    # closed by them); nothing of this one leaves
+    beat_passes_again(campaigns, wait_until, provider="primotexto")
+    settle()
+    assert live_sandbox.records("octopush") == []
+    still = wait_until(handle.id, lambda r: r.states["scheduled"] == 3)
+    assert str(still.campaign.status) == "scheduled"

@@ -14,7 +14,7 @@ from postier.ledger.models import InboundMessage, MessageStatus
 from postier.ledger.queries import events_for, get_message
 from postier.sandbox import Sandbox
 from producers.messages import Producer
-from tests.integration.conftest import WaitFor
+from tests.integration.conftest import Settle, WaitFor, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,8 @@ def test_every_producer_call_reaches_delivered(
             "+33612345606", "1", params={"name": "Jeanne", "orderid": "42"}
         ),
     }
-    # a file goes into an open chat only (seed 000: sendfile answers CHAT_NOT_FOUND otherwise)
+    # a file goes into an open chat only (Afilnet WhatsApp API docs: sendfile answers CHAT_NOT_FOUND
+    # otherwise)
     wait_for(handles["whatsapp text"].id, MessageStatus.SENT, MessageStatus.DELIVERED)
     handles["whatsapp file"] = producer.send_whatsapp_file(
         "+33612345604", "https://example.com/facture.pdf", caption="Votre facture"
@@ -60,24 +61,24 @@ def test_every_producer_call_reaches_delivered(
 
 
 def test_same_idempotency_key_sends_once(
-    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, settle: Settle
 ) -> None:
     first = producer.send_sms("0612345610", "Une seule fois", idempotency_key="order-77")
     second = producer.send_sms("0612345610", "Une seule fois", idempotency_key="order-77")
     assert second.id == first.id and second.duplicate
     wait_for(first.id, MessageStatus.SENT, MessageStatus.DELIVERED)
-    time.sleep(0.5)
+    settle()  # every task published so far has run
     assert len(sandbox_sends(live_sandbox)) == 1
 
 
 def test_a_task_delivered_twice_sends_once(
-    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor
+    live_sandbox: Sandbox, producer: Producer, wait_for: WaitFor, settle: Settle
 ) -> None:
     live_sandbox.set_faults("primotexto", latency=0.3)
     handle = producer.send_sms("0612345611", "Doublon de tache")
     producer.publisher.publish([handle.id, handle.id, handle.id])
     wait_for(handle.id, MessageStatus.SENT, MessageStatus.DELIVERED)
-    time.sleep(1.0)
+    settle()  # the two other deliveries of the task have run too
     assert len(sandbox_sends(live_sandbox, "primotexto")) == 1
 
 
@@ -153,16 +154,33 @@ def test_deferred_send_released_on_time_and_not_before(
     send_at = datetime.now(UTC) + timedelta(seconds=2.5)
     handle = producer.send_sms("0612345615", "Plus tard", send_at=send_at)
     assert handle.status == MessageStatus.SCHEDULED
-    time.sleep(1.5)
-    assert sandbox_sends(live_sandbox) == []
-    with session_scope(ledger) as session:
-        message = get_message(session, handle.id)
-        assert message is not None and message.status == MessageStatus.SCHEDULED
-    wait_for(handle.id, MessageStatus.SENT, MessageStatus.DELIVERED, timeout=10)
+    # watch until it goes out: before send_at, nothing reaches the provider and the row waits
+    polls_before = 0
+
+    def gone_out() -> bool:
+        nonlocal polls_before
+        early = time.time() < send_at.timestamp() - 0.1
+        with session_scope(ledger) as session:
+            message = get_message(session, handle.id)
+            assert message is not None
+            status = message.status
+        if early:
+            polls_before += 1
+            assert status == MessageStatus.SCHEDULED and sandbox_sends(live_sandbox) == []
+        return status in (MessageStatus.SENT, MessageStatus.DELIVERED)
+
+    wait_until(gone_out, f"{handle.id} sent", timeout=10)
+    assert polls_before > 0
     (record,) = sandbox_sends(live_sandbox)
     accepted = float(str(record["accepted_at"]))
     lateness = accepted - send_at.timestamp()
     assert 0 <= lateness < 1.5
+
+
+def stored_texts(ledger: Engine, sender: str) -> list[str]:
+    with session_scope(ledger) as session:
+        rows = session.exec(select(InboundMessage).where(InboundMessage.sender == sender)).all()
+        return [row.text for row in rows]
 
 
 def test_inbound_whatsapp_stored_once(live_sandbox: Sandbox, stack: object, ledger: Engine) -> None:
@@ -180,9 +198,12 @@ def test_inbound_whatsapp_stored_once(live_sandbox: Sandbox, stack: object, ledg
             )
         time.sleep(0.2)
     assert len(rows) == 1 and rows[0].text == "Oui, merci !"
-    time.sleep(1.5)  # several more polls
-    with session_scope(ledger) as session:
-        again = session.exec(
-            select(InboundMessage).where(InboundMessage.sender == "+33612345616")
-        ).all()
-    assert len(again) == 1
+    # three more polls of the chat: each later message is read by a poll after the one before
+    for n in range(3):
+        inject_inbound(live_sandbox.afilnet.state, "100", "33612345616", f"Encore {n}")
+        wait_until(
+            lambda n=n: stored_texts(ledger, "+33612345616").count(f"Encore {n}") == 1,
+            f"inbound message {n} stored",
+            timeout=10,
+        )
+    assert stored_texts(ledger, "+33612345616").count("Oui, merci !") == 1

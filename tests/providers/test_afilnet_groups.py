@@ -1,4 +1,7 @@
-"""The Afilnet contacts client against the sandbox over real HTTP (seed 001, class=group)."""
+"""The Afilnet contacts client against the sandbox over real HTTP.
+
+The wire shapes: docs/PROVIDERS.md, "Afilnet, class=group".
+"""
 
 from __future__ import annotations
 

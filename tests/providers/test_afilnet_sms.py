@@ -1,4 +1,7 @@
-"""The Afilnet SMS client against the sandbox over real HTTP (PROVIDERS.md "class=sms")."""
+"""The Afilnet SMS client against the sandbox over real HTTP.
+
+The wire shapes: docs/PROVIDERS.md, "Afilnet, class=sms".
+"""
 
 from __future__ import annotations
 

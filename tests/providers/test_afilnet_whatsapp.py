@@ -1,4 +1,7 @@
-"""The Afilnet WhatsApp client against the sandbox over real HTTP (seed 000)."""
+"""The Afilnet WhatsApp client against the sandbox over real HTTP.
+
+The wire shapes: docs/PROVIDERS.md, "Afilnet, class=whatsapp".
+"""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def test_instant_send_to_many(make: Make, sandbox: Sandbox, transport: dict[str,
     assert receipt.provider is Provider.OCTOPUSH
     assert receipt.message_id
     assert receipt.cost == Decimal("0.11")
-    # seed 003's XML success has no sms_needed: the parts are not stated there
+    # the docs' XML success has no sms_needed: the parts are not stated there
     assert receipt.parts == (None if transport.get("answer_format") == "xml" else 1)
     assert [(r.recipient, r.accepted) for r in receipt.recipients] == [(FR_A, True), (FR_B, True)]
     assert not is_already_accepted(receipt)
@@ -748,12 +748,12 @@ def test_inbound_from_the_sandbox(make: Make, admin: httpx.Client) -> None:
 
 # --- answer quirks ------------------------------------------------------------------------------
 
-SEED_JSON = (
+DOCS_JSON = (
     '{"error_code":"000","cost":0.055,"balance":6.93,"ticket":"api110000000021",'
     '"sending_date":1501503703,"number_of_sendings":1,"currency_code":"\\u20ac","failures":[],'
     '"successs":{"recipient":33601010101,"country_code":"FR","cost":0.550,"sms_needed":1}}'
 )
-SEED_XML = """<?xml version="1.0" encoding="UTF-8"?>
+DOCS_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <octopush>
 <error_code>000</error_code>
 <cost>0.55</cost>
@@ -773,8 +773,8 @@ SEED_XML = """<?xml version="1.0" encoding="UTF-8"?>
 </octopush>"""
 
 
-def test_seed_json_answer_with_a_single_successs_object() -> None:
-    answer = parse_json_answer(SEED_JSON)
+def test_docs_json_answer_with_a_single_successs_object() -> None:
+    answer = parse_json_answer(DOCS_JSON)
     receipt = receipt_from_answer(answer, sms("+33601010101"))
     assert receipt.message_id == "api110000000021"
     (result,) = receipt.recipients
@@ -787,8 +787,8 @@ def test_seed_json_answer_with_a_single_successs_object() -> None:
     assert answer["currency_code"] == "€"
 
 
-def test_seed_xml_answer() -> None:
-    answer = parse_xml_answer(SEED_XML)
+def test_docs_xml_answer() -> None:
+    answer = parse_xml_answer(DOCS_XML)
     receipt = receipt_from_answer(answer, sms("0033601010101"))
     assert receipt.message_id == "api110000000021"
     assert receipt.cost == Decimal("0.55")
@@ -798,14 +798,14 @@ def test_seed_xml_answer() -> None:
 
 @pytest.mark.parametrize("prefix", ["\n", "  \r\n\t", "\ufeff", "\ufeff\n "])
 def test_xml_answer_with_whitespace_before_the_declaration(prefix: str) -> None:
-    answer = parse_xml_answer(prefix + SEED_XML)
+    answer = parse_xml_answer(prefix + DOCS_XML)
     assert answer["ticket"] == "api110000000021"
 
 
 def test_legacy_api_reads_an_xml_answer_led_by_whitespace(make: Make) -> None:
     api = make(**LEGACY["legacy-xml"]).api
     assert isinstance(api, LegacyApi)
-    answer = api._parse(httpx.Response(200, text="\r\n  " + SEED_XML), changes_state=True)
+    answer = api._parse(httpx.Response(200, text="\r\n  " + DOCS_XML), changes_state=True)
     assert answer["error_code"] == "000"
 
 

@@ -227,7 +227,7 @@ def test_a_bad_key_is_an_authentication_error(
     assert sandbox.core.records_for("primotexto") == []
 
 
-#: every documented code (PROVIDERS.md, "Errors") and the error the caller must see
+#: every documented code (docs/PROVIDERS.md, "Primotexto, Errors") and the error the caller must see
 EXPECTED_CLASSES: dict[int, type[ProviderError]] = {
     **dict.fromkeys((10, 11, 12, 13, 14, 19, 90), RecipientRejectedError),
     **dict.fromkeys((20, 21, 22, 23, 30, 31, 32, 41), ContentRejectedError),

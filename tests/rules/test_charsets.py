@@ -1,4 +1,4 @@
-"""Primotexto's published character list (seed 002)."""
+"""Primotexto's published character list (Primotexto API docs, "Caractères autorisés")."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from postier.rules import (
     check_primotexto_text,
 )
 
-# copied from seed 002 "Caractéres autorisés", then space and newline
-SEED_LIST = (
+# copied from the Primotexto API docs, "Caractères autorisés", then space and newline
+DOCS_LIST = (
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     "@£_!$\"#èé%ù&ìò()*:+;,<-=ÑñÅ.>Üüåé/?à|^¤{}~\\'"
 )
 
 
-def test_allowed_set_is_the_seed_list_plus_space_and_newline() -> None:
-    assert frozenset(SEED_LIST) | {" ", "\n"} == PRIMOTEXTO_ALLOWED_CHARS
+def test_allowed_set_is_the_docs_list_plus_space_and_newline() -> None:
+    assert frozenset(DOCS_LIST) | {" ", "\n"} == PRIMOTEXTO_ALLOWED_CHARS
     assert PRIMOTEXTO_ALLOWED_CHARS <= GSM7_CHARS
 
 

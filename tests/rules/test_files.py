@@ -1,4 +1,7 @@
-"""WhatsApp file URLs: public http(s) URLs whose path extension WhatsApp takes (seed 000)."""
+"""WhatsApp file URLs: public http(s) URLs whose path extension WhatsApp takes.
+
+The extensions are the Afilnet WhatsApp API docs' (docs/PROVIDERS.md, "Afilnet, class=whatsapp").
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Octopush's French premium opt-out mention: « STOP au XXXXX » (seed 003)."""
+"""Octopush's French premium opt-out mention: « STOP au XXXXX » (Octopush SMS API docs)."""
 
 from __future__ import annotations
 

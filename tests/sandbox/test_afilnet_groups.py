@@ -1,4 +1,7 @@
-"""The simulated Afilnet ``class=group`` over raw HTTP form POSTs: the wire shapes (seed 001)."""
+"""The simulated Afilnet ``class=group`` over raw HTTP form POSTs: the wire shapes.
+
+See docs/PROVIDERS.md, "Afilnet, class=group".
+"""
 
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ def wire(sandbox: Sandbox, sandbox_server: SandboxServer) -> Any:
         yield Wire(client, sandbox_server.url)
 
 
-def test_the_twelve_methods_of_seed_001_are_served() -> None:
+def test_the_twelve_documented_methods_are_served() -> None:
     assert set(METHODS) == {
         "creategroup",
         "getgroupcolumns",
@@ -108,7 +111,7 @@ def test_creategroup_requires_the_main_field_of_its_type(
     assert wire.error("creategroup", name="g", type=type_, fields=fields) == "MISSING_MAIN_FIELD"
 
 
-#: every method with its compulsory parameters (seed 001) and valid values for them
+#: every method with its compulsory parameters (Afilnet contacts API docs) and valid values for them
 COMPULSORY: dict[str, dict[str, str]] = {
     "creategroup": {"name": "g", "type": "mobile", "fields": "mobile"},
     "getgroupcolumns": {"idgroup": "{g}"},
@@ -223,7 +226,7 @@ def test_deletegroup_removes_the_group_and_its_contacts(wire: Wire, sandbox: San
 
 def test_assigncountrytogroup_takes_iso3_in_any_case(wire: Wire, sandbox: Sandbox) -> None:
     idgroup = wire.group()
-    wire.ok("assigncountrytogroup", idgroup=idgroup, countryiso3="esp")  # the seed's example
+    wire.ok("assigncountrytogroup", idgroup=idgroup, countryiso3="esp")  # the docs' example
     assert sandbox.afilnet.state.groups[idgroup].countryiso3 == "ESP"
     wire.ok("assigncountrytogroup", idgroup=idgroup, countryiso3="BHR")
     assert sandbox.afilnet.state.groups[idgroup].countryiso3 == "BHR"
@@ -260,7 +263,7 @@ def test_getcontacts_lists_objects_keyed_by_field_with_idcontact(wire: Wire) -> 
     }
 
 
-def test_addcontact_parses_the_seed_example(wire: Wire) -> None:
+def test_addcontact_parses_the_docs_example(wire: Wire) -> None:
     idgroup = wire.group("mobile,name")
     result = wire.ok("addcontact", idgroup=idgroup, contact="mobile:123456789,name:testname")
     assert set(result) == {"idcontact"}
@@ -313,7 +316,7 @@ def test_email_groups_key_contacts_on_email(wire: Wire) -> None:
     assert wire.error("addcontact", idgroup=idgroup, contact="name:Bob") == "MISSING_MAIN_FIELD"
 
 
-def test_addcontactlist_adds_the_seed_example(wire: Wire) -> None:
+def test_addcontactlist_adds_the_docs_example(wire: Wire) -> None:
     idgroup = wire.group("mobile,name")
     contacts = '[{"name":"Test","mobile":"34600000000"},{"name":"Test","mobile":"34600000001"}]'
     body = wire("addcontactlist", idgroup=idgroup, contacts=contacts)

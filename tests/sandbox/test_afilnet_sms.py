@@ -1,4 +1,7 @@
-"""The simulated Afilnet ``class=sms`` and ``class=user`` over raw HTTP (PROVIDERS.md)."""
+"""The simulated Afilnet ``class=sms`` and ``class=user`` over raw HTTP.
+
+See docs/PROVIDERS.md, "Afilnet, class=sms".
+"""
 
 from __future__ import annotations
 

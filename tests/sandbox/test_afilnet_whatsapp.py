@@ -1,4 +1,7 @@
-"""The simulated Afilnet ``class=whatsapp`` over raw HTTP (seed 000)."""
+"""The simulated Afilnet ``class=whatsapp`` over raw HTTP.
+
+See docs/PROVIDERS.md, "Afilnet, class=whatsapp".
+"""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def v1_send(web: httpx.Client, body: Any, headers: dict[str, str] | None = None)
 # --- legacy -----------------------------------------------------------------------------
 
 
-def test_legacy_xml_answer_has_the_seed_shape(web: httpx.Client, sandbox: Sandbox) -> None:
+def test_legacy_xml_answer_has_the_documented_shape(web: httpx.Client, sandbox: Sandbox) -> None:
     response = web.post("/api/sms", data=form(sms_recipients=f"{FR_A},0033712345678"))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/xml")
@@ -178,7 +178,7 @@ def test_legacy_text_limits_and_sender_rules(web: httpx.Client) -> None:
     assert legacy_json(web, sms_text="Promo\nSTOP au 36111", transactional="0")["error_code"] == (
         "000"
     )
-    # seed 003: the sender applies only when sms_type != XXX
+    # Octopush SMS API docs: the sender applies only when sms_type != XXX
     assert legacy_json(web, sms_type="XXX", sms_sender="!")["error_code"] == "000"
     assert legacy_json(web, sms_sender=None)["error_code"] == "000"
 

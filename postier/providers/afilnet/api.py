@@ -1,7 +1,7 @@
 """The Afilnet HTTP endpoint: one URL, ``class`` + ``method``, credentials never in the URL.
 
 Every call is a POST (urlencoded form) with the credentials in the body, or in a Basic
-``Authorization`` header when ``settings.afilnet.auth == "basic"`` (PROVIDERS.md: GET would
+``Authorization`` header when ``settings.afilnet.auth == "basic"`` (docs/PROVIDERS.md: GET would
 put the password in server and proxy logs). Answers are HTTP 200 with
 ``{"status": "success"|"error", ...}``; third-party clients report upper-case statuses too,
 so the comparison ignores case.
@@ -32,8 +32,9 @@ from postier.providers.transport import Transport
 
 NAME = Provider.AFILNET.value
 
-#: Afilnet writes and reads times as ``yyyy-mm-dd hh:mm:ss`` with no zone (seed 000). Afilnet
-#: is a Spanish service: we take them as Madrid local time (unconfirmed; same as Paris).
+#: Afilnet writes and reads times as ``yyyy-mm-dd hh:mm:ss`` with no zone (Afilnet WhatsApp API
+#: docs). Afilnet is a Spanish service: we take them as Madrid local time (unconfirmed; same as
+#: Paris).
 TIMEZONE = ZoneInfo("Europe/Madrid")
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -55,7 +56,7 @@ def format_datetime(when: datetime) -> str:
     return when.astimezone(TIMEZONE).strftime(DATETIME_FORMAT)
 
 
-#: Afilnet error code -> error class (seeds 000, 001; PROVIDERS.md). Unknown codes: permanent.
+#: Afilnet error code -> error class (docs/PROVIDERS.md, "Afilnet"). Unknown codes: permanent.
 ERROR_CLASSES: dict[str, type[ProviderError]] = {
     "MISSING_USER": AuthenticationError,
     "MISSING_PASSWORD": AuthenticationError,

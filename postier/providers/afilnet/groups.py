@@ -1,7 +1,7 @@
 """Afilnet contacts API (``class=group``): groups, their fields, and their contacts.
 
-The twelve methods of seed 001 (PROVIDERS.md, "class=group"), each one POST through
-``AfilnetApi``; error codes become the typed errors of ``ERROR_CLASSES`` in ``api.py``
+The twelve methods of Afilnet's contacts API (docs/PROVIDERS.md, "Afilnet, class=group"), each one
+POST through ``AfilnetApi``; error codes become the typed errors of ``ERROR_CLASSES`` in ``api.py``
 (NOT_ACCESS_TO_GROUP/NOT_ACCESS_TO_CONTACT -> ``NotFoundError``, INCORRECT_TYPE,
 MISSING_MAIN_FIELD, COUNTRY_NOT_FOUND -> ``ContentRejectedError``, CONTACT_EXISTS and
 MISSING_COMPULSORY_PARAM -> ``PermanentError``).
@@ -9,9 +9,9 @@ MISSING_COMPULSORY_PARAM -> ``PermanentError``).
 Input is checked before any request and refused with ``RuleViolation``:
 
 - ``addcontact``/``modifycontact`` carry a contact as ``field:value`` pairs joined by commas
-  (``mobile:123456789,name:testname``, seed 001). That form has no escape, so a value holding
-  ``,`` or ``:`` would reach Afilnet as a different contact; such values are refused
-  (PROVIDERS.md). ``add_contacts`` sends JSON (``addcontactlist``) and has no such limit.
+  (``mobile:123456789,name:testname``, the docs' example). That form has no escape, so a value
+  holding ``,`` or ``:`` would reach Afilnet as a different contact; such values are refused
+  (docs/PROVIDERS.md). ``add_contacts`` sends JSON (``addcontactlist``) and has no such limit.
 - Field names must be simple identifiers (``[A-Za-z_][A-Za-z0-9_]*``, at most 64 characters,
   not ``idcontact``, which names the contact id in answers): a name with a comma would split
   the ``fields`` list of ``creategroup`` (an assumption: Afilnet documents no name rule).
@@ -19,7 +19,7 @@ Input is checked before any request and refused with ``RuleViolation``:
 - A country is three ASCII letters (ISO 3166-1 alpha-3); whether Afilnet knows it is its
   call (COUNTRY_NOT_FOUND).
 
-The seed documents no result for any method; the answers read here are the sandbox's
+The docs document no result for any method; the answers read here are the sandbox's
 (``postier/sandbox/afilnet/groups.py``): ``{"idgroup": …}`` from ``creategroup``,
 ``{"idcontact": …}`` from ``addcontact``, a list of field names from ``getgroupcolumns``, and
 contacts as objects keyed by field plus ``idcontact``. A bare id is accepted as well.
@@ -43,10 +43,10 @@ from postier.rules.errors import RuleViolation
 
 GroupType = Literal["mobile", "email"]
 
-#: the field every group of a type must have (seed 001, creategroup)
+#: the field every group of a type must have (Afilnet contacts API docs, creategroup)
 MAIN_FIELDS: Mapping[str, str] = MappingProxyType({"mobile": "mobile", "email": "email"})
 
-#: contacts per ``addcontactlist`` call. The seed puts no limit on a POST's size; 500 keeps
+#: contacts per ``addcontactlist`` call. The docs put no limit on a POST's size; 500 keeps
 #: one request well under a second and a failed batch cheap to resend (our choice).
 CONTACT_LIST_BATCH = 500
 
@@ -54,7 +54,7 @@ CONTACT_LIST_BATCH = 500
 CONTACT_ID_KEY = "idcontact"
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-#: characters the ``field:value,field:value`` form cannot carry inside a value (seed 001)
+#: characters the ``field:value,field:value`` form cannot carry inside a value (docs/PROVIDERS.md)
 _PAIR_SEPARATORS = (",", ":")
 
 _CLASS = "group"

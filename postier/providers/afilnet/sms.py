@@ -1,4 +1,4 @@
-"""Afilnet SMS (``class=sms``, ``class=user``; PROVIDERS.md "class=sms", not in the seeds).
+"""Afilnet SMS (``class=sms``, ``class=user``; docs/PROVIDERS.md, "Afilnet, class=sms").
 
 ``sendsms`` takes one number: an ``OutgoingSms`` for several recipients raises
 ``UnsupportedFeatureError`` rather than looping, because a loop that fails half-way would

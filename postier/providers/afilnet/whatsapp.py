@@ -1,17 +1,17 @@
-"""Afilnet WhatsApp Business (``class=whatsapp``, seed 000; PROVIDERS.md "class=whatsapp").
+"""Afilnet WhatsApp Business (``class=whatsapp``; docs/PROVIDERS.md, "Afilnet, class=whatsapp").
 
 Numbers go in as E.164 (``+33612345678``) and out to Afilnet as international digits
 (``33612345678``); numbers read back are turned into E.164 again.
 
-The three sends answer no result (seed 000: "aucune valeur supplémentaire"), yet the
-dispatcher needs an id for status lookups. When the answer carries a ``messageid`` it is
+The three sends answer no result (Afilnet WhatsApp API docs: "aucune valeur supplémentaire"), yet
+the dispatcher needs an id for status lookups. When the answer carries a ``messageid`` it is
 used; otherwise the client reads the chat (``getmessages``) right after the send and takes the
 newest outbound message stamped no earlier than ``SEND_LOOKUP_WINDOW`` before the send
 (matching the text when it knows it). Two sends to one chat inside that window with the same
 text could swap ids; a failed lookup leaves ``message_id`` None and never fails the send.
 
 ``getunreadmessages`` marks what it returns as read, so it is called as a state-changing
-call: a lost answer is ambiguous, not retried. Statuses (unconfirmed, PROVIDERS.md) are
+call: a lost answer is ambiguous, not retried. Statuses (unconfirmed, docs/PROVIDERS.md) are
 mapped by ``STATUS_STATES``; times are Afilnet's local time (``api.TIMEZONE``).
 """
 
@@ -45,7 +45,7 @@ from postier.rules.phones import to_international_digits
 CLASS = "whatsapp"
 CHANNEL = "whatsapp"
 
-#: WhatsApp message status (lower-cased) -> our state; values unconfirmed (PROVIDERS.md)
+#: WhatsApp message status (lower-cased) -> our state; values unconfirmed (docs/PROVIDERS.md)
 STATUS_STATES: dict[str, DeliveryState] = {
     "pending": DeliveryState.ACCEPTED,
     "queued": DeliveryState.ACCEPTED,
@@ -88,7 +88,7 @@ class LocationHeader:
             raise ValueError("latitude/longitude: out of range")
 
     def to_option(self) -> dict[str, Any]:
-        # seed 000 writes "(0,0000, 0,0000)": the comma decimal is the French page's; we send dots
+        # the docs write "(0,0000, 0,0000)": the comma decimal is the French page's; we send dots
         return {
             "file": f"({self.latitude}, {self.longitude})",
             "location": {"name": self.name, "address": self.address},
@@ -99,7 +99,10 @@ TemplateHeader = FileHeader | LocationHeader
 
 
 def template_options(params: Mapping[str, str] | None, header: TemplateHeader | None) -> str | None:
-    """The ``options`` JSON of ``sendmessagefromtemplate`` (seed 000 annex), or None if empty."""
+    """The ``options`` JSON of ``sendmessagefromtemplate``, or None if empty.
+
+    The form is the Afilnet WhatsApp API docs' annex (docs/PROVIDERS.md, "Afilnet, class=whatsapp").
+    """
     options: dict[str, Any] = {}
     if header is not None:
         options["header"] = header.to_option()
@@ -237,7 +240,7 @@ class AfilnetWhatsApp:
                 CLASS, "getchats", {"platformid": platform_id}, changes_state=False
             )
         except NotFoundError as exc:
-            # seed 000 lists CHAT_NOT_FOUND for getchats: a channel without any chat
+            # the docs list CHAT_NOT_FOUND for getchats: a channel without any chat
             if exc.code == "CHAT_NOT_FOUND":
                 return []
             raise

@@ -2,7 +2,7 @@
 
 ``OctopushClient(settings.octopush, settings.http)`` sends over the API ``settings.transport``
 names (``legacy``, answers in ``settings.answer_format`` XML or JSON; or ``v1``). Sources:
-seed 003 and PROVIDERS.md, "Octopush". Modules, one job each:
+the Octopush API docs and docs/PROVIDERS.md, "Octopush". Modules, one job each:
 
 - ``client``: ``OctopushClient`` (``send_sms``, ``delivery_status``, ``balance``, ``credit``,
   parsers);

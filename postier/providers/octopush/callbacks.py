@@ -1,7 +1,7 @@
 """Bodies Octopush POSTs to our callback URLs: delivery receipts and inbound SMS (v1 shape).
 
 Octopush has no API to pull a message's status: it pushes receipts to a URL set in the
-account (PROVIDERS.md, "Octopush"), and the dispatcher's webhook hands the bodies to these
+account (docs/PROVIDERS.md, "Octopush"), and the dispatcher's webhook hands the bodies to these
 parsers. Receipt: ``message_id``, ``number``, ``status``, ``delivery_date``. Inbound:
 ``message_id``, ``number``, ``text``, ``reception_date``. The date format is unconfirmed: ISO
 8601 is read as given, a date without offset is taken as UTC, a number as Unix seconds.
@@ -21,7 +21,7 @@ from postier.providers.results import (
     StatusReport,
 )
 
-#: v1 receipt status -> our state (PROVIDERS.md, "Octopush"); anything else is UNKNOWN
+#: v1 receipt status -> our state (docs/PROVIDERS.md, "Octopush"); anything else is UNKNOWN
 RECEIPT_STATES: Final[dict[str, DeliveryState]] = {
     "ACK": DeliveryState.SENT,
     "DELIVERED": DeliveryState.DELIVERED,
@@ -33,7 +33,7 @@ RECEIPT_STATES: Final[dict[str, DeliveryState]] = {
     "UNDEFINED": DeliveryState.UNKNOWN,
 }
 
-#: why an undelivered receipt failed (PROVIDERS.md, "Octopush"): ``NOT_DELIVERED`` is the
+#: why an undelivered receipt failed (docs/PROVIDERS.md, "Octopush"): ``NOT_DELIVERED`` is the
 #: operator's generic non-delivery (handset off or out of reach, validity expired); the others
 #: name the recipient (invalid number, Octopush's blacklist, a destination the account may not
 #: reach)

@@ -1,7 +1,7 @@
 """Octopush error codes and what each one means for the caller, in one table.
 
 The legacy API answers HTTP 200 with ``error_code``; v1 answers HTTP 400/401 with ``code`` and
-reuses the legacy numbers (PROVIDERS.md, "Octopush"). Every code maps to one of Postier's error
+reuses the legacy numbers (docs/PROVIDERS.md, "Octopush"). Every code maps to one of Postier's error
 types here, except 120, which is not a failure: see ``ALREADY_ACCEPTED``.
 """
 
@@ -50,7 +50,7 @@ class CodeMeaning:
     error: type[ProviderError] | None
 
 
-#: every Octopush code (PROVIDERS.md, "Octopush") -> meaning and error type
+#: every Octopush code (docs/PROVIDERS.md, "Octopush") -> meaning and error type
 CODES: Final[dict[str, CodeMeaning]] = {
     "100": CodeMeaning("the request was not a POST", PermanentError),
     "101": CodeMeaning("bad login or API key", AuthenticationError),

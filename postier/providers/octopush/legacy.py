@@ -5,7 +5,7 @@
 URL. Answers are HTTP 200 even on error: ``error_code`` decides, ``"000"`` being success.
 
 Answer quirks this module tolerates: the per-recipient list is spelt ``successs`` (three s,
-the real spelling); in JSON it may be a list of objects or, as in seed 003's example, a single
+the real spelling); in JSON it may be a list of objects or, as in the docs' example, a single
 object; recipients may come back as numbers without ``+`` (``33601010101``). A recipient that
 the answer does not list under ``failures`` was accepted. An XML answer may start with
 whitespace or a byte-order mark before ``<?xml``, which a strict parser refuses.
@@ -38,7 +38,7 @@ from postier.providers.octopush.timestamps import to_octopush_timestamp
 from postier.providers.results import Provider, RecipientResult, SendReceipt
 from postier.providers.transport import Transport, now_utc
 
-#: container tags the per-recipient success list is found under (seed 003 spells "successs")
+#: container tags the per-recipient success list is found under (the Octopush docs spell "successs")
 _SUCCESS_TAGS: Final = ("successs", "successes", "success")
 
 
@@ -59,7 +59,8 @@ def build_send_form(settings: OctopushSettings, sms: OutgoingSms) -> dict[str, s
         "transactional": "1" if sms.category == "notification" else "0",
     }
     sender = sms.sender or settings.sender
-    if sender and settings.sms_type != "XXX":  # seed 003: sms_sender only when sms_type != XXX
+    # Octopush SMS API docs: sms_sender only when sms_type != XXX
+    if sender and settings.sms_type != "XXX":
         form["sms_sender"] = sender
     if sms.send_at is not None and sms.send_at > now_utc():
         form["sms_mode"] = "2"

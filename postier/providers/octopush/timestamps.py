@@ -1,4 +1,4 @@
-"""Octopush's legacy ``sending_date``: Unix seconds "in GMT+1" (seed 003).
+"""Octopush's legacy ``sending_date``: Unix seconds "in GMT+1" (Octopush SMS API docs).
 
 Octopush reads the timestamp as wall-clock time at a fixed UTC+1 offset, whatever the season:
 not Europe/Paris, which is UTC+2 in summer. So the number sent is the true Unix time plus
@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-#: seed 003: "La date attendue doit être présentée sous la forme d'un timestamp, au format GMT+1"
+#: Octopush SMS API docs: "La date attendue doit être présentée sous la forme d'un timestamp, au
+#: format GMT+1"
 GMT_PLUS_ONE: Final = timedelta(hours=1)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 

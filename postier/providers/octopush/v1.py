@@ -1,7 +1,7 @@
 """The v1 Octopush API (``api.octopush.com/v1/public/``): JSON, credentials in headers.
 
 ``POST sms-campaign/send`` and ``GET wallet/check-balance`` with the ``api-login`` and
-``api-key`` headers (PROVIDERS.md, "Octopush"). Errors are HTTP 400 ``{"code", "message"}``
+``api-key`` headers (docs/PROVIDERS.md, "Octopush"). Errors are HTTP 400 ``{"code", "message"}``
 with the legacy codes, 401 for credentials. The success answer gives totals only
 (``number_of_contacts``, ``total_cost``, ``number_of_sms_needed``), no per-recipient list:
 every recipient of an accepted request is reported accepted, without a per-recipient cost.

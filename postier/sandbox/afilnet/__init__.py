@@ -2,7 +2,7 @@
 
 Parameters arrive as a query string (GET), an urlencoded or multipart form (POST), and the
 credentials either as ``user``/``password`` parameters or a Basic ``Authorization`` header,
-as the real service accepts (PROVIDERS.md, "Afilnet"). Answers are HTTP 200 with
+as the real service accepts (docs/PROVIDERS.md, "Afilnet"). Answers are HTTP 200 with
 ``{"status": "success", "result": ...}`` or ``{"status": "error", "error": CODE}``.
 
 Third-party clients report other answer shapes, which the sandbox plays on demand

@@ -1,20 +1,21 @@
 """Simulated Afilnet ``class=group``: groups, their fields (columns) and their contacts.
 
-The twelve methods and their error codes are those of seed 001 (PROVIDERS.md, "class=group").
-The seed says every method answers with no result; that table is copied from page to page
-(it says so for the getters too), so where a result is needed the sandbox chooses one:
+The twelve methods and their error codes are those of the Afilnet contacts API docs
+(docs/PROVIDERS.md, "Afilnet, class=group"). The docs say every method answers with no result; that
+table is copied from page to page (it says so for the getters too), so where a result is needed the
+sandbox chooses one:
 
 - ``creategroup`` -> ``{"idgroup": "<id>"}``; ``addcontact`` -> ``{"idcontact": "<id>"}``.
 - ``getgroupcolumns`` -> the field names in order, ``["mobile", "name"]``.
 - ``getcontacts`` -> every contact of the group, in insertion order, each an object keyed by
   the group's fields plus ``idcontact``; a field the contact has no value for is ``""``.
-  No paging: the seed documents no paging parameter, and a client relying on one would loop
+  No paging: the docs document no paging parameter, and a client relying on one would loop
   on a service that ignores it. ``getcontact`` -> one such object.
 - the other methods -> no result.
 
-Behaviour the seed leaves open, chosen here (assumed, unconfirmed):
+Behaviour the docs leave open, chosen here (assumed, unconfirmed):
 
-- ``type`` and ``countryiso3`` are compared case-insensitively (the seed's example is ``esp``);
+- ``type`` and ``countryiso3`` are compared case-insensitively (the docs' example is ``esp``);
   ``countryiso3`` must be an ISO 3166-1 alpha-3 code, else COUNTRY_NOT_FOUND.
 - ``contact`` is split on ``,`` into pairs and each pair on its first ``:``; a piece without
   ``:`` is dropped, and so are fields the group does not have (a group's columns are fixed
@@ -29,7 +30,7 @@ Behaviour the seed leaves open, chosen here (assumed, unconfirmed):
   documented for it); a ``contacts`` value that is not such a list is MISSING_COMPULSORY_PARAM.
 - ``addcolumntogroup`` of an existing field and ``deletecolumnfromgroup`` of an absent one
   succeed without change; deleting the main field is MISSING_MAIN_FIELD.
-- An unknown ``idcontact`` is NOT_ACCESS_TO_CONTACT for every contact method (the seed lists
+- An unknown ``idcontact`` is NOT_ACCESS_TO_CONTACT for every contact method (the docs list
   it for ``getcontact`` only).
 """
 
@@ -41,7 +42,7 @@ from collections.abc import Mapping
 from postier.sandbox.afilnet import Handler, require
 from postier.sandbox.afilnet.state import AfilnetFault, AfilnetState, Group
 
-#: the main field of each group type (seed 001, creategroup)
+#: the main field of each group type (Afilnet contacts API docs, creategroup)
 MAIN_FIELDS: dict[str, str] = {"mobile": "mobile", "email": "email"}
 
 #: every officially assigned ISO 3166-1 alpha-3 code (249; user-assigned codes such as XKX are

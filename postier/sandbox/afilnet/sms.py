@@ -1,4 +1,4 @@
-"""Simulated Afilnet ``class=sms`` and ``class=user`` (PROVIDERS.md "class=sms"; not in the seeds).
+"""Simulated Afilnet ``class=sms`` and ``class=user`` (docs/PROVIDERS.md, "Afilnet, class=sms").
 
 Choices where no source is precise (each one constant or one branch below):
 

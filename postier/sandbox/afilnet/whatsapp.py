@@ -1,12 +1,12 @@
-"""Simulated Afilnet ``class=whatsapp`` (seed 000, PROVIDERS.md "class=whatsapp").
+"""Simulated Afilnet ``class=whatsapp`` (docs/PROVIDERS.md, "Afilnet, class=whatsapp").
 
-Choices where the seed is silent (each is one constant or one branch below):
+Choices where Afilnet's WhatsApp API docs are silent (each is one constant or one branch below):
 
 - Sends answer ``success`` with no ``result``, as documented ("aucune valeur
   supplémentaire"); ``SEND_RESULT_HAS_MESSAGEID`` switches on ``{"messageid": …}`` for a
   provider that turns out to return it. Clients find the id with ``getmessages``.
 - ``destination`` must be the international number as digits (``33612345678``); anything
-  else answers ``INCORRECT_DESTINATION`` (not in seed 000; the client maps it to a rejected
+  else answers ``INCORRECT_DESTINATION`` (not in the docs; the client maps it to a rejected
   recipient).
 - ``sendmessage`` and ``sendmessagefromtemplate`` open the chat when needed; ``sendfile``
   documents ``CHAT_NOT_FOUND`` and so needs an existing chat (WhatsApp only lets a business
@@ -48,10 +48,11 @@ from postier.sandbox.afilnet.state import (
 )
 from postier.sandbox.core import SentRecord
 
-#: seed 000 documents no result for the three sends; flip to answer {"messageid": ...}
+#: the docs document no result for the three sends; flip to answer {"messageid": ...}
 SEND_RESULT_HAS_MESSAGEID = False
 
-#: sendfile ``type`` -> allowed file extensions (seed 000, sendfile and template annex)
+#: sendfile ``type`` -> allowed file extensions (Afilnet WhatsApp API docs, sendfile and template
+#: annex)
 FILE_FORMATS: dict[str, frozenset[str]] = {
     "image": frozenset({"jpg", "jpeg", "png", "webp"}),
     "video": frozenset({"mp4", "mpeg", "3gp"}),

@@ -1,4 +1,4 @@
-"""Simulated Octopush: the legacy form API and the v1 JSON API (seed 003; PROVIDERS.md).
+"""Simulated Octopush: the legacy form API and the v1 JSON API (docs/PROVIDERS.md, "Octopush").
 
 Legacy (``www.octopush-dm.com``): ``POST /api/sms`` answers XML, ``POST /api/sms/json`` JSON;
 ``POST /api/balance[/json]`` the balance per SMS type, ``POST /api/credit[/json]`` the credit
@@ -11,8 +11,8 @@ errors HTTP 400 ``{"code": N, "message": "…"}`` with the legacy codes, 401 for
 
 Where the sources are silent the simulator chooses, and says so here (all unconfirmed):
 
-- ``sending_date`` is Unix seconds in GMT+1 whatever the season (seed 003): the UTC instant
-  is ``sending_date - 3600``. A deferred date already past sends at once.
+- ``sending_date`` is Unix seconds in GMT+1 whatever the season (Octopush SMS API docs): the
+  UTC instant is ``sending_date - 3600``. A deferred date already past sends at once.
 - Prices per SMS part (``PRICES``): FR 0.055 €, XXX 0.035 €, WWW 0.08 €; v1 ``sms_premium`` is
   FR for French numbers and WWW elsewhere, ``sms_low_cost`` is XXX. Parts are counted by
   ``postier.rules.segments`` (GSM-7 160/153, UCS-2 70/67). One euro wallet is charged.
@@ -51,7 +51,7 @@ Where the sources are silent the simulator chooses, and says so here (all unconf
   authentication; 153 also comes from the ``congestion`` fault of the fault middleware.
 
 Delivery receipts: real Octopush pushes them by HTTP POST to a callback URL set in the account
-(PROVIDERS.md); it has no status API to pull. The sandbox pushes nothing: it exposes the bodies
+(docs/PROVIDERS.md); it has no status API to pull. The sandbox pushes nothing: it exposes the bodies
 it would push, in the v1 callback shape ``{message_id, number, status, delivery_date}``, at
 ``GET /_sandbox/octopush/receipts?ticket=…`` (an extension that exists only here), computed
 from the sandbox clock: nothing while scheduled, ``ACK`` once sent, then ``DELIVERED`` or

@@ -48,9 +48,9 @@ RECEIPT_STATUS: Final[dict[str, str]] = {
     "delivered": "DELIVERED",
     "undelivered": "NOT_DELIVERED",
 }
-#: seed 003: sender of 3 to 11 alphanumeric characters
+#: Octopush SMS API docs: sender of 3 to 11 alphanumeric characters
 SENDER: Final = re.compile(r"[A-Za-z0-9]{3,11}")
-#: seed 003: « STOP au XXXXX », case-sensitive
+#: Octopush SMS API docs: « STOP au XXXXX », case-sensitive
 STOP_MENTION: Final = re.compile(r"STOP au [0-9]+")
 _NUMBER: Final = re.compile(r"(?:\+|00)([0-9]{8,15})")
 _FRENCH_MOBILE: Final = re.compile(r"33[67][0-9]{8}")

@@ -30,7 +30,8 @@ from postier.sandbox.octopush.account import (
     route_price,
 )
 
-#: seed 003: "sending_date: Timestamp, indiqué en GMT+1" — a fixed offset, not Paris time
+#: Octopush SMS API docs: "sending_date: Timestamp, indiqué en GMT+1" — a fixed offset, not Paris
+#: time
 GMT_PLUS_ONE: Final = 3600
 LEGACY_MAX_TEXT: Final = 459
 #: request_keys letter -> signed form field, every letter of the Octopush API docs
@@ -181,7 +182,7 @@ def legacy_send(account: OctopushAccount, form: Mapping[str, str]) -> dict[str, 
 
 
 def legacy_xml(body: Mapping[str, Any]) -> bytes:
-    """The legacy XML answer: ``<octopush>`` with one element per field (seed 003)."""
+    """The legacy XML answer: ``<octopush>`` with one element per field (Octopush SMS API docs)."""
     root = ET.Element("octopush")
     for key, value in body.items():
         if key == "balance" and isinstance(value, dict):
@@ -193,7 +194,7 @@ def legacy_xml(body: Mapping[str, Any]) -> bytes:
                 child = ET.SubElement(container, "success" if key == "successs" else "failure")
                 for name, field_value in item.items():
                     if key == "successs" and name == "sms_needed":
-                        continue  # seed 003's XML success has recipient, country_code, cost only
+                        continue  # the docs' XML success has recipient, country_code, cost only
                     ET.SubElement(child, name).text = str(field_value)
         else:
             ET.SubElement(root, key).text = str(value)

@@ -1,6 +1,6 @@
 """Octopush pushes delivery receipts and inbound SMS to URLs set in the account; so does this.
 
-The real service has no status API (PROVIDERS.md, "Octopush"): receipts reach the dispatcher
+The real service has no status API (docs/PROVIDERS.md, "Octopush"): receipts reach the dispatcher
 only through its webhook. The sandbox does the same from a daemon thread, once the callback
 URLs are set (``PUT /_sandbox/octopush/callbacks``), pushing each receipt state once and
 retrying on the next round when the webhook did not answer 2xx.
