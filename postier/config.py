@@ -221,7 +221,7 @@ class DispatchSettings(BaseModel):
     transactional_reserve: float = Field(default=0.2, ge=0.0, le=0.9)
     #: provider requests one worker process keeps in flight at once, per provider (a bulk
     #: chunk's messages that each need their own request go out concurrently up to this)
-    max_in_flight: int = Field(default=50, ge=1, le=512)
+    max_in_flight: int = Field(default=24, ge=1, le=512)
 
 
 class FlowerSettings(BaseModel):

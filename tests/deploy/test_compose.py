@@ -181,7 +181,7 @@ def test_every_queue_has_its_lane_worker(compose: dict[str, Any]) -> None:
     assert set(workers) == WORKERS
     assert_both_lanes(workers)
     bulk = services["worker-bulk"]["command"]
-    assert "--concurrency" not in bulk, "one process per CPU, as the stack's bulk worker"
+    assert bulk[bulk.index("--concurrency") + 1] == "4", "two processes per core, for 2 cores"
     header = COMPOSE.read_text().split("\nname:", 1)[0]
     assert "--scale worker-bulk=" in header and "--scale worker=" in header
 
@@ -208,7 +208,7 @@ def stack_worker_commands() -> dict[str, ParsedCommand]:
 
 def test_the_commands_are_the_ones_the_stack_runs(compose: dict[str, Any]) -> None:
     """``postier up`` and the tests start the same roles (postier/stack.py)."""
-    from postier.stack import StackOptions
+    from postier.stack import BULK_PROCESSES_PER_CPU, StackOptions
 
     options = StackOptions()
     started = stack_worker_commands()
@@ -224,10 +224,12 @@ def test_the_commands_are_the_ones_the_stack_runs(compose: dict[str, Any]) -> No
     assert options.worker_pool == pool[pool.index("--pool") + 1]
     bulk = compose["services"]["worker-bulk"]["command"]
     assert options.bulk_worker_pool == bulk[bulk.index("--pool") + 1]
-    # the bulk worker: one process per CPU on both sides (compose leaves Celery's default)
+    # the bulk worker: two processes per core (compose is written for 2 cores)
     assert options.bulk_worker_concurrency == 0
-    assert started[BULK_WORKER].params["concurrency"] == (os.cpu_count() or 2)
-    assert not parse_command(bulk).params["concurrency"]
+    assert started[BULK_WORKER].params["concurrency"] == BULK_PROCESSES_PER_CPU * (
+        os.cpu_count() or 1
+    )
+    assert parse_command(bulk).params["concurrency"] == 2 * BULK_PROCESSES_PER_CPU
     # `postier flower` execs `celery -A worker flower`, as the stack starts it
     assert FLOWER_ARGS == ("-A", "worker", "flower")
     callbacks = compose["services"]["sandbox-callbacks"]["command"][2]

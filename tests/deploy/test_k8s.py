@@ -159,8 +159,8 @@ def test_the_bulk_worker_is_sized_for_prefork_and_its_metrics_can_write(base: An
     _, resources = base
     container = worker_container(resources[("Deployment", "postier-worker-bulk")])
     resources_ = container["resources"]
-    assert resources_["requests"] == {"cpu": "500m", "memory": "512Mi"}
-    assert resources_["limits"] == {"memory": "1Gi"}
+    assert resources_["requests"] == {"cpu": "2", "memory": "768Mi"}  # 4 processes, 2 per core
+    assert resources_["limits"] == {"memory": "1536Mi"}
     env = {item["name"]: item["value"] for item in container["env"]}
     assert all(setting_exists(key) for key in env), env
     directory = settings_from(env).metrics.multiprocess_dir
