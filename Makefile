@@ -46,7 +46,7 @@ bench: $(BENCH_STAMP) services
 
 ## chaos: fault scenarios, each audited (provider's record vs ledger); CHAOS_ARGS=--quick: small
 chaos: $(STAMP) services
-	$(BIN)/python -m postier.chaos $(CHAOS_ARGS)
+	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
 	$(BIN)/python -m pytest -q tests/chaos
 
 lint: $(STAMP)

@@ -340,9 +340,9 @@ def send(
     key: str | None = typer.Option(None, help="idempotency key"),
 ) -> None:
     """Queue one message and print its id."""
+    from postier.dispatch.producer import default_producer
     from postier.rules.errors import RuleViolation
     from postier.rules.inputs import parse_send_at_text
-    from producers import default_producer
 
     try:
         send_at = parse_send_at_text(at, field="at") if at is not None else None
@@ -590,7 +590,7 @@ def _move(given: str, to_queue: bool) -> None:
         console.print(f"[red]{message_id} is not in {', '.join(s.value for s in sources)}[/]")
         raise typer.Exit(code=1)
     if to_queue:
-        from producers import default_producer
+        from postier.dispatch.producer import default_producer
 
         default_producer().publisher.publish([message_id])
     console.print(f"{message_id} {target.value}")
@@ -636,7 +636,7 @@ def _replay(
         console.print(f"{len(replay.matched)} failed messages would be queued again (dry run)")
         return
     if replay.queued:
-        from producers import default_producer
+        from postier.dispatch.producer import default_producer
 
         default_producer().publisher.publish(replay.queued)
     console.print(f"{len(replay.queued)} of {len(replay.matched)} failed messages queued again")

@@ -29,7 +29,7 @@ DEMO_INBOUND_SENDER = "33612345601"
 
 def run_demo(stack: Stack, console: Console, *, timeout: float = 60.0) -> bool:
     """Send the demo batch; show progress and a summary. True when every message settled."""
-    from producers.messages import Producer
+    from postier.dispatch.producer import Producer
 
     settings = stack.settings
     producer = Producer(settings)

@@ -268,18 +268,23 @@ class Stack:
             time.sleep(0.05)
         sandbox_url = self.sandbox.url if self.sandbox is not None else self.options.sandbox_url
         if sandbox_url:
-            from postier.webhooks import inbound_path, receipts_path
-
-            secret = self.settings.webhooks.secret.get_secret_value()
-            httpx.put(
-                f"{sandbox_url}/_sandbox/octopush/callbacks",
-                json={
-                    "receipts_url": self.webhooks_url + receipts_path(secret),
-                    "inbound_url": self.webhooks_url + inbound_path(secret),
-                },
-                timeout=5,
-            ).raise_for_status()
+            self.point_sandbox_callbacks(sandbox_url)
         return process
+
+    def point_sandbox_callbacks(self, sandbox_url: str) -> None:
+        """The sandbox at ``sandbox_url`` pushes Octopush receipts and inbound SMS to this
+        stack's webhook receiver, at its secret URLs."""
+        from postier.webhooks import inbound_path, receipts_path
+
+        secret = self.settings.webhooks.secret.get_secret_value()
+        httpx.put(
+            f"{sandbox_url}/_sandbox/octopush/callbacks",
+            json={
+                "receipts_url": self.webhooks_url + receipts_path(secret),
+                "inbound_url": self.webhooks_url + inbound_path(secret),
+            },
+            timeout=5,
+        ).raise_for_status()
 
     def start_beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
         return self._spawn(

@@ -9,11 +9,10 @@ build your own ``Producer(settings)`` to use several configurations in one proce
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
+from postier.dispatch.producer import BulkResult, MessageHandle, Producer, default_producer
 from postier.dispatch.rows import SmsRequest
-from producers.messages import BulkResult, MessageHandle, Producer
 
 __all__ = [
     "BulkResult",
@@ -27,12 +26,6 @@ __all__ = [
     "send_whatsapp_file",
     "send_whatsapp_template",
 ]
-
-
-@lru_cache(maxsize=1)
-def default_producer() -> Producer:
-    """The process-wide producer, built on first use from ``POSTIER_*`` settings."""
-    return Producer()
 
 
 def send_sms(to: str, text: str, **options: Any) -> MessageHandle:

@@ -431,8 +431,8 @@ def _targets(
 def _profile_producer(env: runs.Environment, messages: int) -> str:
     """Profile a bulk call of ``messages`` in this process (pyinstrument); the finding."""
     from benchmarks.throughput.runs import SAME_TEXT, bench_numbers, bench_settings
+    from postier.dispatch.producer import Producer, SmsRequest
     from postier.ledger.db import make_engine, upgrade
-    from producers.messages import Producer, SmsRequest
 
     path = env.workdir / "producer-profile" / "ledger.db"
     shutil.rmtree(path.parent, ignore_errors=True)

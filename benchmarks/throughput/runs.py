@@ -389,7 +389,7 @@ def run_end_to_end(
     A ``send_many`` of this size takes the bulk lane: its worker's CPU is the measure's (the
     transactional worker's, idle here, is counted too). ``latency``: the sandbox's answer delay.
     """
-    from producers.messages import Producer, SmsRequest
+    from postier.dispatch.producer import Producer, SmsRequest
 
     with postier_stack(
         environment, name, database_url, pool=pool, concurrency=concurrency
@@ -452,7 +452,7 @@ def run_end_to_end(
 
 def run_bulk(environment: Environment, messages: int, *, pool: str, concurrency: int) -> Measure:
     """The duration of one ``send_many`` of ``messages`` SMS (stored and published)."""
-    from producers.messages import Producer, SmsRequest
+    from postier.dispatch.producer import Producer, SmsRequest
 
     with postier_stack(environment, "bulk", None, pool=pool, concurrency=concurrency) as stack:
         engine = make_engine(stack.database_url)
@@ -513,7 +513,7 @@ def run_deferred(
     The rest of the backlog stays scheduled: the release query must find the due rows among
     all of them, which is what a large backlog costs.
     """
-    from producers.messages import Producer, SmsRequest
+    from postier.dispatch.producer import Producer, SmsRequest
 
     with postier_stack(environment, "deferred", None, pool=pool, concurrency=concurrency) as stack:
         engine = make_engine(stack.database_url)
@@ -583,7 +583,7 @@ def run_campaign(
 
     Notifications, so that French quiet hours (marketing only) never hold the measure.
     """
-    from producers.campaigns import CampaignProducer
+    from postier.campaigns.producer import CampaignProducer
 
     with postier_stack(environment, "campaign", None, pool=pool, concurrency=concurrency) as stack:
         engine = make_engine(stack.database_url)
@@ -740,7 +740,7 @@ def _code_latency(engine: Engine, producer: Any, number: str, index: int) -> flo
 
 
 def _bulk_requests(messages: int, start: int, campaign: str) -> list[Any]:
-    from producers.messages import SmsRequest
+    from postier.dispatch.producer import SmsRequest
 
     return [
         SmsRequest(number, text, provider="octopush", campaign_id=campaign)
@@ -766,7 +766,7 @@ def run_transactional(
     Every code is sent after the previous one reached ``sent`` (``gap`` seconds later), as a
     login page would; all go to the same provider as the bulk, at the same ``latency``.
     """
-    from producers.messages import Producer
+    from postier.dispatch.producer import Producer
 
     with postier_stack(environment, "lanes", None, pool=pool, concurrency=concurrency) as stack:
         if latency > 0:

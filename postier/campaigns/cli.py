@@ -82,7 +82,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 
 def _producer(settings: Settings) -> Any:
-    from producers.campaigns import CampaignProducer
+    from postier.campaigns.producer import CampaignProducer
 
     return CampaignProducer(settings)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from postier.chaos.scenarios import ScenarioResult, chaos_stack
+from benchmarks.chaos.scenarios import ScenarioResult, chaos_stack
 from postier.sandbox import SandboxServer
 from postier.stack import Stack
 
@@ -32,16 +31,7 @@ def receipts_to_the_stack(request: pytest.FixtureRequest) -> None:
         return
     stack: Stack = request.getfixturevalue("stack")
     server: SandboxServer = request.getfixturevalue("sandbox_server")
-    from postier.webhooks import INBOUND_PATH, RECEIPTS_PATH
-
-    httpx.put(
-        f"{server.url}/_sandbox/octopush/callbacks",
-        json={
-            "receipts_url": stack.webhooks_url + RECEIPTS_PATH,
-            "inbound_url": stack.webhooks_url + INBOUND_PATH,
-        },
-        timeout=5,
-    ).raise_for_status()
+    stack.point_sandbox_callbacks(server.url)
 
 
 def explain(result: ScenarioResult) -> str:

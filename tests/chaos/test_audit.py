@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from postier.chaos.audit import audit
-from postier.chaos.scenarios import max_in_window
+from benchmarks.chaos.audit import audit
+from benchmarks.chaos.scenarios import max_in_window
 from postier.ledger.db import make_engine, session_scope, upgrade
 from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
 from postier.ledger.queries import insert_messages

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from postier.chaos.faults import PrivateCluster
-from postier.chaos.scenarios import (
+from benchmarks.chaos.faults import PrivateCluster
+from benchmarks.chaos.scenarios import (
     SHARED_STACK,
     Scenario,
     postgres_restart,

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from postier.cli import app
 from postier.config import get_settings
+from postier.dispatch.producer import default_producer
 from postier.dispatch.replaying import REPLAY_DETAIL, ReplayFilter, replay_failed
 from postier.ledger.db import make_engine, upgrade
 from postier.ledger.models import MessageStatus
-from producers import default_producer
 from tests.dispatch.conftest import Ledger, queued_tasks
 
 S = MessageStatus

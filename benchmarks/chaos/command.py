@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from postier.chaos.runner import ChaosOptions, print_results, run_chaos
+from benchmarks.chaos.runner import ChaosOptions, print_results, run_chaos
 
 _defaults = ChaosOptions()
 
@@ -41,5 +41,5 @@ def chaos(
 
 
 def main() -> None:
-    """Entry point of ``python -m postier.chaos``."""
+    """Entry point of ``python -m benchmarks.chaos``."""
     typer.run(chaos)

@@ -24,11 +24,12 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+import redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from postier.chaos.audit import Audit, audit, wait_settled
-from postier.chaos.faults import PrivateCluster, restart_redis
+from benchmarks.chaos.audit import Audit, audit, wait_settled
+from benchmarks.chaos.faults import PrivateCluster, restart_redis
 from postier.config import DispatchSettings, HealthSettings, HttpSettings, RateLimit, Settings
 from postier.ledger.bulk import chunks
 from postier.ledger.db import make_engine, session_scope
@@ -172,11 +173,24 @@ class Supervisor:
 Scenario = Callable[[Sandbox, Stack, int], ScenarioResult]
 
 
+def forget_provider_health(stack: Stack) -> None:
+    """Every provider closed: an earlier scenario's faults (a Redis restart, a storm) must not
+    reroute this one's messages (a reroute is a second release of a deferred message)."""
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        keys = client.keys("postier:health:*")
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def supervised(scenario: Scenario) -> Scenario:
     """``scenario`` run under a ``Supervisor``; its restarts go in the result's notes."""
 
     @functools.wraps(scenario)
     def run(sandbox: Sandbox, stack: Stack, size: int) -> ScenarioResult:
+        forget_provider_health(stack)
         with Supervisor(stack) as supervisor:
             result = scenario(sandbox, stack, size)
         result.notes.extend(supervisor.restarts)
@@ -205,7 +219,7 @@ class Batch:
     _next = count(0)
 
     def __init__(self, stack: Stack) -> None:
-        from producers.messages import Producer
+        from postier.dispatch.producer import Producer
 
         self.stack = stack
         self.engine = make_engine(stack.database_url)
@@ -224,7 +238,7 @@ class Batch:
         ``interleave``: the two halves alternate (every task then holds both providers),
         instead of following each other.
         """
-        from producers.messages import SmsRequest
+        from postier.dispatch.producer import SmsRequest
 
         numbers = self.numbers(size)
         half = size // 2
@@ -417,7 +431,7 @@ def slow_provider_rate_limited(sandbox: Sandbox, stack: Stack, size: int) -> Sce
     )
     batch, started = Batch(stack), time.monotonic()
     try:
-        from producers.messages import SmsRequest
+        from postier.dispatch.producer import SmsRequest
 
         sandbox.set_faults("afilnet", latency=0.3)
         numbers = batch.numbers(count_)

@@ -1,4 +1,4 @@
-"""``make chaos`` / ``python -m postier.chaos``: every scenario, then one table of audits."""
+"""``make chaos`` / ``python -m benchmarks.chaos``: every scenario, then one table of audits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from postier.chaos.scenarios import (
+from benchmarks.chaos.scenarios import (
     SHARED_STACK,
     ScenarioResult,
     chaos_stack,

@@ -1,5 +1,0 @@
-"""``python -m postier.chaos``: see ``postier.chaos.runner``."""
-
-from postier.chaos.command import main
-
-main()
