@@ -58,6 +58,21 @@ def mark_published(session: Session, message_ids: Sequence[str], at: datetime) -
     return count
 
 
+def mark_unpublished(session: Session, message_ids: Sequence[str]) -> int:
+    """The broker never got these ids (stamped ``published_at`` before their publish): clear
+    it, so beat's republish pass finds them at once."""
+    messages = messages_table
+    count = 0
+    for chunk in _chunks(list(message_ids)):
+        result = session.execute(
+            update(messages)
+            .where(messages.c.id.in_(chunk), messages.c.status == MessageStatus.QUEUED)
+            .values(published_at=None)
+        )
+        count += _rowcount(result)
+    return count
+
+
 def _unpublished_condition(older_than: datetime) -> ColumnElement[bool]:
     """Queued, untouched since ``older_than``, and not handed to the broker since then.
 
@@ -409,6 +424,7 @@ __all__ = [
     "mark_inbound_dispatched",
     "mark_published",
     "mark_status_checked",
+    "mark_unpublished",
     "queued_rows",
     "record_inbound",
     "release_due",

@@ -164,3 +164,25 @@ def test_plan_tasks_keeps_every_id_once_in_order_in_enough_small_chunks(count: i
     assert all(1 <= len(chunk) <= MAX_CHUNK for chunk in chunks)
     # enough tasks to keep every worker thread busy, as the docstring promises
     assert len(chunks) >= min(count, SINGLE_TASK_LIMIT)
+
+
+def test_a_producer_stamps_published_at_and_clears_it_when_the_broker_is_down(
+    dead_broker_app: Celery,
+    celery_app: Celery,
+    dispatch_settings: Settings,
+    ledger: Ledger,
+    redis_client: redis.Redis,
+) -> None:
+    """Rows are stored already stamped (no UPDATE after the publish); an id the broker did not
+    take has its stamp cleared, so beat's republish pass finds it at once."""
+    from producers.messages import Producer
+
+    down = Producer(dispatch_settings, engine=ledger.engine, celery_app=dead_broker_app)
+    lost = down.send_sms("0612345720", "Votre code : 1").id
+    assert ledger.get(lost).published_at is None
+    assert ledger.status(lost) == S.QUEUED
+
+    up = Producer(dispatch_settings, engine=ledger.engine, celery_app=celery_app)
+    sent = up.send_sms("0612345721", "Votre code : 2").id
+    assert ledger.get(sent).published_at is not None
+    assert [t.args for t in queued_tasks(redis_client)] == [[sent]]
