@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 
@@ -105,7 +106,15 @@ def check_text(
 
     Rules: ``text.empty`` (empty or only whitespace; Primotexto 30, Octopush 107),
     ``text.charset``, ``text.length`` (characters), ``text.parts`` (SMS parts).
+
+    A text checked before is answered from a cache: a bulk send of one text checks it once,
+    not once per recipient (a refusal is not cached: it raises each time).
     """
+    return _checked_text(provider, text, transport, field)
+
+
+@lru_cache(maxsize=1024)
+def _checked_text(provider: str, text: str, transport: str | None, field: str) -> SegmentInfo:
     limit = text_limit(provider, transport)
     if not text.strip():
         raise RuleViolation(field, "text.empty", "message text is empty")
