@@ -16,6 +16,8 @@ REPUBLISH_UNPUBLISHED = "postier.republish_unpublished"
 POLL_DELIVERY_STATES = "postier.poll_delivery_states"
 POLL_WHATSAPP_INBOX = "postier.poll_whatsapp_inbox"
 REAP_STUCK_SENDS = "postier.reap_stuck_sends"
+#: keeps the ledger's planner statistics current (SQLite's PRAGMA optimize)
+OPTIMIZE_LEDGER = "postier.optimize_ledger"
 
 # campaigns (postier.campaigns): plan, fan-out and batches on the send queue; beat's passes
 # match the scheduled queue's "postier.release_*" and "postier.reap_*" routes

@@ -51,4 +51,3 @@ def http_client(settings: Settings) -> Iterator[httpx.Client]:
     client = build_http_client(settings.http)
     yield client
     client.close()
-

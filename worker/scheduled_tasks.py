@@ -11,6 +11,7 @@ from redis.exceptions import LockError
 from postier import tasknames
 from postier.config import get_settings
 from postier.dispatch import polling
+from postier.ledger.db import optimize
 from worker.app import app
 from worker.context import process_context
 
@@ -86,4 +87,15 @@ def poll_whatsapp_inbox() -> int:
         "inbox",
         dispatcher.settings.dispatch.poll_inbox_interval,
         lambda: len(polling.poll_whatsapp_inbox(dispatcher, app)),
+    )
+
+
+@app.task(name=tasknames.OPTIMIZE_LEDGER)
+def optimize_ledger() -> int:
+    """Keep the ledger's planner statistics current (SQLite: ``PRAGMA optimize``)."""
+    dispatcher, _ = process_context(app)
+    return _once(
+        "optimize",
+        dispatcher.settings.dispatch.optimize_interval,
+        lambda: len(optimize(dispatcher.engine)),
     )

@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -46,6 +46,44 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"
     #: the send may or may not have reached the provider; settled by a lookup, policy or person
     UNKNOWN = "unknown"
+    #: sent, but no delivery state came within the provider's receipt window (72 h by default):
+    #: final, polled no more; a receipt that still comes settles it
+    EXPIRED = "expired"
+
+
+#: the statuses a message is still moving through; all others are final (``states.py``)
+LIVE_STATUSES: Final[tuple[MessageStatus, ...]] = (
+    MessageStatus.QUEUED,
+    MessageStatus.SCHEDULED,
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.UNKNOWN,
+)
+#: the predicate of the partial indexes over live rows, as SQL. Queries that read live rows
+#: repeat it verbatim (``live_condition``): SQLite only uses a partial index when the query's
+#: WHERE contains the index's WHERE term for term, and a bound parameter is not a literal.
+LIVE_SQL: Final[str] = (
+    "status IN (" + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES) + ")"
+)
+#: the predicate of the partial index over inbound messages the hook has not run for
+UNDISPATCHED_SQL: Final[str] = "hook_dispatched_at IS NULL"
+
+
+#: index names the queries pin on SQLite (``INDEXED BY``); a test checks each plan uses it
+IX_STATUS_SEND_AT: Final = "ix_messages_status_send_at"
+IX_CAMPAIGN_STATUS: Final = "ix_messages_campaign_id_status"
+IX_PROVIDER_MESSAGE_ID: Final = "ix_messages_provider_message_id"
+IX_RECIPIENT: Final = "ix_messages_recipient"
+IX_STATUS_CREATED: Final = "ix_messages_status_created_at_id"
+IX_LIVE: Final = "ix_messages_live"
+IX_UNDISPATCHED: Final = "ix_inbound_messages_undispatched"
+#: the index SQLite makes for the TEXT primary key of ``messages`` (its first constraint)
+SQLITE_MESSAGES_PK: Final = "sqlite_autoindex_messages_1"
+
+
+def live_condition() -> sa.TextClause:
+    """``LIVE_SQL`` as a WHERE term (add it to every query meant to use ``ix_messages_live``)."""
+    return sa.text(LIVE_SQL)
 
 
 class Channel(StrEnum):
@@ -103,9 +141,27 @@ class Message(SQLModel, table=True):
 
     __tablename__ = "messages"
     __table_args__ = (
-        sa.Index("ix_messages_status_send_at", "status", "send_at"),
-        # a campaign's rows by state: batch claims, releases, counts (postier.campaigns)
-        sa.Index("ix_messages_campaign_id_status", "campaign_id", "status"),
+        # beat's release of due rows
+        sa.Index(IX_STATUS_SEND_AT, "status", "send_at"),
+        # a campaign's rows by state: batch claims, releases, counts (postier.campaigns); its
+        # prefix serves "every row of a campaign" too, so campaign_id has no index of its own
+        sa.Index(IX_CAMPAIGN_STATUS, "campaign_id", "status"),
+        # receipts matched by number (a multi-recipient request's rows share one ticket)
+        sa.Index(IX_RECIPIENT, "recipient"),
+        # listings by state, newest first (``postier list --status``)
+        sa.Index(IX_STATUS_CREATED, "status", "created_at", "id"),
+        # only the live rows, a few percent of a year's ledger: the delivery poll's set in
+        # the order it asks (never asked, then longest unasked), the reaper's and republisher's
+        # rows, and the metrics' live counts read from the index alone (provider included)
+        sa.Index(
+            IX_LIVE,
+            "status",
+            "status_checked_at",
+            "updated_at",
+            "provider",
+            sqlite_where=sa.text(LIVE_SQL),
+            postgresql_where=sa.text(LIVE_SQL),
+        ),
     )
 
     id: str = Field(default_factory=new_message_id, primary_key=True, max_length=32)
@@ -130,7 +186,7 @@ class Message(SQLModel, table=True):
     )
     send_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
-    campaign_id: str | None = Field(default=None, max_length=32, index=True)
+    campaign_id: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     provider_message_id: str | None = Field(default=None, max_length=128, index=True)
     #: what the provider charged (credits or euros, as the provider counts)
@@ -168,7 +224,16 @@ class InboundMessage(SQLModel, table=True):
     """A message a recipient sent us (WhatsApp reply, SMS answer), stored once per provider id."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (sa.UniqueConstraint("provider", "provider_message_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "provider_message_id"),
+        # the few rows whose hook has not run, oldest first, however many are stored
+        sa.Index(
+            IX_UNDISPATCHED,
+            "id",
+            sqlite_where=sa.text(UNDISPATCHED_SQL),
+            postgresql_where=sa.text(UNDISPATCHED_SQL),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=bigint_pk_type())
     provider: str = Field(max_length=32)

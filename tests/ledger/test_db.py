@@ -29,7 +29,7 @@ LEDGER_TABLES = {
     "opt_outs",
 }
 #: the newest migration
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _diffs(engine: Engine) -> list[object]:
