@@ -1,7 +1,10 @@
 """The webhook receiver: providers that push (Octopush receipts and inbound SMS) post here.
 
 Run it with ``postier webhooks`` (uvicorn) and set its URLs in the Octopush account:
-``/webhooks/octopush/receipts`` and ``/webhooks/octopush/inbound``. Bodies are JSON or a
+``/webhooks/octopush/receipts`` and ``/webhooks/octopush/inbound``. ``/metrics`` serves the
+receiver's Prometheus counters (the final states its receipts settle, in
+``postier_messages_total``): let Prometheus reach it, and the reverse proxy only
+``/webhooks/``. Bodies are JSON or a
 form; an unknown message is acknowledged (200) so the provider stops retrying, a body that
 is not a callback is refused (400). The receiver reads nothing but the body: put it behind
 the reverse proxy's IP allow-list of the provider.
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,6 +29,7 @@ from postier.dispatch.polling import apply_receipt
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import InboundMessage
 from postier.ledger.queries import record_inbound
+from postier.metrics import PROCESS_REGISTRY, get_metrics
 from postier.providers.octopush import parse_inbound, parse_receipt
 from postier.rules.errors import RuleViolation
 from postier.rules.phones import normalize_number
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RECEIPTS_PATH = "/webhooks/octopush/receipts"
 INBOUND_PATH = "/webhooks/octopush/inbound"
+METRICS_PATH = "/metrics"
 
 
 async def _body(request: Request) -> Mapping[str, Any]:
@@ -86,9 +92,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             stored = record_inbound(session, row)
         return JSONResponse({"stored": stored})
 
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(PROCESS_REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    get_metrics()  # the counters exist (at zero) before the first receipt
     return Starlette(
         routes=[
             Route(RECEIPTS_PATH, receipts, methods=["POST"]),
             Route(INBOUND_PATH, inbound, methods=["POST"]),
+            Route(METRICS_PATH, metrics, methods=["GET"]),
         ]
     )
