@@ -23,7 +23,8 @@ from postier.campaigns.queries import unsettled_batches
 from postier.config import DispatchSettings
 from postier.dispatch.polling import apply_receipt
 from postier.ledger import queries
-from postier.ledger.models import MessageStatus, messages_table
+from postier.ledger.db import optimize
+from postier.ledger.models import LIVE_STATUSES, MessageStatus, messages_table
 from postier.metrics import LedgerCollector
 from postier.providers.results import DeliveryState, Provider, StatusReport
 
@@ -191,10 +192,22 @@ QUERIES: Final[tuple[Query, ...]] = (
         lambda _e, s, _t: queries.list_messages(s, status=MessageStatus.FAILED, limit=50),
     ),
     Query(
-        "postier list: counts by state",
+        "postier list (no filter)",
         "listing",
         "",
-        lambda _e, s, _t: queries.count_by_status(s),
+        lambda _e, s, _t: queries.list_messages(s, limit=50),
+    ),
+    Query(
+        "postier list: counts of live states",
+        "listing",
+        "",
+        lambda _e, s, _t: queries.count_by_status(s, statuses=LIVE_STATUSES),
+    ),
+    Query(
+        "planner statistics kept current",
+        "pass",
+        _every(_DISPATCH.optimize_interval),
+        lambda e, _s, _t: optimize(e),
     ),
 )
 

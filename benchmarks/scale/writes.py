@@ -20,7 +20,7 @@ from multiprocessing.synchronize import Event
 from sqlalchemy import delete
 
 from postier.campaigns.queries import unsettled_batches
-from postier.ledger.db import make_engine, session_scope
+from postier.ledger.db import make_engine, optimize, session_scope
 from postier.ledger.models import (
     Channel,
     MessageKind,
@@ -68,6 +68,7 @@ def _beat_loop(
             with session_scope(engine) as session:
                 mark_status_checked(session, [row.id for row in rows], datetime.now(UTC))
             collector.counts()
+            optimize(engine)
             with session_scope(engine) as session:
                 undispatched_inbound(session, 500)
                 unpublished(session, now - timedelta(seconds=120), 5000)
