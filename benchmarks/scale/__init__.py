@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -179,7 +180,10 @@ def _ledger(
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    name = f"postier_scale_{size}"
+    # kept ledgers have a fixed name to be found again; others a unique one (parallel runs)
+    name = (
+        f"postier_scale_{size}" if options.keep else f"postier_scale_{size}_{uuid.uuid4().hex[:8]}"
+    )
     admin = create_engine(make_url(options.pg_url), isolation_level="AUTOCOMMIT")
     url = make_url(options.pg_url).set(database=name).render_as_string(hide_password=False)
     try:
