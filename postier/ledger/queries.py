@@ -374,33 +374,42 @@ def list_messages(
 ) -> list[Message]:
     """The newest messages matching every filter given, newest first.
 
-    By state, the newest rows of ``(status, created_at, id)``; with no state, the newest of
-    each state merged, so neither reads more than ``limit`` rows per state; within a campaign,
-    its rows (``ix_messages_campaign_id_status``).
+    By state, the newest rows of ``(status, created_at, id)``; with no state, the newest keys
+    of each state from that index alone, merged, then those rows; within a campaign, its rows
+    (``ix_messages_campaign_id_status``). None reads more than ``limit`` rows per state.
     """
     messages = messages_table
+    newest_first = (messages.c.created_at.desc(), messages.c.id.desc())
 
-    def newest(state: MessageStatus | None) -> list[Message]:
-        query = select(Message)
+    def filtered(query: Select[Any], state: MessageStatus | None) -> Select[Any]:
         if state is not None:
             query = query.where(messages.c.status == state)
         if provider is not None:
             query = query.where(messages.c.provider == provider)
         if campaign_id is not None:
-            query = query.where(messages.c.campaign_id == campaign_id)
-        query = query.order_by(messages.c.created_at.desc(), messages.c.id.desc()).limit(limit)
-        if campaign_id is None:
-            query = pinned(query, IX_STATUS_CREATED)
-        return list(session.execute(query).scalars().all())
+            return query.where(messages.c.campaign_id == campaign_id)
+        return pinned(query, IX_STATUS_CREATED)
 
     if status is not None or campaign_id is not None:
-        return newest(MessageStatus(status) if status is not None else None)
-    merged = heapq.merge(
-        *(newest(state) for state in MessageStatus),
-        key=lambda message: (message.created_at, message.id),
+        state = MessageStatus(status) if status is not None else None
+        query = filtered(select(Message), state).order_by(*newest_first).limit(limit)
+        return list(session.execute(query).scalars().all())
+    keys = heapq.merge(
+        *(
+            session.execute(
+                filtered(select(messages.c.created_at, messages.c.id), state)
+                .order_by(*newest_first)
+                .limit(limit)
+            ).all()
+            for state in MessageStatus
+        ),
+        key=lambda row: (row[0], row[1]),
         reverse=True,
     )
-    return list(itertools.islice(merged, limit))
+    ids = [row[1] for row in itertools.islice(keys, limit)]
+    found = session.execute(by_primary_key(select(Message).where(messages.c.id.in_(ids))))
+    by_id = {message.id: message for message in found.scalars()}
+    return [by_id[id_] for id_ in ids if id_ in by_id]
 
 
 def count_by_status(

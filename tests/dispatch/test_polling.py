@@ -376,7 +376,8 @@ def test_a_late_receipt_still_settles_an_expired_message(
     assert dispatcher.send(message_id).status == S.SENT
     ticket = ledger.get(message_id).provider_message_id
     assert ticket is not None
-    ledger.force(message_id, sending_started_at=ago(dispatcher.settings.dispatch.receipt_window + 1))
+    window = dispatcher.settings.dispatch.receipt_window
+    ledger.force(message_id, sending_started_at=ago(window + 1))
     assert poll_delivery_states(dispatcher) == 1
     assert ledger.status(message_id) == S.EXPIRED
     delivered_before = _sent_count("octopush", "delivered")

@@ -97,13 +97,15 @@ def test_sqlite_plans_do_not_flip_with_misleading_statistics(
         with lying.begin() as connection:
             connection.exec_driver_sql("DELETE FROM sqlite_stat1")
             connection.exec_driver_sql(
-                "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES"
-                " ('messages', 'ix_messages_status_send_at', '30000 1 1'),"
-                " ('messages', 'ix_messages_status_created_at_id', '30000 1 1 1'),"
-                " ('messages', 'ix_messages_campaign_id_status', '30000 30000 30000'),"
-                f" ('messages', '{SQLITE_MESSAGES_PK}', '30000 30000'),"
-                " ('messages', 'ix_messages_recipient', '30000 30000'),"
-                " ('messages', 'ix_messages_provider_message_id', '30000 30000')"
+                "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('messages', ?, ?)",
+                [
+                    ("ix_messages_status_send_at", "30000 1 1"),
+                    ("ix_messages_status_created_at_id", "30000 1 1 1"),
+                    ("ix_messages_campaign_id_status", "30000 30000 30000"),
+                    (SQLITE_MESSAGES_PK, "30000 30000"),
+                    ("ix_messages_recipient", "30000 30000"),
+                    ("ix_messages_provider_message_id", "30000 30000"),
+                ],
             )
             connection.exec_driver_sql("ANALYZE sqlite_schema")
         lying.dispose()  # new connections load the statistics
