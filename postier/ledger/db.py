@@ -152,17 +152,28 @@ def optimize(engine: Engine) -> list[str]:
 
     On SQLite: ``PRAGMA optimize`` with ``analysis_limit``, which re-analyzes a table only when
     it has no statistics or grew a lot since, sampling ``ANALYSIS_LIMIT`` rows per index; the
-    statements it ran are returned. PostgreSQL's autovacuum does this itself: nothing to do.
+    statements it ran are returned. It takes the write lock first (``BEGIN IMMEDIATE``, waiting
+    like any writer): a read turned into a write would fail at once if another writer had
+    committed meanwhile. PostgreSQL's autovacuum does this itself: nothing to do.
     """
     if engine.dialect.name != "sqlite":
         return []
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-        for probe in _OPTIMIZE_PROBES:
-            connection.exec_driver_sql(probe).all()
-        # bit 0x10000 (SQLite 3.46+: every table, not only those consulted) is ignored before
-        planned = [str(row[0]) for row in connection.exec_driver_sql("PRAGMA optimize(0x10003)")]
-        connection.exec_driver_sql("PRAGMA optimize(0x10002)")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            connection.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+            for probe in _OPTIMIZE_PROBES:
+                connection.exec_driver_sql(probe).all()
+            # bit 0x10000 (SQLite 3.46+: every table, not only those consulted) is ignored
+            # before; 0x1 only lists what would run
+            planned = [
+                str(row[0]) for row in connection.exec_driver_sql("PRAGMA optimize(0x10003)")
+            ]
+            connection.exec_driver_sql("PRAGMA optimize(0x10002)")
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
     return planned
 
 
