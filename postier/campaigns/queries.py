@@ -39,7 +39,7 @@ from postier.ledger.models import (
     campaign_chunks_table,
     campaign_rejections_table,
     campaigns_table,
-    live_condition,
+    in_live_index,
     messages_table,
 )
 from postier.ledger.plans import pinned
@@ -540,7 +540,7 @@ def unsettled_batches(
     started = func.coalesce(m.c.sending_started_at, m.c.updated_at)
     condition = and_(
         # the live rows in these two states (ix_messages_live), not every ticket of the ledger
-        live_condition(),
+        in_live_index(),
         m.c.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN]),
         m.c.provider_message_id.like(BATCH_PREFIX + "%"),
         started >= not_before,

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Field, SQLModel
 
 from postier.ledger.columns import UTCDateTime, bigint_pk_type, json_type
@@ -60,8 +61,8 @@ LIVE_STATUSES: Final[tuple[MessageStatus, ...]] = (
     MessageStatus.UNKNOWN,
 )
 #: the predicate of the partial indexes over live rows, as SQL. Queries that read live rows
-#: repeat it verbatim (``live_condition``): SQLite only uses a partial index when the query's
-#: WHERE contains the index's WHERE term for term, and a bound parameter is not a literal.
+#: repeat it verbatim (``live_rows``, ``in_live_index``): SQLite only uses a partial index when
+#: the query's WHERE contains the index's WHERE term for term (a bound parameter is no match).
 LIVE_SQL: Final[str] = (
     "status IN (" + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES) + ")"
 )
@@ -76,14 +77,44 @@ IX_PROVIDER_MESSAGE_ID: Final = "ix_messages_provider_message_id"
 IX_RECIPIENT: Final = "ix_messages_recipient"
 IX_STATUS_CREATED: Final = "ix_messages_status_created_at_id"
 IX_LIVE: Final = "ix_messages_live"
+IX_LIVE_COUNTS: Final = "ix_messages_live_counts"
 IX_UNDISPATCHED: Final = "ix_inbound_messages_undispatched"
 #: the index SQLite makes for the TEXT primary key of ``messages`` (its first constraint)
 SQLITE_MESSAGES_PK: Final = "sqlite_autoindex_messages_1"
 
 
-def live_condition() -> sa.TextClause:
-    """``LIVE_SQL`` as a WHERE term (add it to every query meant to use ``ix_messages_live``)."""
+def live_rows() -> sa.TextClause:
+    """``LIVE_SQL`` as a WHERE term: the live rows, read from a partial index over them."""
     return sa.text(LIVE_SQL)
+
+
+class _InLiveIndex(sa.sql.expression.ColumnElement[Any]):
+    """``LIVE_SQL`` on SQLite, ``true`` elsewhere: see ``in_live_index``."""
+
+    # not Boolean: SQLAlchemy would render "… = 1" on SQLite, which has no boolean type
+    type = sa.types.NullType()
+    inherit_cache = True
+
+
+@compiles(_InLiveIndex, "sqlite")
+def _in_live_index_sqlite(_element: _InLiveIndex, _compiler: Any, **_kw: Any) -> str:
+    return LIVE_SQL
+
+
+@compiles(_InLiveIndex)
+def _in_live_index_default(_element: _InLiveIndex, _compiler: Any, **_kw: Any) -> str:
+    return "true"
+
+
+def in_live_index() -> sa.sql.expression.ColumnElement[Any]:
+    """The partial index's predicate, for a query whose status is already a live one.
+
+    SQLite uses ``ix_messages_live`` only when the query repeats its WHERE verbatim; PostgreSQL
+    proves it from ``status = 'sent'`` itself, and a repeated predicate would make it count
+    the status twice in its estimate (and pick ``ix_messages_status_send_at`` and a sort of
+    every sent row, measured 480 ms at 5 million messages): there it is ``true``.
+    """
+    return _InLiveIndex()
 
 
 class Channel(StrEnum):
@@ -151,13 +182,22 @@ class Message(SQLModel, table=True):
         # listings by state, newest first (``postier list --status``)
         sa.Index(IX_STATUS_CREATED, "status", "created_at", "id"),
         # only the live rows, a few percent of a year's ledger: the delivery poll's set in
-        # the order it asks (never asked, then longest unasked), the reaper's and republisher's
-        # rows, and the metrics' live counts read from the index alone (provider included)
+        # the order it asks (never asked, then longest unasked), the reaper's, republisher's
+        # and batch reaper's rows
         sa.Index(
             IX_LIVE,
             "status",
             "status_checked_at",
             "updated_at",
+            "provider",
+            sqlite_where=sa.text(LIVE_SQL),
+            postgresql_where=sa.text(LIVE_SQL),
+        ),
+        # the metrics' and ``postier list``'s live counts, from this index alone and in its
+        # order (grouping ix_messages_live by provider took a temporary B-tree: 90 ms at 5M)
+        sa.Index(
+            IX_LIVE_COUNTS,
+            "status",
             "provider",
             sqlite_where=sa.text(LIVE_SQL),
             postgresql_where=sa.text(LIVE_SQL),

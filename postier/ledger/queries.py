@@ -32,6 +32,7 @@ from postier.ledger.bulk import insert_messages
 from postier.ledger.bulk import insert_or_ignore as _insert_or_ignore
 from postier.ledger.models import (
     IX_LIVE,
+    IX_LIVE_COUNTS,
     IX_PROVIDER_MESSAGE_ID,
     IX_STATUS_CREATED,
     IX_STATUS_SEND_AT,
@@ -42,8 +43,9 @@ from postier.ledger.models import (
     Message,
     MessageStatus,
     delivery_events_table,
+    in_live_index,
     inbound_messages_table,
-    live_condition,
+    live_rows,
     messages_table,
     utcnow,
 )
@@ -82,7 +84,7 @@ def _unpublished_condition(older_than: datetime) -> ColumnElement[bool]:
     """
     messages = messages_table
     return and_(
-        live_condition(),
+        in_live_index(),
         messages.c.status == MessageStatus.QUEUED,
         messages.c.updated_at < older_than,
         or_(messages.c.published_at.is_(None), messages.c.published_at < older_than),
@@ -195,7 +197,7 @@ def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> l
     started = func.coalesce(messages.c.sending_started_at, messages.c.updated_at)
     query = (
         select(Message)
-        .where(live_condition(), messages.c.status == MessageStatus.SENDING, started < older_than)
+        .where(in_live_index(), messages.c.status == MessageStatus.SENDING, started < older_than)
         .order_by(started)
         .limit(limit)
     )
@@ -255,7 +257,7 @@ def awaiting_delivery(
 
     def read(condition: ColumnElement[bool], *order: Any, count: int) -> list[Message]:
         query = select(Message).where(
-            live_condition(), messages.c.status == MessageStatus.SENT, condition
+            in_live_index(), messages.c.status == MessageStatus.SENT, condition
         )
         if provider is not None:
             query = query.where(messages.c.provider == provider)
@@ -421,7 +423,7 @@ def count_by_status(
     """How many messages are in each status (every status asked for, zeros included).
 
     Over the whole ledger this reads every row: fine for a campaign, not for a year's ledger.
-    ``statuses=LIVE_STATUSES`` counts the live rows only, from ``ix_messages_live`` alone.
+    ``statuses=LIVE_STATUSES`` counts the live rows only, from ``ix_messages_live_counts``.
     """
     messages = messages_table
     wanted = list(MessageStatus) if statuses is None else [MessageStatus(s) for s in statuses]
@@ -431,7 +433,7 @@ def count_by_status(
     if statuses is not None:
         query = query.where(messages.c.status.in_(wanted))
         if campaign_id is None and set(wanted) <= set(LIVE_STATUSES):
-            query = pinned(query.where(live_condition()), IX_LIVE)
+            query = pinned(query.where(in_live_index()), IX_LIVE_COUNTS)
     counts = {status.value: 0 for status in wanted}
     for status, count in session.execute(query):
         counts[MessageStatus(status).value] = int(count)
@@ -441,15 +443,15 @@ def count_by_status(
 def count_live_by_provider(session: Session) -> list[tuple[str | None, MessageStatus, int]]:
     """``(provider, status, count)`` of the live rows (``LIVE_STATUSES``), for the metrics.
 
-    Read from ``ix_messages_live`` alone (it carries the provider): the cost is the live set's,
+    Read from ``ix_messages_live_counts`` alone, in its order: the cost is the live set's,
     whatever the ledger's size. Final states are counted by the workers' counters instead.
     """
     messages = messages_table
     query = pinned(
         select(messages.c.provider, messages.c.status, func.count())
-        .where(live_condition())
+        .where(live_rows())
         .group_by(messages.c.status, messages.c.provider),
-        IX_LIVE,
+        IX_LIVE_COUNTS,
     )
     return [
         (provider, MessageStatus(status), int(count))

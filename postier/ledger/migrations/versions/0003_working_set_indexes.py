@@ -5,8 +5,8 @@ Revises: 0002
 Create Date: 2026-11-29
 
 - ``ix_messages_live``: a partial index over the live rows only (queued, scheduled, sending,
-  sent, unknown), ordered as the delivery poll asks (never asked, then longest unasked) and
-  carrying the provider, so the metrics' live counts read it alone;
+  sent, unknown), ordered as the delivery poll asks (never asked, then longest unasked);
+- ``ix_messages_live_counts``: the same rows by state and provider, for the live counts;
 - ``ix_messages_status_created_at_id``: listings by state, newest first;
 - ``ix_messages_recipient``: receipts matched by number;
 - ``ix_inbound_messages_undispatched``: a partial index over inbound rows not yet handed to
@@ -44,6 +44,14 @@ def upgrade() -> None:
         if_not_exists=True,
     )
     op.create_index(
+        "ix_messages_live_counts",
+        "messages",
+        ["status", "provider"],
+        sqlite_where=sa.text(_LIVE),
+        postgresql_where=sa.text(_LIVE),
+        if_not_exists=True,
+    )
+    op.create_index(
         "ix_messages_status_created_at_id",
         "messages",
         ["status", "created_at", "id"],
@@ -66,4 +74,5 @@ def downgrade() -> None:
     op.drop_index("ix_inbound_messages_undispatched", table_name="inbound_messages")
     op.drop_index("ix_messages_recipient", table_name="messages")
     op.drop_index("ix_messages_status_created_at_id", table_name="messages")
+    op.drop_index("ix_messages_live_counts", table_name="messages")
     op.drop_index("ix_messages_live", table_name="messages")
