@@ -100,9 +100,10 @@ def _measure_ledger(
                     ms=round(timing.median_ms, 3),
                     p90_ms=round(timing.p90_ms, 3),
                     max_ms=round(timing.max_ms, 3),
-                    plan=timing.plan.label,
+                    plan=timing.plan.label if timing.statements else "none",
                     plan_detail=timing.plan.detail,
                     target_ms=query.target_ms,
+                    statements=timing.statements,
                 )
             )
             console.print(

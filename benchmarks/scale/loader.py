@@ -341,6 +341,7 @@ def load_sqlite(
     loses the benchmark's file. The file is left in WAL mode, as ``make_engine`` uses it.
     """
     started = time.perf_counter()
+    progress = _timed(progress)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -369,8 +370,8 @@ def load_sqlite(
             connection.execute(f'DROP INDEX "{name}"')
         _run_load(lambda sql: connection.execute(sql), d, size, progress)
         for name, sql in indexes:
-            progress(f"  index {name}")
             connection.execute(sql)
+            progress(f"  index {name}")
         connection.execute(due_now_sql(d))
         connection.execute("COMMIT")
         connection.execute("PRAGMA locking_mode=NORMAL")
@@ -400,6 +401,7 @@ def load_postgresql(
     ``VACUUM ANALYZE``d at the end, as autovacuum would have done on a live ledger.
     """
     started = time.perf_counter()
+    progress = _timed(progress)
     upgrade(url)
     d = _postgresql_dialect(_epoch(now))
     engine = make_engine(url)
@@ -427,31 +429,45 @@ def load_postgresql(
         with engine.begin() as connection:
             connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
             for name, sql in indexes:
-                progress(f"  index {name}")
                 connection.exec_driver_sql(sql)
+                progress(f"  index {name}")
             connection.exec_driver_sql(due_now_sql(d).replace("%", "%%"))
         with engine.connect() as connection:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
             for table in TABLES:
                 autocommit.exec_driver_sql(f"VACUUM ANALYZE {table}")
+        progress("  VACUUM ANALYZE")
     finally:
         engine.dispose()
     return LoadedLedger(url, size, now, time.perf_counter() - started)
 
 
+def _timed(progress: Callable[[str], None]) -> Callable[[str], None]:
+    """``progress`` for lines said when a step is done: each gets the step's seconds."""
+    last = time.perf_counter()
+
+    def done(line: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        progress(f"{line}: {now - last:.1f} s")
+        last = now
+
+    return done
+
+
 def _run_load(
     run: Callable[[str], object], d: _Dialect, size: int, progress: Callable[[str], None]
 ) -> None:
-    progress(f"  campaigns ({max(1, size // 2000):,})")
     run(campaigns_sql(d, size))
+    progress(f"  campaigns ({max(1, size // 2000):,})")
     for start in range(1, size + 1, CHUNK):
         stop = min(size, start + CHUNK - 1)
-        progress(f"  messages {start:,}-{stop:,}")
         run(messages_sql(d, size, start, stop))
-    progress(f"  delivery events ({3 * size:,})")
+        progress(f"  messages {start:,}-{stop:,}")
     run(events_sql(d))
-    progress(f"  inbound messages ({max(UNDISPATCHED_INBOUND, size // 50):,})")
+    progress(f"  delivery events ({3 * size:,})")
     run(inbound_sql(d, size))
+    progress(f"  inbound messages ({max(UNDISPATCHED_INBOUND, size // 50):,})")
 
 
 def default_now() -> datetime:

@@ -40,6 +40,8 @@ class Measurement:
     plan: str
     plan_detail: str
     target_ms: float
+    #: statements one run sends; 0 when the work does not exist on this backend
+    statements: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,7 @@ class Report:
                     by_key.get((query, backend, small)),
                     by_key.get((query, backend, large)),
                 )
-                if first is None or last is None:
+                if first is None or last is None or last.statements == 0:
                     continue
                 ratio = last.ms / first.ms if first.ms > 0 else float("inf")
                 found.append(
@@ -164,8 +166,8 @@ def print_report(report: Report, console: Console) -> None:
             last = values[-1]
             cells.append(f"{found['ratio']:.1f}x" if found else "-")
             cells.append(last.plan if last else "-")
-            if last is None:
-                cells.append("-")
+            if last is None or last.statements == 0:
+                cells.append("n/a" if last is not None else "-")
             else:
                 ok = found["meets_target"] if found else last.ms <= last.target_ms
                 verdict = "[green]PASS[/]" if ok else "[red]MISS[/]"
@@ -188,6 +190,7 @@ def print_report(report: Report, console: Console) -> None:
         m
         for m in report.measurements
         if m.size == sizes[-1]
+        and m.statements > 0
         and not growth.get((m.query, m.backend), {"meets_target": m.ms <= m.target_ms})[
             "meets_target"
         ]

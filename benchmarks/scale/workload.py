@@ -71,6 +71,8 @@ class Timing:
     p90_ms: float
     max_ms: float
     plan: Plan
+    #: statements sent to the database by one run (0: nothing to do on this backend)
+    statements: int
 
 
 def _every(seconds: float) -> str:
@@ -249,7 +251,7 @@ def measure(
     plan = explain(engine, statements)
     durations = sorted(_run_once(engine, query, targets) for _ in range(repeat))
     p90 = durations[min(len(durations) - 1, round(0.9 * (len(durations) - 1)))]
-    return Timing(statistics.median(durations), p90, durations[-1], plan)
+    return Timing(statistics.median(durations), p90, durations[-1], plan, len(statements))
 
 
 def _run_once(engine: Engine, query: Query, targets: Targets) -> float:

@@ -36,10 +36,11 @@ def test_every_query_is_measured_on_both_backends_and_reported(
     found = {(m.query, m.backend, m.size) for m in report.measurements}
     wanted = {(q.name, b, s) for q in QUERIES for b in ("sqlite", "postgresql") for s in SIZES}
     assert found == wanted
-    assert {m.plan for m in report.measurements} <= {"index", "scan"}
+    assert {m.plan for m in report.measurements} <= {"index", "scan", "none"}
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert {"query", "backend", "size", "ms", "plan"} <= set(document["measurements"][0])
-    assert len(document["growth"]) == 2 * len(QUERIES)
+    # PostgreSQL has no statistics pass to time (autovacuum's job)
+    assert len(document["growth"]) == 2 * len(QUERIES) - 1
     writes = document["sqlite_writes_while_beat_runs"]
     assert [w["size"] for w in writes] == list(SIZES)
     assert all(w["writes"] > 0 for w in writes)
