@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run up test test-fast lint fmt bench chaos sandbox services env-example screenshots clean
+.PHONY: run up test test-fast lint fmt bench bench-scale chaos sandbox services env-example screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 
 bench: $(BENCH_STAMP) services
 	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
+
+## bench-scale: the ledger's periodic passes and lookups at 0.1M, 1M and 5M messages, SQLite and
+## PostgreSQL -> var/bench-scale/report.json (BENCH_SCALE_ARGS="--sizes 100000 --keep": see --help)
+bench-scale: $(STAMP) services
+	$(BIN)/python -m benchmarks.scale $(BENCH_SCALE_ARGS)
 
 ## chaos: fault scenarios, each audited (provider's record vs ledger); CHAOS_ARGS=--quick: small
 chaos: $(STAMP) services

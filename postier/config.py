@@ -222,6 +222,18 @@ class DispatchSettings(BaseModel):
     #: provider requests one worker process keeps in flight at once, per provider (a bulk
     #: chunk's messages that each need their own request go out concurrently up to this)
     max_in_flight: int = Field(default=24, ge=1, le=512)
+    #: seconds a sent message waits for its delivery state before it becomes ``expired``
+    #: (final: the poll stops asking; a receipt that still comes is applied): 72 hours
+    receipt_window: float = Field(default=259_200.0, gt=0)
+    #: provider -> its own receipt window in seconds, e.g. {"octopush": 172800}
+    receipt_windows: dict[str, float] = Field(default_factory=dict)
+    #: seconds between two passes keeping the ledger's planner statistics current (SQLite's
+    #: PRAGMA optimize; nothing to do on PostgreSQL)
+    optimize_interval: float = 3600.0
+
+    def receipt_window_for(self, provider: str | None) -> float:
+        """The receipt window of ``provider``'s messages, in seconds."""
+        return self.receipt_windows.get(provider or "", self.receipt_window)
 
 
 class FlowerSettings(BaseModel):
@@ -273,7 +285,7 @@ class MetricsSettings(BaseModel):
     port: int = 9540
     #: directory of the per-process files of a prefork pool (unset: a temporary one)
     multiprocess_dir: str | None = None
-    #: seconds a ledger count (messages by provider and state) is reused; 0 turns it off
+    #: seconds a ledger count (live messages by provider and state) is reused; 0 turns it off
     ledger_interval: float = 30.0
 
 

@@ -13,17 +13,13 @@ from rich.table import Table
 from sqlmodel import select
 
 from postier.ledger.db import session_scope
-from postier.ledger.models import InboundMessage, MessageStatus
+from postier.ledger.models import InboundMessage
 from postier.ledger.queries import get_message
+from postier.ledger.states import FINAL_STATUSES
 from postier.rules.phones import mask_number
 from postier.stack import Stack
 
-FINAL = {
-    MessageStatus.DELIVERED,
-    MessageStatus.UNDELIVERED,
-    MessageStatus.FAILED,
-    MessageStatus.CANCELLED,
-}
+FINAL = FINAL_STATUSES
 DEMO_INBOUND_SENDER = "33612345601"
 
 

@@ -4,7 +4,9 @@ What is measured, and where:
 
 - ``postier_messages_total{provider,state}``: messages a worker moved to ``state`` (sent,
   scheduled for a retry or after a rate limit, unknown, failed, queued for a fallback provider),
-  counted at the dispatcher's call sites (``postier.dispatch.sending``);
+  counted at the dispatcher's call sites (``postier.dispatch.sending``), and the final states a
+  delivery poll or a receipt settles (delivered, undelivered, expired;
+  ``postier.dispatch.polling``): the final totals, which the ledger gauge leaves out;
 - ``postier_send_duration_seconds{provider}``: the provider call, success or not;
 - ``postier_send_retries_total{provider}``: attempts that ended in a scheduled retry;
 - ``postier_rate_limit_wait_seconds{provider}``: time spent waiting for a rate-limit token
@@ -16,8 +18,10 @@ What is measured, and where:
 - ``postier_queue_depth{queue}`` (``postier.send`` is the transactional lane, ``postier.bulk``
   the bulk lane) and ``postier_queue_unacked``: Redis ``LLEN`` of the send
   queues (every priority level) and the broker's unacknowledged deliveries, read at scrape time;
-- ``postier_ledger_messages{provider,state}``: ledger rows by provider and state (delivered and
-  undelivered included), counted at most every ``metrics.ledger_interval`` seconds;
+- ``postier_ledger_messages{provider,state}``: ledger rows in a live state (scheduled, queued,
+  sending, sent, unknown) by provider, counted at most every ``metrics.ledger_interval``
+  seconds from the partial index that holds only them: the count costs the live set, never
+  the year of final rows (counting those took 12 s at 5 million messages on SQLite);
 - ``postier_provider_health{provider,state}``: 1 for each provider account's current health
   state (closed, open, half_open), 0 for the others, read from Redis at scrape time
   (``postier.dispatch.health``); ``postier_provider_health_changes_total{provider,state}``:
@@ -277,10 +281,11 @@ class QueueDepthCollector(Collector):
 
 
 class LedgerCollector(Collector):
-    """Ledger rows by provider and state, counted at most every ``interval`` seconds.
+    """Live ledger rows by provider and state, counted at most every ``interval`` seconds.
 
-    One ``GROUP BY`` over the messages table: cheap on a small ledger, so it is cached rather
-    than run on every scrape; ``metrics.ledger_interval = 0`` turns it off for a large one.
+    One ``GROUP BY`` over ``ix_messages_live`` (``count_live_by_provider``), cached between
+    scrapes: every worker reports it, and a scrape must stay cheap. Final states are not
+    counted here: ``postier_messages_total`` has their totals.
     """
 
     def __init__(self, database_url: str, interval: float) -> None:
@@ -293,23 +298,19 @@ class LedgerCollector(Collector):
         self._lock = threading.Lock()
 
     def counts(self) -> list[tuple[str, str, int]]:
-        """``(provider, state, count)`` rows, from the cache when it is fresh."""
-        from sqlalchemy import func, select
+        """``(provider, state, count)`` of the live rows, from the cache when it is fresh."""
+        from sqlalchemy.orm import Session
 
-        from postier.ledger.models import messages_table
+        from postier.ledger.queries import count_live_by_provider
 
         with self._lock:
             now = time.monotonic()
             if self._cached is not None and now - self._cached_at < self.interval:
                 return self._cached
-            table = messages_table
-            query = select(table.c.provider, table.c.status, func.count()).group_by(
-                table.c.provider, table.c.status
-            )
-            with self.engine.connect() as connection:
+            with Session(self.engine) as session:
                 rows = [
-                    (_label(provider), str(getattr(status, "value", status)), int(count))
-                    for provider, status, count in connection.execute(query)
+                    (_label(provider), status.value, count)
+                    for provider, status, count in count_live_by_provider(session)
                 ]
             self._cached, self._cached_at = rows, now
             return rows
@@ -317,7 +318,8 @@ class LedgerCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
             "postier_ledger_messages",
-            "Messages in the ledger by provider and state (the same on every worker).",
+            "Messages in a live state in the ledger, by provider (the same on every worker;"
+            " final totals: postier_messages_total).",
             labels=["provider", "state"],
         )
         from sqlalchemy.exc import SQLAlchemyError

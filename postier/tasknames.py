@@ -22,6 +22,8 @@ POLL_WHATSAPP_INBOX = "postier.poll_whatsapp_inbox"
 REAP_STUCK_SENDS = "postier.reap_stuck_sends"
 #: the retention pass (``postier.privacy.retention``)
 REAP_EXPIRED_PERSONAL_DATA = "postier.reap_expired_personal_data"
+#: keeps the ledger's planner statistics current (SQLite's PRAGMA optimize)
+OPTIMIZE_LEDGER = "postier.optimize_ledger"
 
 # campaigns (postier.campaigns): plan, fan-out and batches on the send queue; beat's passes
 # match the scheduled queue's "postier.release_*" and "postier.reap_*" routes

@@ -2,7 +2,7 @@
 
 Run it with ``postier webhooks`` (uvicorn) and set its URLs in the Octopush account:
 ``/webhooks/<secret>/octopush/receipts`` and ``/webhooks/<secret>/octopush/inbound``, where
-``<secret>`` is ``POSTIER_WEBHOOKS__SECRET``. Octopush signs nothing (PROVIDERS.md,
+``<secret>`` is ``POSTIER_WEBHOOKS__SECRET``. Octopush signs nothing (docs/PROVIDERS.md,
 "Octopush"), so the secret in the path is what tells its callbacks from forged ones: compared
 in constant time, the previous secret still accepted during a rotation, a wrong one answered
 404 like any unknown URL. ``POSTIER_WEBHOOKS__ALLOWED_NETWORKS`` restricts the source
@@ -12,6 +12,10 @@ Bodies are JSON or a form, at most ``max_body_bytes`` (413), with text fields on
 most ``max_field_chars`` of valid UTF-8 without NUL (400). An unknown message is acknowledged
 (200) so the provider stops retrying; a body that is not a callback is refused (400). The
 ledger work runs in a thread (``run_in_threadpool``), never on the event loop.
+
+``/metrics`` serves the receiver's Prometheus counters (the final states its receipts
+settle, in ``postier_messages_total``): let Prometheus reach it, and the reverse proxy only
+``/webhooks/``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +42,7 @@ from postier.dispatch.polling import apply_receipt
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import InboundMessage
 from postier.ledger.queries import record_inbound
+from postier.metrics import PROCESS_REGISTRY, get_metrics
 from postier.providers.octopush import parse_inbound, parse_receipt
 from postier.rules.errors import RuleViolation
 from postier.rules.inputs import MAX_ID_CHARS, check_string
@@ -53,6 +59,7 @@ _SHORT_FIELDS = frozenset({"message_id", "number", "status", "delivery_date", "r
 
 RECEIPTS_ROUTE = "/webhooks/{secret}/octopush/receipts"
 INBOUND_ROUTE = "/webhooks/{secret}/octopush/inbound"
+METRICS_PATH = "/metrics"
 
 
 def receipts_path(secret: str) -> str:
@@ -251,9 +258,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         stored = await run_in_threadpool(store_inbound, row)
         return JSONResponse({"stored": stored})
 
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(PROCESS_REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    get_metrics()  # the counters exist (at zero) before the first receipt
     return Starlette(
         routes=[
             Route(RECEIPTS_ROUTE, guarded(receipts), methods=["POST"]),
             Route(INBOUND_ROUTE, guarded(inbound), methods=["POST"]),
+            Route(METRICS_PATH, metrics, methods=["GET"]),
         ]
     )

@@ -21,7 +21,7 @@ from postier import metrics
 from postier.config import MetricsSettings, Settings
 from postier.dispatch.health import ProviderHealth
 from postier.ledger.db import make_engine, session_scope, upgrade
-from postier.ledger.models import MessageStatus
+from postier.ledger.models import MessageStatus, messages_table
 from postier.ledger.queries import insert_messages
 from postier.providers.errors import AuthenticationError, RetryableError
 from tests.ledger.conftest import message_row
@@ -161,6 +161,17 @@ def test_ledger_counts_by_provider_and_state_are_cached(tmp_path: Path) -> None:
     assert get("postier_ledger_messages", {"provider": "octopush", "state": "queued"}) == 2
     collector.interval = 0
     assert get("postier_ledger_messages", {"provider": "octopush", "state": "queued"}) == 3
+    # final rows are not counted (their totals are postier_messages_total's)
+    with session_scope(engine) as session:
+        (delivered,) = insert_messages(session, [message_row(provider="octopush")])
+    with engine.begin() as connection:
+        connection.execute(
+            messages_table.update()
+            .where(messages_table.c.id == delivered)
+            .values(status=MessageStatus.DELIVERED)
+        )
+    assert get("postier_ledger_messages", {"provider": "octopush", "state": "queued"}) == 3
+    assert get("postier_ledger_messages", {"provider": "octopush", "state": "delivered"}) is None
     engine.dispose()
     collector.engine.dispose()
 

@@ -33,7 +33,7 @@ from postier.ledger.states import transition
 from postier.providers.base import OutgoingSms
 from postier.providers.octopush import OctopushClient
 from postier.sandbox import Sandbox
-from postier.webhooks import create_app, inbound_path, receipts_path
+from postier.webhooks import METRICS_PATH, create_app, inbound_path, receipts_path
 
 S = MessageStatus
 SECRET = "test-callback-secret-0123456789"
@@ -186,6 +186,24 @@ def test_a_form_encoded_receipt_is_applied_too(webhook: httpx.Client, engine: En
     assert answer.status_code == 200
     assert answer.json() == {"applied": True}
     assert status_of(engine, message_id) == S.UNDELIVERED
+
+
+def test_the_final_states_receipts_settle_are_counted_on_metrics(
+    webhook: httpx.Client, engine: Engine
+) -> None:
+    def undelivered() -> float:
+        body = webhook.get(METRICS_PATH)
+        assert body.status_code == 200
+        for line in body.text.splitlines():
+            if line.startswith('postier_messages_total{provider="octopush",state="undelivered"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = undelivered()
+    sent_octopush_row(engine, "+33612345809", "api110000000049")
+    webhook.post(RECEIPTS_PATH, json=receipt("api110000000049", "+33612345809", "NOT_DELIVERED"))
+    # the gauge of the ledger counts live rows only: final totals are these counters
+    assert undelivered() == before + 1
 
 
 def test_a_receipt_that_is_not_final_is_acknowledged_and_changes_nothing(

@@ -11,6 +11,7 @@ from redis.exceptions import LockError
 from postier import tasknames
 from postier.config import get_settings
 from postier.dispatch import batches, polling
+from postier.ledger.db import optimize
 from worker.app import app
 from worker.context import process_context
 
@@ -112,4 +113,15 @@ def reap_expired_personal_data() -> int:
         "retention",
         max(retention.interval, retention.pass_budget),
         lambda: redact_expired(dispatcher.engine, retention).total,
+    )
+
+
+@app.task(name=tasknames.OPTIMIZE_LEDGER)
+def optimize_ledger() -> int:
+    """Keep the ledger's planner statistics current (SQLite: ``PRAGMA optimize``)."""
+    dispatcher, _ = process_context(app)
+    return _once(
+        "optimize",
+        dispatcher.settings.dispatch.optimize_interval,
+        lambda: len(optimize(dispatcher.engine)),
     )

@@ -4,8 +4,9 @@ The sandbox's record (``Sandbox.records()``) is what the provider accepted, one 
 recipient; the ledger is what Postier believes. A scenario gives every message its own
 recipient, so the two are compared recipient by recipient:
 
-- every accepted message is in a final state (delivered, undelivered, failed, cancelled) or
-  explicitly ``unknown`` — nothing is left ``queued``, ``scheduled``, ``sending`` or ``sent``;
+- every accepted message is in a final state (delivered, undelivered, expired, failed,
+  cancelled) or explicitly ``unknown`` — nothing is left ``queued``, ``scheduled``,
+  ``sending`` or ``sent``;
 - no recipient got the message more often than the ledger has messages for it, unless the
   ledger records why (an event saying the send was made again by policy or by a person);
 - no message the ledger calls sent or delivered is missing from the provider's record.
@@ -31,7 +32,7 @@ from postier.ledger.states import FINAL_STATUSES
 SETTLED = frozenset({*FINAL_STATUSES, MessageStatus.UNKNOWN})
 #: states in which the provider must have the message
 PROVIDER_HAS_IT = frozenset(
-    {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED}
+    {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.EXPIRED}
 )
 #: event details that explain a second send: a resend by policy, or by a person
 RESEND_REASONS = ("sending again", "resend", "by hand")

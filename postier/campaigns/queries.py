@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from postier.campaigns.audience import Rejection
 from postier.ledger.bulk import chunks
 from postier.ledger.models import (
+    IX_LIVE,
     Campaign,
     CampaignStatus,
     MessageStatus,
@@ -38,8 +39,10 @@ from postier.ledger.models import (
     campaign_chunks_table,
     campaign_rejections_table,
     campaigns_table,
+    in_live_index,
     messages_table,
 )
+from postier.ledger.plans import pinned
 from postier.ledger.queries import count_by_status
 from postier.ledger.states import apply_transition
 
@@ -536,13 +539,16 @@ def unsettled_batches(
     m = messages_table
     started = func.coalesce(m.c.sending_started_at, m.c.updated_at)
     condition = and_(
+        # the live rows in these two states (ix_messages_live), not every ticket of the ledger
+        in_live_index(),
+        m.c.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN]),
         m.c.provider_message_id.like(BATCH_PREFIX + "%"),
         started >= not_before,
         (m.c.status == MessageStatus.UNKNOWN)
         | ((m.c.status == MessageStatus.SENDING) & (started < stuck_before)),
     )
     ids_and_batches = session.execute(
-        select(m.c.id, m.c.provider_message_id).where(condition)
+        pinned(select(m.c.id, m.c.provider_message_id).where(condition), IX_LIVE)
     ).all()
     batch_of = {id_: str(tag)[len(BATCH_PREFIX) :] for id_, tag in ids_and_batches}
     found: dict[str, list[BatchRow]] = {}

@@ -17,13 +17,15 @@ from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from postier import metrics
 from postier.config import Settings
 from postier.dispatch.publishing import RELEASE_TASKS, Publisher
 from postier.dispatch.redelivery import resend_undelivered
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
-from postier.ledger.models import InboundMessage, Message, MessageStatus
+from postier.ledger.models import IX_RECIPIENT, InboundMessage, Message, MessageStatus
+from postier.ledger.plans import pinned
 from postier.ledger.queries import (
     awaiting_delivery,
     find_by_provider_message_id,
@@ -35,7 +37,7 @@ from postier.ledger.queries import (
     undispatched_inbound,
     unpublished,
 )
-from postier.ledger.states import transition
+from postier.ledger.states import transition, transition_many
 from postier.providers.errors import (
     AmbiguousError,
     ProviderError,
@@ -111,10 +113,15 @@ def reap_stuck_sends(dispatcher: Dispatcher, publisher: Publisher, limit: int = 
 IN_FLIGHT = (MessageStatus.SENDING, MessageStatus.UNKNOWN, MessageStatus.SENT)
 
 
+#: rows a delivery state may settle: ``expired`` ones too, as a late receipt still counts
+SETTLED_BY_REPORT = (MessageStatus.SENT, MessageStatus.UNKNOWN, MessageStatus.EXPIRED)
+
+
 def apply_report(
     engine: Engine, message: Message, report: StatusReport, settings: Settings | None = None
 ) -> bool:
-    """Move a ``sent`` (or ``unknown``) row to its final state when ``report`` gives one.
+    """Move a ``sent`` (or ``unknown``, or ``expired``) row to its final state when ``report``
+    gives one; counted in ``postier_messages_total``, where the final totals are read.
 
     With ``settings``, an ``undelivered`` for a temporary reason is resent once through the
     fallback (``redelivery``).
@@ -129,16 +136,58 @@ def apply_report(
             moved = transition(
                 session,
                 message.id,
-                [MessageStatus.SENT, MessageStatus.UNKNOWN],
+                SETTLED_BY_REPORT,
                 target,
                 provider_status=report.provider_status,
                 raw=dict(report.raw),
                 status_checked_at=_now(),
             )
+        if moved:
+            metrics.count_message(message.provider, target)
         if moved and settings is not None and target is MessageStatus.UNDELIVERED:
             resend_undelivered(engine, settings, message, report)
         return moved
     return False
+
+
+def _duration(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def expire_unanswered(dispatcher: Dispatcher, rows: list[Message], now: datetime) -> list[Message]:
+    """Rows ``sent`` longer than their provider's receipt window: ``sent → expired``.
+
+    Without it a message whose receipt never comes stays ``sent`` for ever, and the poll's set
+    (and its provider calls) grows with the ledger. The window runs from the send (the
+    attempt's start). Returns the rows still to ask about.
+    """
+    dispatch = dispatcher.settings.dispatch
+    overdue: dict[float, list[Message]] = defaultdict(list)
+    waiting: list[Message] = []
+    for row in rows:
+        window = dispatch.receipt_window_for(row.provider)
+        if (row.sending_started_at or row.updated_at) < now - timedelta(seconds=window):
+            overdue[window].append(row)
+        else:
+            waiting.append(row)
+    for window, expiring in overdue.items():
+        providers = {row.id: row.provider for row in expiring}
+        with session_scope(dispatcher.engine) as session:
+            moved = transition_many(
+                session,
+                list(providers),
+                MessageStatus.SENT,
+                MessageStatus.EXPIRED,
+                detail=f"no delivery state within {_duration(window)}",
+                now=now,
+            )
+        for message_id in moved:
+            metrics.count_message(providers[message_id], MessageStatus.EXPIRED)
+    return waiting
 
 
 def _touch_checked(dispatcher: Dispatcher, ids: list[str]) -> None:
@@ -160,16 +209,19 @@ def _lookup(dispatcher: Dispatcher, message: Message) -> StatusReport:
 
 
 def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
-    """Ask providers about ``sent`` rows; move them to ``delivered``/``undelivered`` when final."""
-    checked_before = _now() - timedelta(seconds=dispatcher.settings.dispatch.poll_delivery_interval)
+    """Ask providers about ``sent`` rows; move them to ``delivered``/``undelivered`` when final,
+    or to ``expired`` past their receipt window (without asking); how many became final."""
+    now = _now()
+    checked_before = now - timedelta(seconds=dispatcher.settings.dispatch.poll_delivery_interval)
     with session_scope(dispatcher.engine) as session:
         rows = awaiting_delivery(session, checked_before, limit)
         for row in rows:
             session.expunge(row)
+    waiting = expire_unanswered(dispatcher, rows, now)
     by_provider: dict[str, list[Message]] = defaultdict(list)
-    for row in rows:
+    for row in waiting:
         by_provider[row.provider or ""].append(row)
-    finished = 0
+    finished = len(rows) - len(waiting)
     for provider, messages in by_provider.items():
         pending: list[str] = []
         for message in messages:
@@ -229,20 +281,25 @@ def apply_receipt(
             # one ticket may cover many messages (a multi-recipient request): the number decides
             message = find_by_provider_message_id(session, provider, ticket, recipient=recipient)
         if message is None and recipient is not None:
+            # the number's rows (ix_messages_recipient), not every in-flight row
             message = session.exec(
-                select(Message)
-                .where(
-                    col(Message.provider) == provider,
-                    col(Message.recipient) == recipient,
-                    # no ticket yet: none, or the "batch:" tag of a multi-recipient request
-                    # (a batch settled by 120 is never told its ticket)
-                    or_(
-                        col(Message.provider_message_id).is_(None),
-                        col(Message.provider_message_id).startswith("batch:"),
-                    ),
-                    col(Message.status).in_(IN_FLIGHT),
+                pinned(
+                    select(Message)
+                    .where(
+                        col(Message.provider) == provider,
+                        col(Message.recipient) == recipient,
+                        # no ticket yet: none, or the "batch:" tag of a multi-recipient request
+                        # (a batch settled by 120 is never told its ticket)
+                        or_(
+                            col(Message.provider_message_id).is_(None),
+                            col(Message.provider_message_id).startswith("batch:"),
+                        ),
+                        col(Message.status).in_(IN_FLIGHT),
+                    )
+                    .order_by(col(Message.sending_started_at))
+                    .limit(1),
+                    IX_RECIPIENT,
                 )
-                .order_by(col(Message.sending_started_at))
             ).first()
         if message is None or (recipient is not None and message.recipient != recipient):
             return False

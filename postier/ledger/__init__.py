@@ -4,11 +4,13 @@ The source of truth of the dispatcher (docs/ARCHITECTURE.md, "Data flow"): produ
 workers claim and settle them through the state machine, beat releases, republishes, reaps and
 polls. The public API is re-exported here; the modules say why each piece is as it is:
 ``models`` (tables), ``states`` (allowed moves), ``queries`` (what the roles run), ``bulk``
-(fast inserts), ``db`` (engines, sessions, migrations).
+(fast inserts), ``plans`` (the index each periodic query reads), ``db`` (engines, sessions,
+migrations, statistics).
 """
 
-from postier.ledger.db import downgrade, make_engine, session_scope, upgrade
+from postier.ledger.db import downgrade, make_engine, optimize, session_scope, upgrade
 from postier.ledger.models import (
+    LIVE_STATUSES,
     Campaign,
     CampaignStatus,
     Channel,
@@ -25,6 +27,7 @@ from postier.ledger.queries import (
     claim_for_sending,
     claim_unpublished,
     count_by_status,
+    count_live_by_provider,
     events_for,
     find_by_provider_message_id,
     get_by_idempotency_key,
@@ -55,6 +58,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "FINAL_STATUSES",
     "INITIAL_STATUSES",
+    "LIVE_STATUSES",
     "Campaign",
     "CampaignStatus",
     "Channel",
@@ -69,6 +73,7 @@ __all__ = [
     "claim_for_sending",
     "claim_unpublished",
     "count_by_status",
+    "count_live_by_provider",
     "downgrade",
     "events_for",
     "find_by_provider_message_id",
@@ -82,6 +87,7 @@ __all__ = [
     "mark_published",
     "mark_status_checked",
     "new_message_id",
+    "optimize",
     "record_inbound",
     "release_due",
     "session_scope",

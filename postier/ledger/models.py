@@ -16,9 +16,10 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Field, SQLModel
 
 from postier.ledger.columns import UTCDateTime, bigint_pk_type, json_type
@@ -46,6 +47,74 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"
     #: the send may or may not have reached the provider; settled by a lookup, policy or person
     UNKNOWN = "unknown"
+    #: sent, but no delivery state came within the provider's receipt window (72 h by default):
+    #: final, polled no more; a receipt that still comes settles it
+    EXPIRED = "expired"
+
+
+#: the statuses a message is still moving through; all others are final (``states.py``)
+LIVE_STATUSES: Final[tuple[MessageStatus, ...]] = (
+    MessageStatus.QUEUED,
+    MessageStatus.SCHEDULED,
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.UNKNOWN,
+)
+#: the predicate of the partial indexes over live rows, as SQL. Queries that read live rows
+#: repeat it verbatim (``live_rows``, ``in_live_index``): SQLite only uses a partial index when
+#: the query's WHERE contains the index's WHERE term for term (a bound parameter is no match).
+LIVE_SQL: Final[str] = (
+    "status IN (" + ", ".join(f"'{status.value}'" for status in LIVE_STATUSES) + ")"
+)
+#: the predicate of the partial index over inbound messages the hook has not run for
+UNDISPATCHED_SQL: Final[str] = "hook_dispatched_at IS NULL"
+
+
+#: index names the queries pin on SQLite (``INDEXED BY``); a test checks each plan uses it
+IX_STATUS_SEND_AT: Final = "ix_messages_status_send_at"
+IX_CAMPAIGN_STATUS: Final = "ix_messages_campaign_id_status"
+IX_PROVIDER_MESSAGE_ID: Final = "ix_messages_provider_message_id"
+IX_RECIPIENT: Final = "ix_messages_recipient"
+IX_STATUS_CREATED: Final = "ix_messages_status_created_at_id"
+IX_LIVE: Final = "ix_messages_live"
+IX_LIVE_COUNTS: Final = "ix_messages_live_counts"
+IX_UNDISPATCHED: Final = "ix_inbound_messages_undispatched"
+#: the index SQLite makes for the TEXT primary key of ``messages`` (its first constraint)
+SQLITE_MESSAGES_PK: Final = "sqlite_autoindex_messages_1"
+
+
+def live_rows() -> sa.TextClause:
+    """``LIVE_SQL`` as a WHERE term: the live rows, read from a partial index over them."""
+    return sa.text(LIVE_SQL)
+
+
+class _InLiveIndex(sa.sql.expression.ColumnElement[Any]):
+    """``LIVE_SQL`` on SQLite, ``true`` elsewhere: see ``in_live_index``."""
+
+    # not Boolean: SQLAlchemy would render "… = 1" on SQLite, which has no boolean type
+    type = sa.types.NullType()
+    inherit_cache = True
+
+
+@compiles(_InLiveIndex, "sqlite")
+def _in_live_index_sqlite(_element: _InLiveIndex, _compiler: Any, **_kw: Any) -> str:
+    return LIVE_SQL
+
+
+@compiles(_InLiveIndex)
+def _in_live_index_default(_element: _InLiveIndex, _compiler: Any, **_kw: Any) -> str:
+    return "true"
+
+
+def in_live_index() -> sa.sql.expression.ColumnElement[Any]:
+    """The partial index's predicate, for a query whose status is already a live one.
+
+    SQLite uses ``ix_messages_live`` only when the query repeats its WHERE verbatim; PostgreSQL
+    proves it from ``status = 'sent'`` itself, and a repeated predicate would make it count
+    the status twice in its estimate (and pick ``ix_messages_status_send_at`` and a sort of
+    every sent row, measured 480 ms at 5 million messages): there it is ``true``.
+    """
+    return _InLiveIndex()
 
 
 class Lane(StrEnum):
@@ -117,9 +186,36 @@ class Message(SQLModel, table=True):
 
     __tablename__ = "messages"
     __table_args__ = (
-        sa.Index("ix_messages_status_send_at", "status", "send_at"),
-        # a campaign's rows by state: batch claims, releases, counts (postier.campaigns)
-        sa.Index("ix_messages_campaign_id_status", "campaign_id", "status"),
+        # beat's release of due rows
+        sa.Index(IX_STATUS_SEND_AT, "status", "send_at"),
+        # a campaign's rows by state: batch claims, releases, counts (postier.campaigns); its
+        # prefix serves "every row of a campaign" too, so campaign_id has no index of its own
+        sa.Index(IX_CAMPAIGN_STATUS, "campaign_id", "status"),
+        # receipts matched by number (a multi-recipient request's rows share one ticket)
+        sa.Index(IX_RECIPIENT, "recipient"),
+        # listings by state, newest first (``postier list --status``)
+        sa.Index(IX_STATUS_CREATED, "status", "created_at", "id"),
+        # only the live rows, a few percent of a year's ledger: the delivery poll's set in
+        # the order it asks (never asked, then longest unasked), the reaper's, republisher's
+        # and batch reaper's rows
+        sa.Index(
+            IX_LIVE,
+            "status",
+            "status_checked_at",
+            "updated_at",
+            "provider",
+            sqlite_where=sa.text(LIVE_SQL),
+            postgresql_where=sa.text(LIVE_SQL),
+        ),
+        # the metrics' and ``postier list``'s live counts, from this index alone and in its
+        # order (grouping ix_messages_live by provider took a temporary B-tree: 90 ms at 5M)
+        sa.Index(
+            IX_LIVE_COUNTS,
+            "status",
+            "provider",
+            sqlite_where=sa.text(LIVE_SQL),
+            postgresql_where=sa.text(LIVE_SQL),
+        ),
         # the retention pass: settled rows by age (postier.privacy.retention)
         sa.Index("ix_messages_retention", "updated_at"),
     )
@@ -146,7 +242,7 @@ class Message(SQLModel, table=True):
     )
     send_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
-    campaign_id: str | None = Field(default=None, max_length=32, index=True)
+    campaign_id: str | None = Field(default=None, max_length=32)
     #: the send queue it travels on; its retries, failovers and releases keep it
     lane: Lane = Field(
         default=Lane.TRANSACTIONAL,
@@ -192,7 +288,16 @@ class InboundMessage(SQLModel, table=True):
     """A message a recipient sent us (WhatsApp reply, SMS answer), stored once per provider id."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (sa.UniqueConstraint("provider", "provider_message_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "provider_message_id"),
+        # the few rows whose hook has not run, oldest first, however many are stored
+        sa.Index(
+            IX_UNDISPATCHED,
+            "id",
+            sqlite_where=sa.text(UNDISPATCHED_SQL),
+            postgresql_where=sa.text(UNDISPATCHED_SQL),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=bigint_pk_type())
     provider: str = Field(max_length=32)

@@ -4,6 +4,11 @@ Everything that touches many rows is one set-based statement (bulk INSERT, ``UPD
 id IN (SELECT …) RETURNING``), never a loop over ORM objects. Functions take a session and
 never commit: the caller's ``session_scope`` decides the transaction.
 
+Every query beat or a worker runs over and over reads its working set, not the ledger (a year
+holds some 50 million rows): live rows through the partial index ``ix_messages_live``, listings
+through ``(status, created_at, id)``, receipts through the provider's id or the number, rows
+picked for an UPDATE by id; on SQLite each names its index (``postier.ledger.plans``).
+
 Concurrency, per docs/ARCHITECTURE.md ("Decisions, and why"): on PostgreSQL the rows a query
 hands out are picked with ``FOR UPDATE SKIP LOCKED``, so two schedulers share the work instead
 of waiting on each other; on SQLite each such query is one UPDATE, which holds the database's
@@ -13,7 +18,9 @@ row is handed out once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+import itertools
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,16 +31,26 @@ from postier.ledger.bulk import chunks as _chunks
 from postier.ledger.bulk import insert_messages
 from postier.ledger.bulk import insert_or_ignore as _insert_or_ignore
 from postier.ledger.models import (
+    IX_LIVE,
+    IX_LIVE_COUNTS,
+    IX_PROVIDER_MESSAGE_ID,
+    IX_STATUS_CREATED,
+    IX_STATUS_SEND_AT,
+    IX_UNDISPATCHED,
+    LIVE_STATUSES,
     DeliveryEvent,
     InboundMessage,
     Lane,
     Message,
     MessageStatus,
     delivery_events_table,
+    in_live_index,
     inbound_messages_table,
+    live_rows,
     messages_table,
     utcnow,
 )
+from postier.ledger.plans import by_primary_key, pinned
 from postier.ledger.states import apply_transition, transition
 
 
@@ -50,9 +67,11 @@ def mark_published(session: Session, message_ids: Sequence[str], at: datetime) -
     count = 0
     for chunk in _chunks(list(message_ids)):
         result = session.execute(
-            update(messages)
-            .where(messages.c.id.in_(chunk), messages.c.status == MessageStatus.QUEUED)
-            .values(published_at=at)
+            by_primary_key(
+                update(messages)
+                .where(messages.c.id.in_(chunk), messages.c.status == MessageStatus.QUEUED)
+                .values(published_at=at)
+            )
         )
         count += _rowcount(result)
     return count
@@ -81,6 +100,7 @@ def _unpublished_condition(older_than: datetime) -> ColumnElement[bool]:
     """
     messages = messages_table
     return and_(
+        in_live_index(),
         messages.c.status == MessageStatus.QUEUED,
         messages.c.updated_at < older_than,
         or_(messages.c.published_at.is_(None), messages.c.published_at < older_than),
@@ -103,7 +123,7 @@ def unpublished(session: Session, older_than: datetime, limit: int = 1000) -> li
         .order_by(messages.c.updated_at)
         .limit(limit)
     )
-    return list(session.execute(query).scalars().all())
+    return list(session.execute(pinned(query, IX_LIVE)).scalars().all())
 
 
 def claim_unpublished(
@@ -115,13 +135,14 @@ def claim_unpublished(
     threshold even if publishing then fails (it is found again after ``older_than`` passes).
     """
     messages = messages_table
-    picked = (
+    picked = pinned(
         select(messages.c.id)
         .where(_unpublished_condition(older_than))
         .order_by(messages.c.updated_at)
-        .limit(limit)
+        .limit(limit),
+        IX_LIVE,
     )
-    statement = (
+    statement = by_primary_key(
         update(messages)
         .where(
             messages.c.id.in_(_skip_locked(session, picked).scalar_subquery()),
@@ -184,8 +205,10 @@ def queued_rows(session: Session, message_ids: Sequence[str]) -> list[Row[Any]]:
     messages = messages_table
     found: dict[str, Row[Any]] = {}
     for chunk in _chunks(list(message_ids)):
-        query = select(messages).where(
-            messages.c.id.in_(chunk), messages.c.status == MessageStatus.QUEUED
+        query = by_primary_key(
+            select(messages).where(
+                messages.c.id.in_(chunk), messages.c.status == MessageStatus.QUEUED
+            )
         )
         found.update((row.id, row) for row in session.execute(query))
     return [found[id_] for id_ in dict.fromkeys(message_ids) if id_ in found]
@@ -204,6 +227,7 @@ def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> l
     query = (
         select(Message)
         .where(
+            in_live_index(),
             messages.c.status == MessageStatus.SENDING,
             started < older_than,
             or_(tag.is_(None), ~tag.like("batch:%")),
@@ -211,7 +235,7 @@ def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> l
         .order_by(started)
         .limit(limit)
     )
-    return list(session.execute(query).scalars().all())
+    return list(session.execute(pinned(query, IX_LIVE)).scalars().all())
 
 
 # -- beat --------------------------------------------------------------------------------
@@ -232,11 +256,12 @@ def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]
     ``unpublished`` finds them if it cannot.
     """
     messages = messages_table
-    due = (
+    due = pinned(
         select(messages.c.id)
         .where(messages.c.status == MessageStatus.SCHEDULED, messages.c.send_at <= now)
         .order_by(messages.c.send_at)
-        .limit(limit)
+        .limit(limit),
+        IX_STATUS_SEND_AT,
     )
     return apply_transition(
         session,
@@ -257,21 +282,31 @@ def awaiting_delivery(
     provider: str | None = None,
 ) -> list[Message]:
     """``sent`` rows whose delivery state was never asked, or last asked before
-    ``checked_before``; the never-asked first, then the longest-unasked."""
+    ``checked_before``; the never-asked first, then the longest-unasked.
+
+    Two reads of ``ix_messages_live`` in its own order, each stopping at ``limit`` rows: one
+    ``OR`` with ``NULLS FIRST`` would make both databases sort every ``sent`` row instead.
+    """
     messages = messages_table
-    query = select(Message).where(
-        messages.c.status == MessageStatus.SENT,
-        or_(
-            messages.c.status_checked_at.is_(None),
+
+    def read(condition: ColumnElement[bool], *order: Any, count: int) -> list[Message]:
+        query = select(Message).where(
+            in_live_index(), messages.c.status == MessageStatus.SENT, condition
+        )
+        if provider is not None:
+            query = query.where(messages.c.provider == provider)
+        query = pinned(query.order_by(*order).limit(count), IX_LIVE)
+        return list(session.execute(query).scalars().all())
+
+    rows = read(messages.c.status_checked_at.is_(None), messages.c.updated_at, count=limit)
+    if len(rows) < limit:
+        rows += read(
             messages.c.status_checked_at < checked_before,
-        ),
-    )
-    if provider is not None:
-        query = query.where(messages.c.provider == provider)
-    query = query.order_by(
-        messages.c.status_checked_at.asc().nulls_first(), messages.c.updated_at
-    ).limit(limit)
-    return list(session.execute(query).scalars().all())
+            messages.c.status_checked_at,
+            messages.c.updated_at,
+            count=limit - len(rows),
+        )
+    return rows
 
 
 def mark_status_checked(session: Session, message_ids: Sequence[str], at: datetime) -> int:
@@ -315,7 +350,7 @@ def undispatched_inbound(session: Session, limit: int = 100) -> list[InboundMess
         .order_by(table.c.id)
         .limit(limit)
     )
-    return list(session.execute(query).scalars().all())
+    return list(session.execute(pinned(query, IX_UNDISPATCHED, table)).scalars().all())
 
 
 def mark_inbound_dispatched(session: Session, inbound_id: int, at: datetime) -> bool:
@@ -359,7 +394,7 @@ def find_by_provider_message_id(
     )
     if recipient is not None:
         query = query.where(messages.c.recipient == recipient)
-    query = query.order_by(messages.c.created_at.desc()).limit(1)
+    query = pinned(query.order_by(messages.c.created_at.desc()).limit(1), IX_PROVIDER_MESSAGE_ID)
     return session.execute(
         query, execution_options={"populate_existing": True}
     ).scalar_one_or_none()
@@ -373,29 +408,89 @@ def list_messages(
     campaign_id: str | None = None,
     limit: int = 100,
 ) -> list[Message]:
-    """The newest messages matching every filter given."""
+    """The newest messages matching every filter given, newest first.
+
+    By state, the newest rows of ``(status, created_at, id)``; with no state, the newest keys
+    of each state from that index alone, merged, then those rows; within a campaign, its rows
+    (``ix_messages_campaign_id_status``). None reads more than ``limit`` rows per state.
+    """
     messages = messages_table
-    query = select(Message)
-    if status is not None:
-        query = query.where(messages.c.status == MessageStatus(status))
-    if provider is not None:
-        query = query.where(messages.c.provider == provider)
-    if campaign_id is not None:
-        query = query.where(messages.c.campaign_id == campaign_id)
-    query = query.order_by(messages.c.created_at.desc(), messages.c.id).limit(limit)
-    return list(session.execute(query).scalars().all())
+    newest_first = (messages.c.created_at.desc(), messages.c.id.desc())
+
+    def filtered(query: Select[Any], state: MessageStatus | None) -> Select[Any]:
+        if state is not None:
+            query = query.where(messages.c.status == state)
+        if provider is not None:
+            query = query.where(messages.c.provider == provider)
+        if campaign_id is not None:
+            return query.where(messages.c.campaign_id == campaign_id)
+        return pinned(query, IX_STATUS_CREATED)
+
+    if status is not None or campaign_id is not None:
+        state = MessageStatus(status) if status is not None else None
+        query = filtered(select(Message), state).order_by(*newest_first).limit(limit)
+        return list(session.execute(query).scalars().all())
+    keys = heapq.merge(
+        *(
+            session.execute(
+                filtered(select(messages.c.created_at, messages.c.id), state)
+                .order_by(*newest_first)
+                .limit(limit)
+            ).all()
+            for state in MessageStatus
+        ),
+        key=lambda row: (row[0], row[1]),
+        reverse=True,
+    )
+    ids = [row[1] for row in itertools.islice(keys, limit)]
+    found = session.execute(by_primary_key(select(Message).where(messages.c.id.in_(ids))))
+    by_id = {message.id: message for message in found.scalars()}
+    return [by_id[id_] for id_ in ids if id_ in by_id]
 
 
-def count_by_status(session: Session, campaign_id: str | None = None) -> dict[str, int]:
-    """How many messages are in each status (every status present, zeros included)."""
+def count_by_status(
+    session: Session,
+    campaign_id: str | None = None,
+    *,
+    statuses: Collection[MessageStatus] | None = None,
+) -> dict[str, int]:
+    """How many messages are in each status (every status asked for, zeros included).
+
+    Over the whole ledger this reads every row: fine for a campaign, not for a year's ledger.
+    ``statuses=LIVE_STATUSES`` counts the live rows only, from ``ix_messages_live_counts``.
+    """
     messages = messages_table
+    wanted = list(MessageStatus) if statuses is None else [MessageStatus(s) for s in statuses]
     query = select(messages.c.status, func.count()).group_by(messages.c.status)
     if campaign_id is not None:
         query = query.where(messages.c.campaign_id == campaign_id)
-    counts = {status.value: 0 for status in MessageStatus}
+    if statuses is not None:
+        query = query.where(messages.c.status.in_(wanted))
+        if campaign_id is None and set(wanted) <= set(LIVE_STATUSES):
+            query = pinned(query.where(in_live_index()), IX_LIVE_COUNTS)
+    counts = {status.value: 0 for status in wanted}
     for status, count in session.execute(query):
         counts[MessageStatus(status).value] = int(count)
     return counts
+
+
+def count_live_by_provider(session: Session) -> list[tuple[str | None, MessageStatus, int]]:
+    """``(provider, status, count)`` of the live rows (``LIVE_STATUSES``), for the metrics.
+
+    Read from ``ix_messages_live_counts`` alone, in its order: the cost is the live set's,
+    whatever the ledger's size. Final states are counted by the workers' counters instead.
+    """
+    messages = messages_table
+    query = pinned(
+        select(messages.c.provider, messages.c.status, func.count())
+        .where(live_rows())
+        .group_by(messages.c.status, messages.c.provider),
+        IX_LIVE_COUNTS,
+    )
+    return [
+        (provider, MessageStatus(status), int(count))
+        for provider, status, count in session.execute(query)
+    ]
 
 
 def events_for(session: Session, message_id: str) -> list[DeliveryEvent]:
@@ -414,6 +509,7 @@ __all__ = [
     "claim_for_sending",
     "claim_unpublished",
     "count_by_status",
+    "count_live_by_provider",
     "events_for",
     "find_by_provider_message_id",
     "get_by_idempotency_key",

@@ -19,6 +19,9 @@ Choices the table encodes:
   person (``failed``).
 - ``failed → queued``: a person retries by hand. ``failed`` is still final: nothing automatic
   moves it.
+- ``sent → expired``: no delivery state came within the provider's receipt window (72 hours by
+  default, ``dispatch.receipt_window``), so the delivery poll stops asking and its set stays
+  bounded; ``expired → delivered | undelivered``: a receipt that still comes is applied.
 - ``delivered``, ``undelivered`` and ``cancelled`` have no way out; an undelivered message is
   sent again as a new message.
 """
@@ -41,6 +44,7 @@ from postier.ledger.models import (
     messages_table,
     utcnow,
 )
+from postier.ledger.plans import by_primary_key, targets_ids
 
 S = MessageStatus
 
@@ -50,21 +54,23 @@ ALLOWED_TRANSITIONS: Final[Mapping[MessageStatus, frozenset[MessageStatus]]] = M
         S.SCHEDULED: frozenset({S.QUEUED, S.CANCELLED}),
         S.QUEUED: frozenset({S.SENDING, S.SCHEDULED, S.CANCELLED, S.FAILED}),
         S.SENDING: frozenset({S.SENT, S.QUEUED, S.SCHEDULED, S.FAILED, S.UNKNOWN}),
-        S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED, S.UNKNOWN}),
+        S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED, S.UNKNOWN, S.EXPIRED}),
         S.UNKNOWN: frozenset({S.SENT, S.QUEUED, S.FAILED, S.DELIVERED, S.UNDELIVERED}),
         S.FAILED: frozenset({S.QUEUED}),
         S.DELIVERED: frozenset(),
         S.UNDELIVERED: frozenset(),
         S.CANCELLED: frozenset(),
+        S.EXPIRED: frozenset({S.DELIVERED, S.UNDELIVERED}),
     }
 )
 
 #: the statuses a message may be created in
 INITIAL_STATUSES: Final[frozenset[MessageStatus]] = frozenset({S.QUEUED, S.SCHEDULED})
 
-#: no automatic process moves a message out of these (only a person may retry ``failed``)
+#: no periodic pass moves a message out of these (a person may retry ``failed``; a late
+#: delivery receipt settles ``expired``)
 FINAL_STATUSES: Final[frozenset[MessageStatus]] = frozenset(
-    {S.DELIVERED, S.UNDELIVERED, S.FAILED, S.CANCELLED}
+    {S.DELIVERED, S.UNDELIVERED, S.FAILED, S.CANCELLED, S.EXPIRED}
 )
 
 #: columns ``transition`` sets itself and refuses as extra fields
@@ -258,6 +264,9 @@ def apply_transition(
         .values(status=to, previous_status=messages.c.status, updated_at=at, **fields)
         .returning(messages.c.id, messages.c.previous_status)
     )
+    if targets_ids(condition):
+        # by id, never by walking every row in ``sources`` (postier.ledger.plans)
+        statement = by_primary_key(statement)
     rows = session.execute(statement).all()
     if not rows:
         return []

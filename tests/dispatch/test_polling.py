@@ -29,7 +29,8 @@ from postier.dispatch.publishing import Publisher
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
 from postier.ledger.models import InboundMessage, MessageStatus, inbound_messages_table
-from postier.ledger.queries import claim_for_sending
+from postier.ledger.queries import awaiting_delivery, claim_for_sending
+from postier.metrics import PROCESS_REGISTRY
 from postier.providers.base import OutgoingSms
 from postier.providers.octopush import parse_receipt
 from postier.sandbox import Sandbox
@@ -310,6 +311,86 @@ def test_a_receipt_that_is_not_final_or_not_for_this_recipient_changes_nothing(
     unknown_ticket = {**delivered, "message_id": "api999:+33612345688"}
     assert not apply_receipt(ledger.engine, parse_receipt(unknown_ticket), ack["number"])
     assert ledger.status(message_id) == S.SENT
+
+
+# -- receipt window ------------------------------------------------------------------------
+
+
+def _sent_count(provider: str, state: str) -> float:
+    value = PROCESS_REGISTRY.get_sample_value(
+        "postier_messages_total", {"provider": provider, "state": state}
+    )
+    return value or 0.0
+
+
+def test_a_sent_row_past_its_receipt_window_expires_without_being_asked(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    overdue = ledger.add_sms("0612345690")
+    recent = ledger.add_sms("0612345691")
+    for message_id in (overdue, recent):
+        assert dispatcher.send(message_id).status == S.SENT
+    window = dispatcher.settings.dispatch.receipt_window
+    ledger.force(overdue, sending_started_at=ago(window + 60))
+    expired_before = _sent_count("primotexto", "expired")
+    asked = sandbox.core.request_counts["primotexto"]
+
+    assert poll_delivery_states(dispatcher) == 1
+
+    assert ledger.status(overdue) == S.EXPIRED
+    last = ledger.events(overdue)[-1]
+    assert (last.from_status, last.to_status) == (S.SENT, S.EXPIRED)
+    assert last.detail == "no delivery state within 72 h"
+    # only the recent row was looked up; the expired one leaves the poll's set for good
+    assert sandbox.core.request_counts["primotexto"] - asked == 1
+    assert ledger.status(recent) == S.SENT
+    assert _sent_count("primotexto", "expired") == expired_before + 1
+    ledger.force(recent, status_checked_at=ago(3600))
+    with session_scope(ledger.engine) as session:
+        still_polled = {row.id for row in awaiting_delivery(session, datetime.now(UTC), 500)}
+    assert still_polled == {recent}
+
+
+def test_a_provider_s_own_receipt_window_overrides_the_default(
+    dispatch_settings: Settings, make_dispatcher: MakeDispatcher, ledger: Ledger
+) -> None:
+    dispatch = dispatch_settings.dispatch.model_copy(update={"receipt_windows": {"afilnet": 600}})
+    dispatcher = make_dispatcher(dispatch_settings.model_copy(update={"dispatch": dispatch}))
+    afilnet = ledger.add_sms("0612345692", provider="afilnet")
+    primotexto = ledger.add_sms("0612345693")
+    for message_id in (afilnet, primotexto):
+        assert dispatcher.send(message_id).status == S.SENT
+        ledger.force(message_id, sending_started_at=ago(3600))
+
+    poll_delivery_states(dispatcher)
+
+    assert ledger.status(afilnet) == S.EXPIRED
+    assert ledger.events(afilnet)[-1].detail == "no delivery state within 10 min"
+    assert ledger.status(primotexto) != S.EXPIRED  # 1 hour is within the default 72 hours
+
+
+def test_a_late_receipt_still_settles_an_expired_message(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox
+) -> None:
+    message_id = ledger.add_sms("0612345694", provider="octopush")
+    assert dispatcher.send(message_id).status == S.SENT
+    ticket = ledger.get(message_id).provider_message_id
+    assert ticket is not None
+    window = dispatcher.settings.dispatch.receipt_window
+    ledger.force(message_id, sending_started_at=ago(window + 1))
+    assert poll_delivery_states(dispatcher) == 1
+    assert ledger.status(message_id) == S.EXPIRED
+    delivered_before = _sent_count("octopush", "delivered")
+    sandbox.core.clock.advance(5 * sandbox.core.delivery_delay)
+    (body,) = sandbox.octopush.account.receipts(ticket)
+    assert body["status"] == "DELIVERED"
+
+    assert apply_receipt(ledger.engine, parse_receipt(body), body["number"])
+
+    assert ledger.status(message_id) == S.DELIVERED
+    last = ledger.events(message_id)[-1]
+    assert (last.from_status, last.to_status) == (S.EXPIRED, S.DELIVERED)
+    assert _sent_count("octopush", "delivered") == delivered_before + 1
 
 
 # -- WhatsApp inbox ----------------------------------------------------------------------

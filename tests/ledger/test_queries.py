@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from postier.ledger.db import session_scope
 from postier.ledger.models import (
+    LIVE_STATUSES,
     DeliveryEvent,
     InboundMessage,
     Message,
@@ -23,6 +24,7 @@ from postier.ledger.queries import (
     claim_for_sending,
     claim_unpublished,
     count_by_status,
+    count_live_by_provider,
     events_for,
     find_by_provider_message_id,
     get_by_idempotency_key,
@@ -443,6 +445,38 @@ def test_list_and_count(ledger: Ledger, engine: Engine) -> None:
     assert set(counts) == {s.value for s in MessageStatus}
     assert (counts["queued"], counts["sent"], counts["failed"]) == (1, 2, 0)
     assert (campaign["queued"], campaign["sent"]) == (1, 1)
+
+
+def test_listing_without_a_state_merges_the_newest_of_each_state(
+    ledger: Ledger, engine: Engine
+) -> None:
+    same_instant = [ledger.add(S.DELIVERED, created_at=T0) for _ in range(3)]
+    newest = ledger.add(S.FAILED, created_at=T0 + MINUTE)
+    ledger.add(S.SCHEDULED, created_at=T0 - MINUTE)
+    with session_scope(engine) as session:
+        listed = [m.id for m in list_messages(session, limit=4)]
+        failed = [m.id for m in list_messages(session, status=S.FAILED, limit=4)]
+    # newest first; rows created together come in descending id order, as the index has them
+    assert listed == [newest, *sorted(same_instant, reverse=True)]
+    assert failed == [newest]
+
+
+def test_live_counts_leave_the_final_states_out(ledger: Ledger, engine: Engine) -> None:
+    ledger.add(S.QUEUED, provider="octopush")
+    ledger.add(S.SENT, provider="octopush")
+    ledger.add(S.SENT, provider="primotexto")
+    ledger.add(S.DELIVERED, provider="octopush")
+    ledger.add(S.EXPIRED, provider="octopush")
+    with session_scope(engine) as session:
+        live = count_by_status(session, statuses=LIVE_STATUSES)
+        by_provider = count_live_by_provider(session)
+    assert set(live) == {s.value for s in LIVE_STATUSES}
+    assert (live["queued"], live["sent"], live["scheduled"]) == (1, 2, 0)
+    assert sorted(by_provider) == [
+        ("octopush", S.QUEUED, 1),
+        ("octopush", S.SENT, 1),
+        ("primotexto", S.SENT, 1),
+    ]
 
 
 def test_get_message_reads_the_stored_row_not_the_session_cache(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from postier.ledger.db import session_scope
-from postier.ledger.models import DeliveryEvent, Message, MessageStatus
+from postier.ledger.models import LIVE_STATUSES, DeliveryEvent, Message, MessageStatus
 from postier.ledger.queries import claim_for_sending, events_for, get_message
 from postier.ledger.states import (
     ALLOWED_TRANSITIONS,
@@ -69,6 +69,10 @@ def test_every_status_is_reachable_from_creation() -> None:
 
 def test_is_final() -> None:
     assert {s for s in MessageStatus if is_final(s)} == FINAL_STATUSES
+    # the partial index over live rows holds exactly the statuses that are not final
+    assert set(MessageStatus) - set(LIVE_STATUSES) == FINAL_STATUSES
+    assert is_final(S.EXPIRED)
+    assert ALLOWED_TRANSITIONS[S.EXPIRED] == {S.DELIVERED, S.UNDELIVERED}  # a late receipt
     assert is_final("delivered")
     assert not is_final(S.UNKNOWN)
     assert not is_final(S.SENT)
