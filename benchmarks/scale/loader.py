@@ -206,6 +206,8 @@ def messages_sql(d: _Dialect, size: int, start: int, stop: int) -> str:
         "send_at": f"CASE WHEN st = 'scheduled' THEN {ts(f'-(60 + h1 % {30 * _DAY})')} END",
         "idempotency_key": "CASE WHEN h1 % 10 = 0 THEN 'order-' || CAST(i AS TEXT) END",
         "campaign_id": f"CASE WHEN c < 3 THEN {_campaign_id(d, 'camp')} END",
+        # campaigns' rows go on the bulk lane, single sends on the transactional one
+        "lane": "CASE WHEN c < 3 THEN 'bulk' ELSE 'transactional' END",
         "attempts": f"CASE WHEN {claimed} THEN 1 ELSE 0 END",
         "provider_message_id": (
             f"CASE WHEN {reached} THEN CASE pv WHEN 'octopush' THEN 'tk' || {d.hex8('h1')}"
@@ -221,6 +223,8 @@ def messages_sql(d: _Dialect, size: int, start: int, stop: int) -> str:
             f" WHEN st IN ('delivered', 'undelivered') AND h2 % 2 = 0 THEN {ts('age - 60')}"
             " END"
         ),
+        # nothing redacted yet: the retention pass is measured apart (postier.privacy)
+        "redacted_at": "NULL",
         "created_at": ts("age"),
         "updated_at": (
             f"CASE WHEN st IN ('scheduled', 'queued') THEN {ts('age')}"
