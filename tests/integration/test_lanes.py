@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -12,7 +10,7 @@ from postier.ledger.db import session_scope
 from postier.ledger.models import Lane, MessageStatus, delivery_events_table, messages_table
 from postier.sandbox import Sandbox
 from producers.messages import Producer, SmsRequest
-from tests.integration.conftest import WaitFor
+from tests.integration.conftest import WaitFor, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,9 +63,7 @@ def test_codes_go_out_while_a_bulk_backlog_drains(
         wait_for(handle.id, *SENT_OR_LATER, timeout=60)
         codes.append(handle.id)
 
-    deadline = time.monotonic() + 240
-    left = BULK
-    while time.monotonic() < deadline:
+    def bulk_drained() -> bool:
         with session_scope(ledger) as session:
             left = session.execute(
                 select(func.count()).where(
@@ -77,10 +73,9 @@ def test_codes_go_out_while_a_bulk_backlog_drains(
                     ),
                 )
             ).scalar_one()
-        if left == 0:
-            break
-        time.sleep(0.2)
-    assert left == 0, f"{left} bulk messages still unsent"
+        return bool(left == 0)
+
+    wait_until(bulk_drained, "the bulk backlog drains", timeout=240)
 
     with session_scope(ledger) as session:
         lanes = dict(
