@@ -4,7 +4,7 @@ later codes go to the fallback at once, and once it recovers the traffic comes b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -17,7 +17,7 @@ from postier.ledger.queries import events_for, get_message
 from postier.sandbox import Sandbox
 from postier.stack import Stack
 from producers.messages import Producer
-from tests.integration.conftest import WaitFor
+from tests.integration.conftest import WaitFor, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +38,6 @@ def sent_by(ledger: Engine, message_id: str) -> tuple[str | None, list[str]]:
         return message.provider, [e.detail or "" for e in events_for(session, message_id)]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def test_an_outage_is_routed_around_and_the_traffic_comes_back(
     live_sandbox: Sandbox,
     producer: Producer,
@@ -56,9 +49,7 @@ def test_an_outage_is_routed_around_and_the_traffic_comes_back(
     live_sandbox.set_faults("primotexto", rate_503=1.0, retry_after=None)
     first = [producer.send_sms(f"06123458{i:02d}", f"Code {i}").id for i in range(6)]
     wait_until(
-        lambda: health.state("primotexto") is not HealthState.CLOSED,
-        20,
-        "primotexto never opened",
+        lambda: health.state("primotexto") is not HealthState.CLOSED, "primotexto opened", 20
     )
     for message_id in first:  # the codes that opened it reach the fallback too
         assert wait_for(message_id, *SENT, timeout=30) in SENT[:2]
@@ -83,6 +74,4 @@ def test_an_outage_is_routed_around_and_the_traffic_comes_back(
         if sent_by(ledger, code)[0] == "primotexto":
             break
         assert time.monotonic() < deadline, "the traffic never came back to primotexto"
-    wait_until(
-        lambda: health.state("primotexto") is HealthState.CLOSED, 10, "primotexto stayed open"
-    )
+    wait_until(lambda: health.state("primotexto") is HealthState.CLOSED, "primotexto closed", 10)

@@ -8,7 +8,6 @@ for in every ``*.log`` of the stack's directory, and so is every secret of its s
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -20,7 +19,7 @@ from postier.logs import known_secrets
 from postier.sandbox import Sandbox
 from postier.stack import Stack
 from producers.messages import Producer
-from tests.integration.conftest import WaitFor
+from tests.integration.conftest import WaitFor, wait_until
 
 DONE = (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
 
@@ -32,16 +31,14 @@ def number_forms(national: str) -> list[str]:
 
 
 def wait_for_inbound(ledger: Engine, sender: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def stored() -> bool:
         with session_scope(ledger) as session:
-            found = session.exec(
-                select(InboundMessage).where(InboundMessage.sender == sender)
-            ).first()
-        if found is not None:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no inbound message from {sender}")
+            return (
+                session.exec(select(InboundMessage).where(InboundMessage.sender == sender)).first()
+                is not None
+            )
+
+    wait_until(stored, f"an inbound message from {sender}", timeout)
 
 
 def test_no_number_or_secret_in_any_log(
