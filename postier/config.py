@@ -287,6 +287,9 @@ class MetricsSettings(BaseModel):
     multiprocess_dir: str | None = None
     #: seconds a ledger count (live messages by provider and state) is reused; 0 turns it off
     ledger_interval: float = 30.0
+    #: seconds between two beat passes reading each configured provider account's balance
+    #: (one request per provider, nothing sent) for ``postier_provider_balance``; 0 turns it off
+    balance_interval: float = Field(default=900.0, ge=0)
 
 
 class RetentionSettings(BaseModel):

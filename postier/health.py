@@ -135,15 +135,12 @@ def check_worker(settings: Settings, timeout: float, name: str | None = None) ->
 
 def _read_balance(settings: Settings, provider: str) -> dict[str, Decimal | None]:
     """The account's balance, by the provider's call that reads it and sends nothing."""
+    from postier.dispatch.balances import read_balance
     from postier.dispatch.clients import ProviderClients
 
     clients = ProviderClients(settings)
     try:
-        if provider == "afilnet":
-            return {"credits": clients.afilnet_sms.balance()}
-        if provider == "primotexto":
-            return {"credits": clients.primotexto.account_stats().credits}
-        return dict(clients.octopush.balance())
+        return read_balance(clients, provider)
     finally:
         clients.close()
 

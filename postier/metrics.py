@@ -14,7 +14,9 @@ What is measured, and where:
   to ``scheduled`` because the wait was longer than ``rate_limit_max_block``;
 - ``postier_lane_wait_seconds{lane}``: how long a message waited from its hand-over to the
   broker until a worker claimed it, per lane (transactional, bulk: ``postier.dispatch.lanes``);
-- ``postier_tasks_total{task,state}``: Celery tasks run, from the ``task_postrun`` signal;
+- ``postier_tasks_total{task,state}``: Celery tasks run, from the ``task_postrun`` signal, and
+  ``postier_queue_consumed_total{queue}``: the same tasks by the queue they came from (its
+  routing key), so an alert sees a queue that fills while no worker takes from it;
 - ``postier_queue_depth{queue}`` (``postier.send`` is the transactional lane, ``postier.bulk``
   the bulk lane) and ``postier_queue_unacked``: Redis ``LLEN`` of the send
   queues (every priority level) and the broker's unacknowledged deliveries, read at scrape time;
@@ -26,10 +28,18 @@ What is measured, and where:
   state (closed, open, half_open), 0 for the others, read from Redis at scrape time
   (``postier.dispatch.health``); ``postier_provider_health_changes_total{provider,state}``:
   changes this worker made; ``postier_reroutes_total{provider,fallback}``: messages sent to
-  the fallback because their provider was unhealthy.
+  the fallback because their provider was unhealthy;
+- ``postier_ledger_oldest_unknown_timestamp_seconds``: when the oldest ``unknown`` message
+  last moved (absent when there is none), from the same partial index, so an alert sees an
+  ambiguous send nobody settled;
+- ``postier_beat_last_publish_timestamp_seconds``: beat's last hand-over of a periodic task to
+  the broker (``postier.dispatch.heartbeat``), read from Redis at scrape time;
+- ``postier_provider_balance{provider,unit}`` and
+  ``postier_provider_balance_timestamp_seconds{provider}``: each configured account's funds
+  as beat's balance pass last read them (``postier.dispatch.balances``), from Redis.
 
-The ledger, queue and health families are cluster-wide: every worker reports the same numbers,
-so dashboards take ``max`` over instances rather than ``sum``.
+The ledger, queue, health, beat and balance families are cluster-wide: every worker reports the
+same numbers, so dashboards take ``max`` over instances rather than ``sum``.
 
 A prefork pool runs tasks in child processes: the worker's main process then switches
 ``prometheus_client`` to its multiprocess mode (a directory of per-process files, aggregated
@@ -49,7 +59,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +151,12 @@ class DispatchMetrics:
             "postier_tasks",
             "Celery tasks run by this worker, by task name and final state.",
             ["task", "state"],
+            registry=registry,
+        )
+        self.consumed = Counter(
+            "postier_queue_consumed",
+            "Tasks this worker took from a broker queue and finished, whatever their outcome.",
+            ["queue"],
             registry=registry,
         )
 
@@ -295,6 +311,8 @@ class LedgerCollector(Collector):
         self.interval = interval
         self._cached: list[tuple[str, str, int]] | None = None
         self._cached_at = 0.0
+        self._oldest: datetime | None = None
+        self._oldest_at = 0.0
         self._lock = threading.Lock()
 
     def counts(self) -> list[tuple[str, str, int]]:
@@ -315,6 +333,26 @@ class LedgerCollector(Collector):
             self._cached, self._cached_at = rows, now
             return rows
 
+    def oldest_unknown(self) -> datetime | None:
+        """When the oldest ``unknown`` row last moved, from the cache when it is fresh.
+
+        ``min(updated_at)`` over the ``unknown`` entries of ``ix_messages_live``: the cost is
+        the unknown rows', a handful, whatever the ledger's size.
+        """
+        from sqlalchemy.orm import Session
+
+        from postier.ledger.models import MessageStatus
+        from postier.ledger.queries import oldest_update_in
+
+        with self._lock:
+            now = time.monotonic()
+            if self._oldest_at and now - self._oldest_at < self.interval:
+                return self._oldest
+            with Session(self.engine) as session:
+                found = oldest_update_in(session, MessageStatus.UNKNOWN)
+            self._oldest, self._oldest_at = found, now
+            return found
+
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
             "postier_ledger_messages",
@@ -332,6 +370,76 @@ class LedgerCollector(Collector):
         for provider, state, count in rows:
             family.add_metric([provider, state], count)
         yield family
+        try:
+            oldest = self.oldest_unknown()
+        except SQLAlchemyError as exc:
+            log.warning("oldest unknown message not read", extra={"error": str(exc)})
+            return
+        if oldest is not None:
+            yield GaugeMetricFamily(
+                "postier_ledger_oldest_unknown_timestamp_seconds",
+                "Unix time the oldest message in the unknown state got there (absent: none).",
+                value=_aware(oldest).timestamp(),
+            )
+
+
+def _aware(moment: datetime) -> datetime:
+    """``moment`` in UTC when a backend returned it without its zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class BeatCollector(Collector):
+    """Beat's last publish, read from Redis per scrape (``postier.dispatch.heartbeat``)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def collect(self) -> Iterable[Metric]:
+        from postier.dispatch.heartbeat import last_publish
+
+        try:
+            found = last_publish(self.client)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("beat heartbeat not read", extra={"error": str(exc)})
+            return
+        if found is None:
+            return
+        yield GaugeMetricFamily(
+            "postier_beat_last_publish_timestamp_seconds",
+            "Unix time of beat's last hand-over of a periodic task to the broker.",
+            value=found,
+        )
+
+
+class BalanceCollector(Collector):
+    """Each configured provider account's funds as beat's pass last read them (Redis)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def collect(self) -> Iterable[Metric]:
+        from postier.dispatch.balances import stored_balances
+
+        try:
+            balances = stored_balances(self.client)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("provider balances not read", extra={"error": str(exc)})
+            return
+        amount = GaugeMetricFamily(
+            "postier_provider_balance",
+            "A provider account's funds in their unit (credits, euro), as last read.",
+            labels=["provider", "unit"],
+        )
+        read_at = GaugeMetricFamily(
+            "postier_provider_balance_timestamp_seconds",
+            "Unix time of the last successful reading of a provider account's balance.",
+            labels=["provider"],
+        )
+        for balance in balances:
+            amount.add_metric([balance.provider, balance.unit], float(balance.amount))
+            read_at.add_metric([balance.provider], balance.read_at)
+        yield amount
+        yield read_at
 
 
 class HealthCollector(Collector):
@@ -427,7 +535,11 @@ def start_exporter(settings: Settings, *, multiprocess: bool = False) -> Exporte
         get_metrics()
     # a scrape must answer even when Redis does not: short timeouts, the depth left out
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    collectors: list[Collector] = [QueueDepthCollector(client)]
+    collectors: list[Collector] = [
+        QueueDepthCollector(client),
+        BeatCollector(client),
+        BalanceCollector(client),
+    ]
     if settings.health.enabled:
         collectors.append(HealthCollector(client, settings))
     if config.ledger_interval > 0:
@@ -490,7 +602,19 @@ def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:
 
 def _on_task_postrun(task: Any = None, state: str | None = None, **_: Any) -> None:
     name = getattr(task, "name", None) or "unknown"
-    get_metrics().tasks.labels(name, state or "UNKNOWN").inc()
+    found = get_metrics()
+    found.tasks.labels(name, state or "UNKNOWN").inc()
+    queue = task_queue(task)
+    if queue is not None:
+        found.consumed.labels(queue).inc()
+
+
+def task_queue(task: Any) -> str | None:
+    """The queue a running task was taken from: its delivery's routing key (each of Postier's
+    queues is bound under its own name); None when the task was not delivered by a broker."""
+    info = getattr(getattr(task, "request", None), "delivery_info", None) or {}
+    key = info.get("routing_key") if isinstance(info, dict) else None
+    return str(key) if key else None
 
 
 def connect_worker_signals() -> None:
@@ -511,6 +635,8 @@ def connect_worker_signals() -> None:
 
 __all__ = [
     "PROCESS_REGISTRY",
+    "BalanceCollector",
+    "BeatCollector",
     "DispatchMetrics",
     "Exporter",
     "HealthCollector",
@@ -526,6 +652,7 @@ __all__ = [
     "observe_lane_wait",
     "queue_keys",
     "start_exporter",
+    "task_queue",
     "time_rate_limit",
     "time_send",
     "use_multiprocess_mode",

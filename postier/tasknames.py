@@ -24,6 +24,8 @@ REAP_STUCK_SENDS = "postier.reap_stuck_sends"
 REAP_EXPIRED_PERSONAL_DATA = "postier.reap_expired_personal_data"
 #: keeps the ledger's planner statistics current (SQLite's PRAGMA optimize)
 OPTIMIZE_LEDGER = "postier.optimize_ledger"
+#: reads each provider account's balance for the metrics (``postier.dispatch.balances``)
+REFRESH_PROVIDER_BALANCES = "postier.refresh_provider_balances"
 
 # campaigns (postier.campaigns): plan, fan-out and batches on the send queue; beat's passes
 # match the scheduled queue's "postier.release_*" and "postier.reap_*" routes

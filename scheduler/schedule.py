@@ -8,18 +8,31 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+from celery import signals
+
 from postier import logs, tasknames
 from postier.celery_app import create_celery_app
-from postier.config import CampaignSettings, DispatchSettings, RetentionSettings, get_settings
+from postier.config import (
+    CampaignSettings,
+    DispatchSettings,
+    MetricsSettings,
+    RetentionSettings,
+    Settings,
+    get_settings,
+)
+from postier.dispatch.heartbeat import BeatHeartbeat
 
 
 def beat_schedule(
     dispatch: DispatchSettings,
     campaigns: CampaignSettings | None = None,
     retention: RetentionSettings | None = None,
+    metrics: MetricsSettings | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The periodic tasks and their periods (seconds); with ``campaigns``, the campaigns'
-    passes too; with ``retention``, the pass redacting expired personal data."""
+    passes too; with ``retention``, the pass redacting expired personal data; with
+    ``metrics``, the pass reading the provider balances (unless its interval is 0)."""
     entries = {
         "release-due-messages": (tasknames.RELEASE_DUE_MESSAGES, dispatch.release_interval),
         "republish-unpublished": (tasknames.REPUBLISH_UNPUBLISHED, dispatch.republish_interval),
@@ -43,6 +56,11 @@ def beat_schedule(
             tasknames.REAP_EXPIRED_PERSONAL_DATA,
             retention.interval,
         )
+    if metrics is not None and metrics.balance_interval > 0:
+        entries["refresh-provider-balances"] = (
+            tasknames.REFRESH_PROVIDER_BALANCES,
+            metrics.balance_interval,
+        )
     return {
         name: {
             "task": task,
@@ -53,8 +71,26 @@ def beat_schedule(
     }
 
 
+def connect_heartbeat(settings: Settings) -> BeatHeartbeat:
+    """Record beat's publishes in Redis (``postier.dispatch.heartbeat``), for the metrics."""
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    heartbeat = BeatHeartbeat(client)
+
+    def on_publish(**_: Any) -> None:
+        heartbeat.beat()
+
+    signals.after_task_publish.connect(
+        on_publish, dispatch_uid="postier.beat.heartbeat", weak=False
+    )
+    return heartbeat
+
+
 app = create_celery_app(main="scheduler")
 logs.connect_celery_signals()
 app.conf.beat_schedule = beat_schedule(
-    get_settings().dispatch, get_settings().campaigns, get_settings().retention
+    get_settings().dispatch,
+    get_settings().campaigns,
+    get_settings().retention,
+    get_settings().metrics,
 )
+connect_heartbeat(get_settings())

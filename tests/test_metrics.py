@@ -176,6 +176,93 @@ def test_ledger_counts_by_provider_and_state_are_cached(tmp_path: Path) -> None:
     collector.engine.dispose()
 
 
+def test_the_oldest_unknown_message_is_a_timestamp_gauge(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    collector = metrics.LedgerCollector(url, interval=0)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    name = "postier_ledger_oldest_unknown_timestamp_seconds"
+    assert registry.get_sample_value(name) is None  # no unknown message: absent
+    with session_scope(engine) as session:
+        first, second = insert_messages(session, [message_row(), message_row()])
+    old, recent = datetime(2026, 3, 2, 8, 0, tzinfo=UTC), datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        for message_id, moment in ((first, recent), (second, old)):
+            connection.execute(
+                messages_table.update()
+                .where(messages_table.c.id == message_id)
+                .values(status=MessageStatus.UNKNOWN, updated_at=moment)
+            )
+    assert registry.get_sample_value(name) == old.timestamp()
+    # cached like the counts within the interval
+    collector.interval = 60
+    assert registry.get_sample_value(name) == old.timestamp()
+    with engine.begin() as connection:
+        connection.execute(
+            messages_table.update()
+            .where(messages_table.c.id == second)
+            .values(status=MessageStatus.SENT)
+        )
+    assert registry.get_sample_value(name) == old.timestamp()
+    collector.interval = 0
+    assert registry.get_sample_value(name) == recent.timestamp()
+    engine.dispose()
+    collector.engine.dispose()
+
+
+def test_beat_heartbeat_and_balances_are_read_from_redis(redis_client: redis.Redis) -> None:
+    from postier.dispatch.balances import BALANCES_KEY
+    from postier.dispatch.heartbeat import BeatHeartbeat
+
+    registry = CollectorRegistry()
+    registry.register(metrics.BeatCollector(redis_client))
+    registry.register(metrics.BalanceCollector(redis_client))
+    get = registry.get_sample_value
+    assert get("postier_beat_last_publish_timestamp_seconds") is None  # beat never ran
+    assert get("postier_provider_balance", {"provider": "octopush", "unit": "euro"}) is None
+    BeatHeartbeat(redis_client).beat(now=1_800_000_000.0)
+    redis_client.hset(
+        BALANCES_KEY,
+        mapping={
+            "octopush": "euro 42.5 1800000000.000",
+            "primotexto": "credits 900 1800000001.000",
+        },
+    )
+    assert get("postier_beat_last_publish_timestamp_seconds") == 1_800_000_000.0
+    assert get("postier_provider_balance", {"provider": "octopush", "unit": "euro"}) == 42.5
+    assert get("postier_provider_balance", {"provider": "primotexto", "unit": "credits"}) == 900
+    assert (
+        get("postier_provider_balance_timestamp_seconds", {"provider": "primotexto"})
+        == 1_800_000_001.0
+    )
+    dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    silent = CollectorRegistry()
+    silent.register(metrics.BeatCollector(dead))
+    silent.register(metrics.BalanceCollector(dead))
+    assert list(silent.collect()) == []
+
+
+def test_finished_tasks_are_counted_by_the_queue_they_came_from() -> None:
+    class Request:
+        def __init__(self, info: object) -> None:
+            self.delivery_info = info
+
+    class Task:
+        name = "postier.send_message"
+
+        def __init__(self, info: object) -> None:
+            self.request = Request(info)
+
+    before = sample("postier_queue_consumed_total", queue="postier.send")
+    metrics._on_task_postrun(task=Task({"routing_key": "postier.send"}), state="SUCCESS")
+    metrics._on_task_postrun(task=Task({"routing_key": "postier.send"}), state="FAILURE")
+    metrics._on_task_postrun(task=Task(None), state="SUCCESS")  # run eagerly: no queue
+    assert sample("postier_queue_consumed_total", queue="postier.send") == before + 2
+    assert metrics.task_queue(Task({})) is None
+
+
 def test_the_exporter_serves_metrics_and_stops(redis_test_url: str, tmp_path: Path) -> None:
     settings = Settings(
         _env_file=None,

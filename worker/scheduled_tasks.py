@@ -125,3 +125,21 @@ def optimize_ledger() -> int:
         dispatcher.settings.dispatch.optimize_interval,
         lambda: len(optimize(dispatcher.engine)),
     )
+
+
+@app.task(name=tasknames.REFRESH_PROVIDER_BALANCES)
+def refresh_provider_balances() -> int:
+    """Read each configured provider account's balance into Redis, for the metrics."""
+    from postier.dispatch.balances import refresh_balances
+
+    dispatcher, _ = process_context(app)
+    settings = dispatcher.settings
+
+    def refresh() -> int:
+        client = redis.Redis.from_url(settings.redis_url)
+        try:
+            return len(refresh_balances(settings, client, dispatcher.clients))
+        finally:
+            client.close()
+
+    return _once("balances", settings.metrics.balance_interval, refresh)

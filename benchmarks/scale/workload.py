@@ -79,7 +79,7 @@ def _every(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _metrics_counts(engine: Engine, _session: Session, _t: Targets) -> object:
+def _collector(engine: Engine) -> LedgerCollector:
     collector = _collectors.get(id(engine))
     if collector is None or collector.engine is not engine:
         collector = LedgerCollector(engine.url.render_as_string(hide_password=False), 0.0)
@@ -87,7 +87,15 @@ def _metrics_counts(engine: Engine, _session: Session, _t: Targets) -> object:
         collector.engine.dispose()
         collector.engine = engine
         _collectors[id(engine)] = collector
-    return collector.counts()
+    return collector
+
+
+def _metrics_counts(engine: Engine, _session: Session, _t: Targets) -> object:
+    return _collector(engine).counts()
+
+
+def _metrics_oldest_unknown(engine: Engine, _session: Session, _t: Targets) -> object:
+    return _collector(engine).oldest_unknown()
 
 
 #: one metrics collector per measured engine (made on the first, unmeasured, run)
@@ -124,6 +132,12 @@ QUERIES: Final[tuple[Query, ...]] = (
         "pass",
         "30 s, each worker",
         _metrics_counts,
+    ),
+    Query(
+        "metrics' oldest unknown message",
+        "pass",
+        "30 s, each worker",
+        _metrics_oldest_unknown,
     ),
     Query(
         "inbound rows not yet handed to the hook",

@@ -493,6 +493,21 @@ def count_live_by_provider(session: Session) -> list[tuple[str | None, MessageSt
     ]
 
 
+def oldest_update_in(session: Session, status: MessageStatus) -> datetime | None:
+    """When the longest-waiting row of the live ``status`` last moved (``None``: no such row).
+
+    ``min(updated_at)`` over that status's entries of ``ix_messages_live``, which holds
+    ``updated_at``: the cost is that status's rows, never the ledger's (the metrics' age of the
+    oldest ``unknown`` message, which a person must settle).
+    """
+    messages = messages_table
+    query = select(func.min(messages.c.updated_at)).where(
+        in_live_index(), messages.c.status == status
+    )
+    found: datetime | None = session.execute(pinned(query, IX_LIVE)).scalar_one_or_none()
+    return found
+
+
 def events_for(session: Session, message_id: str) -> list[DeliveryEvent]:
     """A message's delivery events, oldest first."""
     events = delivery_events_table
@@ -521,6 +536,7 @@ __all__ = [
     "mark_published",
     "mark_status_checked",
     "mark_unpublished",
+    "oldest_update_in",
     "queued_rows",
     "record_inbound",
     "release_due",

@@ -92,6 +92,12 @@ def test_metrics_move_when_messages_go_through_the_stack(
     for queue in ("postier.send", "postier.scheduled", "postier.hooks"):
         assert ("postier_queue_depth", (("queue", queue),)) in after
     assert ("postier_queue_unacked", ()) in after
+    # the tasks by the queue they came from (their routing key), and beat's heartbeat: the
+    # signals the alert rules of deploy/monitoring read
+    assert moved("postier_queue_consumed_total", queue="postier.send") >= 4
+    assert moved("postier_queue_consumed_total", queue="postier.scheduled") > 0
+    beat = value(after, "postier_beat_last_publish_timestamp_seconds")
+    assert time.time() - 30 < beat <= time.time() + 1, "beat publishes every release_interval"
     # the ledger gauge counts live states only; the final totals are the counters'
     assert moved("postier_messages_total", provider="primotexto", state="delivered") == len(NUMBERS)
     gauge = "postier_ledger_messages"

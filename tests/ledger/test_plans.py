@@ -35,6 +35,7 @@ EXPECTED = {
     "release due rows": "ix_messages_status_send_at",
     "rows awaiting delivery state": "ix_messages_live",
     "metrics' ledger count": "ix_messages_live_counts",
+    "metrics' oldest unknown message": "ix_messages_live",
     "inbound rows not yet handed to the hook": "ix_inbound_messages_undispatched",
     "queued rows to republish": LIVE,
     "sends stuck in sending": LIVE,

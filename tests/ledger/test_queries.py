@@ -34,6 +34,7 @@ from postier.ledger.queries import (
     mark_inbound_dispatched,
     mark_published,
     mark_status_checked,
+    oldest_update_in,
     record_inbound,
     release_due,
     stuck_sending,
@@ -477,6 +478,21 @@ def test_live_counts_leave_the_final_states_out(ledger: Ledger, engine: Engine) 
         ("octopush", S.SENT, 1),
         ("primotexto", S.SENT, 1),
     ]
+
+
+def test_the_oldest_unknown_row_is_the_least_recently_moved(ledger: Ledger, engine: Engine) -> None:
+    with session_scope(engine) as session:
+        assert oldest_update_in(session, S.UNKNOWN) is None
+    ledger.add(S.UNKNOWN, updated_at=T0 - 3 * MINUTE, provider="octopush")
+    ledger.add(S.UNKNOWN, updated_at=T0 - MINUTE, provider="primotexto")
+    # older rows in other states are not counted, live or final
+    ledger.add(S.SENT, updated_at=T0 - 60 * MINUTE)
+    ledger.add(S.FAILED, updated_at=T0 - 90 * MINUTE)
+    with session_scope(engine) as session:
+        oldest = oldest_update_in(session, S.UNKNOWN)
+        sent = oldest_update_in(session, S.SENT)
+    assert oldest is not None and oldest.replace(tzinfo=T0.tzinfo) == T0 - 3 * MINUTE
+    assert sent is not None and sent.replace(tzinfo=T0.tzinfo) == T0 - 60 * MINUTE
 
 
 def test_get_message_reads_the_stored_row_not_the_session_cache(
