@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start Redis and PostgreSQL for the tests when they are not already answering on 127.0.0.1,
-# and install Chromium (the Flower browser test). Installs them from Debian's packages on a
-# machine that has none (needs root).
+# and install Chromium (the Flower browser test) and promtool (the alert rules' tests).
+# Installs them from Debian's packages on a machine that has none (needs root).
 set -u
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -56,4 +56,19 @@ if ! have chromium; then
 fi
 if have chromium; then echo "chromium: $(command -v chromium)"; else
   echo "chromium: not installed; the Flower browser test says so and is skipped"; fi
+# promtool, for the alert rules' unit tests (tests/deploy/test_monitoring.py): Debian's
+# prometheus package, installed without starting its server (policy-rc.d refuses every
+# service start while it installs; an existing policy is left as it is)
+if ! have promtool; then
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ] && [ "$(id -u)" = 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    apt_install --no-install-recommends prometheus
+    rm -f "$policy"
+  else
+    apt_install --no-install-recommends prometheus
+  fi
+fi
+if have promtool; then echo "promtool: $(command -v promtool)"; else
+  echo "promtool: not installed; the alert rule tests say so and are skipped"; fi
 exit 0

@@ -39,6 +39,8 @@ ANY_ADDRESS = "0.0.0.0"  # noqa: S104
 #: a worker per lane (postier/dispatch/lanes.py)
 WORKERS = {TRANSACTIONAL_WORKER, BULK_WORKER}
 IMAGE_SERVICES = {"migrate", "beat", "flower", "webhooks", "sandbox", "sandbox-callbacks"} | WORKERS
+#: the "monitoring" profile (deploy/monitoring, checked in test_monitoring.py)
+MONITORING = {"prometheus", "grafana"}
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<rest>.*))?\}")
 
@@ -112,19 +114,20 @@ def compose() -> dict[str, Any]:
 
 def test_services_are_the_roles_and_their_stores(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "postgres"} | IMAGE_SERVICES
+    assert set(services) == {"redis", "postgres"} | IMAGE_SERVICES | MONITORING
     for name in IMAGE_SERVICES:
         service = services[name]
         assert service["image"] == "postier:local", name
         assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
         assert service["env_file"] == [{"path": ".env", "required": False}]
     profiled = {name for name, s in services.items() if s.get("profiles")}
-    assert profiled == {"sandbox", "sandbox-callbacks"}
-    assert all(services[n]["profiles"] == ["sandbox"] for n in profiled)
+    assert profiled == {"sandbox", "sandbox-callbacks"} | MONITORING
+    assert all(services[n]["profiles"] == ["sandbox"] for n in profiled - MONITORING)
+    assert all(services[n]["profiles"] == ["monitoring"] for n in MONITORING)
     # `docker compose config` needs no engine: where a client with compose exists it must
     # accept the file (this machine's docker CLI has no compose plugin: the parsing here is it)
     cli = _compose_cli() or []
-    for profile in ([], ["--profile", "sandbox"]) if cli else ():
+    for profile in ([], ["--profile", "sandbox"], ["--profile", "monitoring"]) if cli else ():
         result = subprocess.run(
             [*cli, "-f", str(COMPOSE), *profile, "config", "--quiet"],
             capture_output=True,
