@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from postier.campaigns.audience import Rejection
@@ -42,7 +42,7 @@ from postier.ledger.models import (
     in_live_index,
     messages_table,
 )
-from postier.ledger.plans import pinned
+from postier.ledger.plans import ids_picked, pinned
 from postier.ledger.queries import count_by_status
 from postier.ledger.states import apply_transition
 
@@ -57,10 +57,6 @@ ACTIVE: Final = frozenset({MessageStatus.SCHEDULED, MessageStatus.QUEUED, Messag
 
 def _pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
-
-
-def _skip_locked(session: Session, query: Select[Any]) -> Select[Any]:
-    return query.with_for_update(skip_locked=True) if _pg(session) else query
 
 
 def _rowcount(result: Any) -> int:
@@ -406,7 +402,7 @@ def release_held(
     )
     return apply_transition(
         session,
-        m.c.id.in_(_skip_locked(session, held).scalar_subquery()),
+        ids_picked(session, held, m.c.id),
         frozenset({MessageStatus.SCHEDULED}),
         MessageStatus.QUEUED,
         now=now,
@@ -513,7 +509,7 @@ def claim_batch(
     )
     ids = apply_transition(
         session,
-        m.c.id.in_(_skip_locked(session, picked).scalar_subquery()),
+        ids_picked(session, picked, m.c.id),
         frozenset({MessageStatus.QUEUED}),
         MessageStatus.SENDING,
         now=now,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BinaryExpression
@@ -54,4 +55,19 @@ def targets_ids(condition: ColumnElement[bool]) -> bool:
     )
 
 
-__all__ = ["by_primary_key", "pinned", "targets_ids"]
+def ids_picked(
+    session: Session, picked: Select[Any], column: ColumnElement[Any] = messages_table.c.id
+) -> ColumnElement[bool]:
+    """``column IN (picked)``, ``picked`` run once; on PostgreSQL its rows locked, others' skipped.
+
+    On PostgreSQL the pick is a ``MATERIALIZED`` CTE with ``FOR UPDATE SKIP LOCKED``: written as
+    a plain ``IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)``, the planner may run the subquery
+    again as the inner side of a join, and the statement then moves more rows than ``n``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        cte = picked.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        return column.in_(select(*cte.c))
+    return column.in_(picked.scalar_subquery())
+
+
+__all__ = ["by_primary_key", "ids_picked", "pinned", "targets_ids"]

@@ -50,7 +50,7 @@ from postier.ledger.models import (
     messages_table,
     utcnow,
 )
-from postier.ledger.plans import by_primary_key, pinned
+from postier.ledger.plans import by_primary_key, ids_picked, pinned
 from postier.ledger.states import apply_transition, transition
 
 
@@ -145,7 +145,7 @@ def claim_unpublished(
     statement = by_primary_key(
         update(messages)
         .where(
-            messages.c.id.in_(_skip_locked(session, picked).scalar_subquery()),
+            ids_picked(session, picked, messages.c.id),
             _unpublished_condition(older_than),
         )
         .values(published_at=now)
@@ -241,13 +241,6 @@ def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> l
 # -- beat --------------------------------------------------------------------------------
 
 
-def _skip_locked(session: Session, query: Select[Any]) -> Select[Any]:
-    """On PostgreSQL, lock the picked rows and skip rows another transaction has locked."""
-    if _dialect(session) == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
-
-
 def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]:
     """``scheduled → queued`` for rows whose ``send_at`` has come; the ids released.
 
@@ -265,7 +258,7 @@ def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]
     )
     return apply_transition(
         session,
-        messages.c.id.in_(_skip_locked(session, due).scalar_subquery()),
+        ids_picked(session, due, messages.c.id),
         frozenset({MessageStatus.SCHEDULED}),
         MessageStatus.QUEUED,
         now=now,
