@@ -136,14 +136,11 @@ def check_worker(settings: Settings, timeout: float, name: str | None = None) ->
 def _read_balance(settings: Settings, provider: str) -> dict[str, Decimal | None]:
     """The account's balance, by the provider's call that reads it and sends nothing."""
     from postier.dispatch.clients import ProviderClients
+    from postier.providers.registry import profile_of
 
     clients = ProviderClients(settings)
     try:
-        if provider == "afilnet":
-            return {"credits": clients.afilnet_sms.balance()}
-        if provider == "primotexto":
-            return {"credits": clients.primotexto.account_stats().credits}
-        return dict(clients.octopush.balance())
+        return dict(profile_of(provider).balance(clients.sms(provider)))
     finally:
         clients.close()
 
