@@ -17,12 +17,11 @@ from postier.providers.octopush import profile as octopush
 from postier.providers.profile import Channel, ProviderProfile
 from postier.providers.results import Provider
 
-PROFILES: Final[Mapping[Provider, ProviderProfile]] = MappingProxyType(
-    {
-        profile.provider: profile
-        for profile in (primotexto.PROFILE, octopush.PROFILE, afilnet.PROFILE)
-    }
-)
+_PROFILES: Final[dict[Provider, ProviderProfile]] = {
+    profile.provider: profile for profile in (primotexto.PROFILE, octopush.PROFILE, afilnet.PROFILE)
+}
+#: Provider -> its profile, read-only
+PROFILES: Final[Mapping[Provider, ProviderProfile]] = MappingProxyType(_PROFILES)
 
 
 def find_profile(provider: str | None) -> ProviderProfile | None:
