@@ -28,6 +28,7 @@ from rich.table import Column, Table
 from postier.config import Settings, get_settings
 from postier.credentials import MissingCredentials, require_credentials
 from postier.providers.errors import ProviderError
+from postier.providers.results import Provider
 from postier.rules.errors import RuleViolation
 from postier.rules.inputs import parse_send_at_text
 from postier.rules.phones import mask_number
@@ -146,7 +147,7 @@ def create(
         producer = _producer(settings)
         if dry_run:
             if group is not None:  # the estimate reads the group from Afilnet
-                require_credentials(settings, "afilnet")
+                require_credentials(settings, Provider.AFILNET)
             _print_estimate(producer.estimate(**options), settings)
             return
         handle = producer.create(name, chunk_size=chunk_size, **options)
@@ -464,7 +465,7 @@ def _groups_call(call: Callable[[Any], T]) -> T:
 
     settings = get_settings()
     with _refusals():
-        require_credentials(settings, "afilnet")
+        require_credentials(settings, Provider.AFILNET)
     clients = ProviderClients(settings)
     try:
         with _refusals():

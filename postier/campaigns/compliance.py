@@ -11,75 +11,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final
 
 from postier.config import Settings
+from postier.providers.profile import Route, StopPolicy
+from postier.providers.registry import PROFILES
 from postier.rules.errors import RuleViolation
 from postier.rules.stop import add_stop_mention
 
-StopPolicy = Literal["add", "require", "none"]
+__all__ = ["ROUTES", "Route", "StopPolicy", "marketing_text", "route_for"]
 
 #: an opt-out instruction a person can act on: « STOP au 36111 », « STOP SMS au … »
 _STOP_WORD: Final = re.compile(r"\bSTOP\b")
 
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One provider route: whether it takes marketing, and its opt-out rule for marketing."""
-
-    provider: str
-    name: str
-    marketing: bool
-    stop: StopPolicy
-    source: str
-
-
-_ROUTES: Final = (
-    Route(
-        "primotexto",
-        "notification",
-        marketing=False,
-        stop="none",
-        source="Primotexto API: « LES MESSAGES A CARACTERE MARKETING SONT STRICTEMENT"
-        " INTERDITS ICI »",
-    ),
-    Route(
-        "primotexto",
-        "marketing",
-        marketing=True,
-        stop="require",
-        source="Primotexto API (/v2/marketing/messages/send); whether Primotexto appends a"
-        " mention itself is unconfirmed, so the text must carry one",
-    ),
-    Route(
-        "octopush",
-        "sms",
-        marketing=True,
-        stop="add",
-        source="Octopush API: a French premium text without « STOP au XXXXX » is error 121",
-    ),
-    Route(
-        "afilnet",
-        "sms",
-        marketing=True,
-        stop="require",
-        source="unconfirmed: no Afilnet document on marketing SMS; French rules want a free"
-        " opt-out in every marketing SMS",
-    ),
-    Route(
-        "afilnet",
-        "whatsapp",
-        marketing=True,
-        stop="none",
-        source="Afilnet API: templates are approved with their own wording",
-    ),
+#: (provider, route name) -> route, from every provider's profile (``ProviderProfile.routes``)
+ROUTES: Final[Mapping[tuple[str, str], Route]] = MappingProxyType(
+    {(route.provider, route.name): route for p in PROFILES.values() for route in p.routes}
 )
 
-#: (provider, route name) -> route
-ROUTES: Final[Mapping[tuple[str, str], Route]] = MappingProxyType(
-    {(route.provider, route.name): route for route in _ROUTES}
+
+#: the provider named in the hint when a route refuses marketing: the first whose SMS route
+#: adds the opt-out mention itself
+_MARKETING_EXAMPLE: Final = next(
+    str(route.provider)
+    for route in ROUTES.values()
+    if route.marketing and route.stop == "add" and route.name != "whatsapp"
 )
 
 
@@ -91,8 +48,8 @@ def route_for(provider: str, channel: str, category: str, requested: str | None)
     """
     if channel != "sms":
         default = "whatsapp"
-    elif provider == "primotexto":
-        default = category
+    elif (provider, category) in ROUTES:
+        default = category  # a provider with a route per category (Primotexto)
     else:
         default = "sms"
     name = requested or default
@@ -109,7 +66,7 @@ def route_for(provider: str, channel: str, category: str, requested: str | None)
             "category",
             "route.marketing_forbidden",
             f"{provider}'s {name} route refuses marketing campaigns ({route.source}); send"
-            f" marketing through a marketing route (e.g. --provider octopush)",
+            f" marketing through a marketing route (e.g. --provider {_MARKETING_EXAMPLE})",
         )
     return route
 
@@ -117,13 +74,16 @@ def route_for(provider: str, channel: str, category: str, requested: str | None)
 def marketing_text(settings: Settings, route: Route, text: str) -> str:
     """``text`` as the route demands for marketing: the STOP mention added or required.
 
-    Octopush's low-cost type (XXX) demands no mention (the Octopush docs name the premium type);
-    every other Octopush type gets « STOP au <stop_short_code> » appended when absent.
+    A route that adds the mention appends the one its provider's profile names
+    (``ProviderProfile.stop_mention``), when absent; Octopush's low-cost type (XXX) names none
+    (the Octopush docs name the premium type), every other Octopush type « STOP au
+    <stop_short_code> ».
     """
     if route.stop == "add":
-        if settings.octopush.sms_type == "XXX":
+        mention = PROFILES[route.provider].stop_mention(settings)
+        if mention is None:
             return text
-        return add_stop_mention(text, settings.octopush.stop_short_code)
+        return add_stop_mention(text, mention.short_code)
     if route.stop == "require" and not _STOP_WORD.search(text):
         raise RuleViolation(
             "text",

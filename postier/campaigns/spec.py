@@ -21,8 +21,9 @@ from postier.campaigns.audience import DEFAULT_PHONE_FIELD
 from postier.campaigns.compliance import marketing_text, route_for
 from postier.campaigns.personalise import check_template, placeholders
 from postier.config import Settings
-from postier.dispatch.routing import choose_provider
+from postier.dispatch.routing import choose_provider, text_transport_for
 from postier.dispatch.rows import sms_text
+from postier.providers.registry import batch_max_recipients
 from postier.rules import check_text, validate_sender
 from postier.rules.errors import RuleViolation
 from postier.rules.inputs import (
@@ -166,7 +167,7 @@ def _sms_spec(
     used = check_template(text)
     if category == "marketing":
         text = marketing_text(settings, route, text)
-    transport = settings.octopush.transport if provider == "octopush" else None
+    transport = text_transport_for(settings, provider)
     if not used:
         # the spec keeps the text as written; each message records its own change
         sent = sms_text(settings, provider, text, transport=transport).text
@@ -181,8 +182,9 @@ def _sms_spec(
         text=text,
         sender=sender,
         placeholders=used,
-        # Octopush takes up to 500 recipients per request (docs/PROVIDERS.md); one text for all
-        batched=provider == "octopush" and not used,
+        # one text for all, through a provider that batches (Octopush: up to 500 recipients
+        # per request, docs/PROVIDERS.md)
+        batched=batch_max_recipients(provider) is not None and not used,
         **common,
     )
 

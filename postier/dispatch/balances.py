@@ -23,6 +23,7 @@ from postier.config import Settings
 from postier.credentials import CREDENTIAL_FIELDS, missing_credentials
 from postier.dispatch.clients import ProviderClients
 from postier.providers.errors import ProviderError
+from postier.providers.registry import profile_of
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +44,16 @@ class Balance:
 def read_balance(clients: ProviderClients, provider: str) -> dict[str, Decimal | None]:
     """The account's balance by the provider's call that reads it and sends nothing, per unit
     as the provider states it (Octopush legacy: per SMS type)."""
-    if provider == "afilnet":
-        return {"credits": clients.afilnet_sms.balance()}
-    if provider == "primotexto":
-        return {"credits": clients.primotexto.account_stats().credits}
-    return dict(clients.octopush.balance())
+    return dict(profile_of(provider).balance(clients.sms(provider)))
 
 
 def read_funds(clients: ProviderClients, provider: str) -> tuple[str, Decimal]:
-    """The one figure an alert compares with its threshold: ``(unit, amount)``.
-
-    Afilnet and Primotexto state credits; Octopush's credit call gives euros on both of its
-    APIs (its legacy balance is per SMS type, docs/PROVIDERS.md), so the metric has one unit
-    per provider whatever the API.
-    """
-    if provider == "octopush":
-        return "euro", clients.octopush.credit()
-    (amount,) = read_balance(clients, provider).values()
-    if amount is None:
-        raise ProviderError(f"{provider} stated no balance", provider=provider)
-    return "credits", amount
+    """The one figure an alert compares with its threshold: ``(unit, amount)``, one unit per
+    provider whatever its API (the profile's ``funds``)."""
+    try:
+        return profile_of(provider).read_funds(clients.sms(provider))
+    except ValueError as exc:
+        raise ProviderError(str(exc), provider=provider) from exc
 
 
 def configured_providers(settings: Settings) -> list[str]:

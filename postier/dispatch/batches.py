@@ -57,12 +57,14 @@ from postier.providers.errors import (
     RetryableError,
 )
 from postier.providers.octopush import CODES, is_already_accepted
-from postier.providers.results import SendReceipt
+from postier.providers.results import Provider, SendReceipt
 from postier.rules.errors import RuleViolation
 
 log = logging.getLogger(__name__)
 
-PROVIDER = "octopush"
+#: the provider this batch path speaks to: its ``request_id`` deduplication and its
+#: ``<ticket>:<number>`` ids are Octopush's (its profile is the one declaring batch sending)
+PROVIDER = Provider.OCTOPUSH
 #: ``provider_message_id`` of a group's rows while its request is out
 BATCH_PREFIX = "batch:"
 #: Octopush remembers a request_id this long (v1 ``request_id``)
@@ -265,7 +267,7 @@ def record_receipt(
             result.sent += len(moved)
         for code, ids in refused.items():
             meaning = CODES[code].meaning if code in CODES else "refused"
-            reason = f"octopush [{code}]: {meaning} (batch {request_id})"
+            reason = f"{PROVIDER} [{code}]: {meaning} (batch {request_id})"
             moved = transition_many(
                 session,
                 ids,

@@ -38,11 +38,10 @@ from postier.ledger.models import Lane, Message, MessageKind, MessageStatus, mes
 from postier.ledger.queries import queued_rows
 from postier.ledger.states import transition_many
 from postier.providers.octopush import MAX_RECIPIENTS_PER_REQUEST
+from postier.providers.registry import batch_max_recipients
 from postier.providers.results import SendReceipt
 
 log = logging.getLogger(__name__)
-
-PROVIDER = "octopush"
 
 
 @dataclass
@@ -54,8 +53,9 @@ class ChunkResult:
 
 
 def _group_key(row: Row[Any]) -> tuple[str, str, str] | None:
-    """Rows with equal keys may share one Octopush request; None: send alone."""
-    if row.provider != PROVIDER or row.kind != MessageKind.SMS:
+    """Rows with equal keys may share one request; None: send alone (its provider sends no
+    batches, per its profile: only Octopush does, by ``batches.send_group``)."""
+    if row.kind != MessageKind.SMS or batch_max_recipients(row.provider) is None:
         return None
     payload = json.dumps(row.payload or {}, sort_keys=True, default=str)
     return (row.body, row.category, payload)

@@ -1,19 +1,32 @@
-"""The provider clients of one process, built once and sharing one pooled ``httpx.Client``."""
+"""The provider clients of one process, built once and sharing one pooled ``httpx.Client``.
+
+SMS clients come from the providers' registry (``ProviderProfile.build_sms``); the typed
+accessors below are for what only one provider offers (WhatsApp and contact groups on Afilnet,
+Primotexto's lists and stats, Octopush's batch requests).
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cached_property
+from typing import Any, TypeVar
 
 import httpx
 
 from postier.config import Settings
 from postier.providers.afilnet import AfilnetApi, AfilnetSms, AfilnetWhatsApp
+from postier.providers.afilnet.profile import shared_api
 from postier.providers.base import SmsProvider
 from postier.providers.errors import UnsupportedFeatureError
 from postier.providers.octopush import OctopushClient
 from postier.providers.primotexto import PrimotextoClient
+from postier.providers.registry import profile_of
+from postier.providers.results import Provider
 from postier.providers.transport import build_http_client
+
+T = TypeVar("T")
+C = TypeVar("C")
 
 
 class ProviderClients:
@@ -22,42 +35,57 @@ class ProviderClients:
     def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
         self.settings = settings
         self._http = http_client
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._sms: dict[Provider, SmsProvider] = {}
+        self._shared: dict[type[Any], Any] = {}
 
     @cached_property
     def http(self) -> httpx.Client:
         return self._http if self._http is not None else build_http_client(self.settings.http)
 
-    @cached_property
+    def shared(self, key: type[T], build: Callable[[], T]) -> T:
+        """The one ``key`` object of this process (``providers.profile.ClientContext``)."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = build()
+            value: T = self._shared[key]
+            return value
+
+    def sms(self, provider: str) -> SmsProvider:
+        """The SMS client of ``provider``, built by its profile on first use."""
+        profile = profile_of(provider)
+        if profile.build_sms is None:
+            raise UnsupportedFeatureError(f"no SMS client for {provider!r}", provider=provider)
+        with self._lock:
+            client = self._sms.get(profile.provider)
+            if client is None:
+                client = self._sms[profile.provider] = profile.build_sms(self)
+            return client
+
+    def _typed_sms(self, provider: Provider, kind: type[C]) -> C:
+        client = self.sms(provider)
+        assert isinstance(client, kind)
+        return client
+
+    @property
     def afilnet_api(self) -> AfilnetApi:
-        return AfilnetApi(self.settings.afilnet, self.settings.http, self.http)
+        return shared_api(self)
 
     @cached_property
     def whatsapp(self) -> AfilnetWhatsApp:
         return AfilnetWhatsApp(self.afilnet_api)
 
-    @cached_property
+    @property
     def afilnet_sms(self) -> AfilnetSms:
-        return AfilnetSms(self.afilnet_api, self.settings.afilnet.sms_sender)
+        return self._typed_sms(Provider.AFILNET, AfilnetSms)
 
-    @cached_property
+    @property
     def primotexto(self) -> PrimotextoClient:
-        return PrimotextoClient(self.settings.primotexto, self.settings.http, self.http)
+        return self._typed_sms(Provider.PRIMOTEXTO, PrimotextoClient)
 
-    @cached_property
+    @property
     def octopush(self) -> OctopushClient:
-        return OctopushClient(self.settings.octopush, self.settings.http, self.http)
-
-    def sms(self, provider: str) -> SmsProvider:
-        """The SMS client of ``provider``."""
-        with self._lock:
-            if provider == "primotexto":
-                return self.primotexto
-            if provider == "octopush":
-                return self.octopush
-            if provider == "afilnet":
-                return self.afilnet_sms
-        raise UnsupportedFeatureError(f"no SMS client for {provider!r}", provider=provider)
+        return self._typed_sms(Provider.OCTOPUSH, OctopushClient)
 
     def close(self) -> None:
         if "http" in self.__dict__ and self._http is None:

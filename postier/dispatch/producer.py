@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from postier.config import Settings, get_settings
 from postier.dispatch.lanes import Priority
 from postier.dispatch.publishing import Publisher
+from postier.dispatch.routing import WHATSAPP_PROVIDERS
 from postier.dispatch.rows import (
     MAX_TEXT_CHARS,
     WHATSAPP_TRANSPORT,
@@ -184,7 +185,7 @@ class Producer:
     ) -> MessageHandle:
         """Queue one WhatsApp text message (transactional lane unless ``priority="bulk"``)."""
         check_string(text, field="text", max_chars=MAX_TEXT_CHARS)
-        check_text("afilnet", text, transport=WHATSAPP_TRANSPORT, field="text")
+        check_text(WHATSAPP_PROVIDERS[0], text, transport=WHATSAPP_TRANSPORT, field="text")
         row = self.rows.whatsapp(
             kind=MessageKind.WHATSAPP_TEXT,
             to=to,
@@ -224,7 +225,9 @@ class Producer:
             check_file_url(thumb_url, "image", field="thumb_url")
             payload["thumb_url"] = thumb_url
         if caption:
-            check_text("afilnet", caption, transport=WHATSAPP_TRANSPORT, field="caption")
+            check_text(
+                WHATSAPP_PROVIDERS[0], caption, transport=WHATSAPP_TRANSPORT, field="caption"
+            )
         row = self.rows.whatsapp(
             kind=MessageKind.WHATSAPP_FILE,
             to=to,

@@ -1,16 +1,18 @@
 """Settling a send whose outcome is not known (``unknown``), by lookup before any resend.
 
-Each provider offers a different way to find out whether a request took effect:
+Each provider offers a different way to find out whether a request took effect; its profile
+says which (``ProviderProfile.resend_lookup``):
 
-- Octopush: the legacy and v1 APIs deduplicate on ``request_id`` (our message id), so the
-  same request is sent again: a new ticket means the first never arrived, error 120
-  ("duplicate request_id", which the client returns as an "already accepted" receipt) means
-  it did.
-- Primotexto: ``messages/status?identifier=`` gives the latest message to the number; one
-  submitted after our attempt began is ours, none means the request never arrived.
-- Afilnet WhatsApp: ``getmessages`` lists the chat; our text sent after the attempt started
+- ``SAME_REQUEST`` (Octopush): the legacy and v1 APIs deduplicate on ``request_id`` (our
+  message id), so the same request is sent again: a new ticket means the first never
+  arrived, error 120 ("duplicate request_id", which the client returns as an "already
+  accepted" receipt) means it did.
+- ``BY_NUMBER`` (Primotexto): ``messages/status?identifier=`` gives the latest message to the
+  number; one submitted after our attempt began is ours, none means the request never
+  arrived.
+- WhatsApp (Afilnet): ``getmessages`` lists the chat; our text sent after the attempt started
   means it arrived, none means it did not.
-- Afilnet SMS: no lookup can tell. ``dispatch.ambiguous_policy`` decides: keep
+- ``NONE`` (Afilnet SMS): no lookup can tell. ``dispatch.ambiguous_policy`` decides: keep
   the row ``unknown`` for a person (``hold``, the default) or send again (``resend``).
 """
 
@@ -24,8 +26,16 @@ from typing import TYPE_CHECKING
 from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageKind, MessageStatus
 from postier.ledger.states import transition
-from postier.providers.errors import AmbiguousError, NotFoundError, ProviderError
-from postier.providers.octopush import is_already_accepted
+from postier.providers.base import LatestStatusLookup
+from postier.providers.errors import (
+    AmbiguousError,
+    NotFoundError,
+    ProviderError,
+    UnsupportedFeatureError,
+)
+from postier.providers.profile import ResendLookup
+from postier.providers.registry import find_profile
+from postier.providers.results import is_already_accepted
 
 if TYPE_CHECKING:
     from postier.dispatch.sending import Dispatcher
@@ -52,16 +62,18 @@ class Resolution(Enum):
 
 def resolve_ambiguous(dispatcher: Dispatcher, message: Message) -> Resolution:
     """Decide an ``unknown`` message: mark it sent, queue it again, or hold it for a person."""
+    profile = find_profile(message.provider)
+    lookup = ResendLookup.NONE if profile is None else profile.resend_lookup
     try:
         if (message.provider_message_id or "").startswith(BATCH_TAG):
             # sent in a multi-recipient request: only its group's request_id can tell, and
             # the batch reaper asks it for the whole group (``dispatch.batches``)
             resolution = Resolution.HOLD
-        elif message.provider == "octopush" and message.kind == MessageKind.SMS:
+        elif lookup is ResendLookup.SAME_REQUEST and message.kind == MessageKind.SMS:
             resolution = _resolve_by_dedupe(dispatcher, message)
         elif message.channel == "whatsapp":
             resolution = _resolve_by_chat(dispatcher, message)
-        elif message.provider == "primotexto":
+        elif lookup is ResendLookup.BY_NUMBER:
             resolution = _resolve_by_number(dispatcher, message)
         else:
             resolution = (
@@ -109,7 +121,10 @@ def _resolve_by_dedupe(dispatcher: Dispatcher, message: Message) -> Resolution:
 
 
 def _resolve_by_number(dispatcher: Dispatcher, message: Message) -> Resolution:
-    report = dispatcher.clients.primotexto.latest_status_for(message.recipient)
+    client = dispatcher.clients.sms(message.provider or "")
+    if not isinstance(client, LatestStatusLookup):
+        raise UnsupportedFeatureError("no lookup by number", provider=message.provider or "")
+    report = client.latest_status_for(message.recipient)
     if report is None:
         return Resolution.RESEND
     submitted_ms = report.raw.get("submitted")

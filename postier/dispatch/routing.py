@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from postier.config import Settings
+from postier.providers.registry import find_profile, providers_for
 from postier.rules.errors import RuleViolation
 from postier.rules.textpolicy import TextPolicy
 
-SMS_PROVIDERS = ("primotexto", "octopush", "afilnet")
-WHATSAPP_PROVIDERS = ("afilnet",)
+#: the providers of each channel, in the registry's (routing) order
+SMS_PROVIDERS: tuple[str, ...] = tuple(p.value for p in providers_for("sms"))
+WHATSAPP_PROVIDERS: tuple[str, ...] = tuple(p.value for p in providers_for("whatsapp"))
 
 
 def choose_provider(
@@ -26,7 +28,7 @@ def choose_provider(
             )
         return requested
     if channel == "whatsapp":
-        return "afilnet"
+        return WHATSAPP_PROVIDERS[0]
     routing = settings.routing
     return routing.sms_marketing if category == "marketing" else routing.sms_notification
 
@@ -45,22 +47,27 @@ def fallback_for(
 
 def account_id(settings: Settings, provider: str) -> str:
     """The provider account a rate limit applies to (hashed by the limiter before use)."""
-    if provider == "afilnet":
-        return settings.afilnet.user
-    if provider == "octopush":
-        return settings.octopush.login
-    return settings.primotexto.api_key.get_secret_value()[-6:]
+    profile = find_profile(provider)
+    return "" if profile is None else profile.account_id(settings)
 
 
 def text_policy_for(settings: Settings, provider: str) -> TextPolicy:
     """What ``provider``'s SMS route does with characters outside its alphabet."""
-    if provider == "primotexto":
-        return settings.primotexto.text_policy
-    if provider == "octopush":
-        return settings.octopush.text_policy
-    if provider == "afilnet":
-        return settings.afilnet.sms_text_policy
-    return "unicode"
+    profile = find_profile(provider)
+    return "unicode" if profile is None else profile.text_policy(settings)
+
+
+def text_transport_for(settings: Settings, provider: str) -> str | None:
+    """The API variant of ``provider`` whose text limits apply (None: its default)."""
+    profile = find_profile(provider)
+    return None if profile is None else profile.text_transport(settings)
+
+
+def prepare_text(settings: Settings, provider: str, text: str, category: str) -> str:
+    """``text`` as ``provider``'s route must receive it (``ProviderProfile.prepare_text``:
+    the STOP mention on marketing where the provider refuses marketing without it)."""
+    profile = find_profile(provider)
+    return text if profile is None else profile.prepare_text(settings, text, category)
 
 
 def health_fallback_for(

@@ -13,14 +13,17 @@ from typing import Any, Literal
 
 from postier.config import Settings
 from postier.dispatch.lanes import Priority, lane_for
-from postier.dispatch.routing import choose_provider, text_policy_for
+from postier.dispatch.routing import (
+    choose_provider,
+    prepare_text,
+    text_policy_for,
+    text_transport_for,
+)
 from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
 from postier.rules import (
     PolicyOutcome,
-    add_stop_mention,
     apply_text_policy,
     check_text,
-    has_stop_mention,
     normalize_number,
     validate_sender,
 )
@@ -134,19 +137,9 @@ class RowBuilder:
             category=request.category,
             requested=_check_provider(request.provider),
         )
-        transport = self.settings.octopush.transport if provider == "octopush" else None
-        text = request.text
-        octopush = self.settings.octopush
-        if (
-            provider == "octopush"
-            and request.category == "marketing"
-            and octopush.sms_type == "FR"
-            and text.strip()
-            and not has_stop_mention(text)
-        ):
-            # French premium marketing must carry "STOP au XXXXX" (docs/PROVIDERS.md, "Octopush";
-            # error 121)
-            text = add_stop_mention(text, octopush.stop_short_code)
+        transport = text_transport_for(self.settings, provider)
+        # e.g. French premium marketing on Octopush must carry "STOP au XXXXX" (error 121)
+        text = prepare_text(self.settings, provider, request.text, request.category)
         outcome = sms_text(self.settings, provider, text, transport=transport)
         text = outcome.text
         info = check_text(provider, text, transport=transport, field="text")

@@ -34,7 +34,7 @@ from postier.dispatch.clients import ProviderClients
 from postier.dispatch.health import note_failure, note_success, route_before_send
 from postier.dispatch.lanes import reserve_for
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
-from postier.dispatch.routing import account_id, fallback_for
+from postier.dispatch.routing import account_id, fallback_for, prepare_text, text_transport_for
 from postier.dispatch.rows import sms_text
 from postier.ledger.db import session_scope
 from postier.ledger.models import Lane, Message, MessageKind, MessageStatus
@@ -54,7 +54,6 @@ from postier.providers.results import SendReceipt
 from postier.ratelimit import RateLimiter, limiter_key
 from postier.rules.errors import RuleViolation
 from postier.rules.phones import mask_number
-from postier.rules.stop import add_stop_mention, has_stop_mention
 from postier.rules.textpolicy import PolicyOutcome
 
 if TYPE_CHECKING:
@@ -260,21 +259,15 @@ class Dispatcher:
     def prepared_text(self, provider: str, text: str, category: str) -> PolicyOutcome:
         """The stored text as ``provider``'s route takes it; raises ``RuleViolation``.
 
-        Octopush French premium refuses marketing without "STOP au XXXXX" (Octopush API docs, 121):
-        producers add it when Octopush is chosen at enqueue; this covers a marketing message
-        failed over to Octopush. Notifications go as ``transactional`` and need none. Then the
-        route's text policy: a message built for another provider's alphabet (a failover from
-        Octopush's UCS-2 to Primotexto) is transliterated or refused here, as a producer would.
+        The provider's profile prepares it first (``routing.prepare_text``): Octopush French
+        premium refuses marketing without "STOP au XXXXX" (Octopush API docs, 121), which
+        producers add when Octopush is chosen at enqueue; this covers a marketing message
+        failed over to Octopush. Then the route's text policy: a message built for another
+        provider's alphabet (a failover from Octopush's UCS-2 to Primotexto) is transliterated
+        or refused here, as a producer would.
         """
-        octopush = self.settings.octopush
-        if (
-            provider == "octopush"
-            and category == "marketing"
-            and octopush.sms_type == "FR"
-            and not has_stop_mention(text)
-        ):
-            text = add_stop_mention(text, octopush.stop_short_code)
-        transport = octopush.transport if provider == "octopush" else None
+        text = prepare_text(self.settings, provider, text, category)
+        transport = text_transport_for(self.settings, provider)
         return sms_text(self.settings, provider, text, transport=transport)
 
     # -- outcomes ------------------------------------------------------------------------

@@ -45,3 +45,12 @@ class SmsProvider(Protocol):
     def delivery_status(self, message_id: str) -> StatusReport:
         """The provider's delivery state of ``message_id`` (a send's ``SendReceipt.message_id``)."""
         ...
+
+
+@runtime_checkable
+class LatestStatusLookup(Protocol):
+    """A provider that can tell its latest message to a number (``ResendLookup.BY_NUMBER``)."""
+
+    def latest_status_for(self, number: str) -> StatusReport | None:
+        """The state of the latest message to ``number``, None when it has none."""
+        ...

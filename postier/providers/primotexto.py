@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import httpx
 
-from postier.config import HttpSettings, PrimotextoSettings
-from postier.providers.base import OutgoingSms
+from postier.config import HttpSettings, PrimotextoSettings, Settings
+from postier.providers.base import OutgoingSms, SmsProvider
 from postier.providers.errors import (
     AmbiguousError,
     AuthenticationError,
@@ -44,6 +44,13 @@ from postier.providers.errors import (
     RetryableError,
     UnsupportedFeatureError,
 )
+from postier.providers.profile import (
+    ClientContext,
+    ProviderProfile,
+    ResendLookup,
+    Route,
+    no_stop_mention,
+)
 from postier.providers.results import (
     DeliveryFailure,
     DeliveryState,
@@ -53,6 +60,7 @@ from postier.providers.results import (
     StatusReport,
 )
 from postier.providers.transport import Transport, parse_retry_after
+from postier.rules.textpolicy import TextPolicy
 
 NAME = Provider.PRIMOTEXTO.value
 API_KEY_HEADER = "X-Primotexto-ApiKey"
@@ -398,3 +406,60 @@ def _list_of_objects(answer: Any) -> list[Mapping[str, Any]]:
     if not isinstance(answer, list):
         raise RetryableError("expected a JSON list", provider=NAME, raw=str(answer)[:500])
     return [item for item in answer if isinstance(item, Mapping)]
+
+
+def _build_sms(ctx: ClientContext) -> SmsProvider:
+    return PrimotextoClient(ctx.settings.primotexto, ctx.settings.http, ctx.http)
+
+
+def _account_id(settings: Settings) -> str:
+    # the API key is the account; only its end names it
+    return settings.primotexto.api_key.get_secret_value()[-6:]
+
+
+def _text_policy(settings: Settings) -> TextPolicy:
+    return settings.primotexto.text_policy
+
+
+def _text_transport(settings: Settings) -> str | None:
+    return None
+
+
+def _balance(client: SmsProvider) -> Mapping[str, Decimal | None]:
+    assert isinstance(client, PrimotextoClient)
+    return {"credits": client.account_stats().credits}
+
+
+#: Primotexto as dispatch and campaigns see it (docs/PROVIDERS.md, "Primotexto")
+PROFILE = ProviderProfile(
+    provider=Provider.PRIMOTEXTO,
+    channels=frozenset({"sms"}),
+    routes=(
+        Route(
+            Provider.PRIMOTEXTO,
+            "notification",
+            marketing=False,
+            stop="none",
+            source="Primotexto API: « LES MESSAGES A CARACTERE MARKETING SONT STRICTEMENT"
+            " INTERDITS ICI »",
+        ),
+        Route(
+            Provider.PRIMOTEXTO,
+            "marketing",
+            marketing=True,
+            stop="require",
+            source="Primotexto API (/v2/marketing/messages/send); whether Primotexto appends a"
+            " mention itself is unconfirmed, so the text must carry one",
+        ),
+    ),
+    # one recipient per send
+    batch_max_recipients=None,
+    # messages/status?identifier= gives the latest message to the number
+    resend_lookup=ResendLookup.BY_NUMBER,
+    build_sms=_build_sms,
+    account_id=_account_id,
+    text_policy=_text_policy,
+    text_transport=_text_transport,
+    stop_mention=no_stop_mention,
+    balance=_balance,
+)

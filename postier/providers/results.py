@@ -110,3 +110,9 @@ class InboundMessage:
     received_at: datetime | None
     channel: str
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def is_already_accepted(receipt: SendReceipt) -> bool:
+    """Whether ``receipt`` answers a repeated request id (Octopush 120) rather than a new send:
+    the provider deduplicated it (``ResendLookup.SAME_REQUEST``), an earlier request went out."""
+    return bool(receipt.raw.get("already_accepted"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -9,6 +10,9 @@ import pytest
 from postier.campaigns.compliance import ROUTES, route_for
 from postier.campaigns.spec import CampaignRequest, check_name, resolve_spec
 from postier.config import Settings
+from postier.providers import registry
+from postier.providers.profile import StopMention
+from postier.providers.results import Provider
 from postier.rules.errors import RuleViolation
 
 
@@ -143,3 +147,53 @@ def test_a_french_text_is_not_refused_on_the_primotexto_route(settings: Settings
     )
     error = refused(strict, text="Votre œuvre", category="notification", provider="primotexto")
     assert error.rule == "text.charset"
+
+
+# -- what campaigns read of the providers' profiles ----------------------------------------
+
+
+def test_the_routes_are_the_profiles(settings: Settings) -> None:
+    expected = {
+        (route.provider, route.name): route
+        for profile in registry.PROFILES.values()
+        for route in profile.routes
+    }
+    assert dict(ROUTES) == expected
+    # a provider with a route per category takes its category's; the others their channel's
+    assert route_for("primotexto", "sms", "marketing", None).name == "marketing"
+    assert route_for("primotexto", "sms", "notification", None).name == "notification"
+    assert route_for("octopush", "sms", "notification", None).name == "sms"
+    assert route_for("afilnet", "whatsapp", "marketing", None).name == "whatsapp"
+
+
+def test_the_added_mention_is_the_one_the_profile_names(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.OCTOPUSH,
+        replace(
+            registry.PROFILES[Provider.OCTOPUSH],
+            stop_mention=lambda settings: StopMention("36222", required=False),
+        ),
+    )
+    assert resolve_spec(settings, CampaignRequest(text="Soldes")).text == "Soldes\nSTOP au 36222"
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.OCTOPUSH,
+        replace(registry.PROFILES[Provider.OCTOPUSH], stop_mention=lambda settings: None),
+    )
+    assert resolve_spec(settings, CampaignRequest(text="Soldes")).text == "Soldes"
+
+
+def test_a_campaign_is_batched_where_its_providers_profile_batches(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = CampaignRequest(text="Votre colis", category="notification", provider="octopush")
+    assert resolve_spec(settings, request).batched
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.OCTOPUSH,
+        replace(registry.PROFILES[Provider.OCTOPUSH], batch_max_recipients=None),
+    )
+    assert not resolve_spec(settings, request).batched

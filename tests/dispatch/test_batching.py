@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+import pytest
 import redis
 from sqlalchemy.engine import Engine
 
@@ -23,6 +25,7 @@ from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageStatus, messages_table
 from postier.ledger.queries import queued_rows
 from postier.ledger.states import transition_many
+from postier.providers import registry
 from postier.providers.octopush import parse_receipt
 from postier.providers.results import DeliveryState, Provider, StatusReport
 from postier.ratelimit import RateLimiter, limiter_key
@@ -340,3 +343,26 @@ def test_receipts_of_a_group_in_flight_each_find_their_own_row(
             applied = apply_receipt(engine, report, number)
             assert applied is (state == "DELIVERED")
     assert [ledger.status(i) for i in ids] == [MessageStatus.DELIVERED] * 2
+
+
+def test_which_rows_may_share_a_request_is_the_profiles_batch_capability(
+    ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    octopush = add_many(ledger, 2)
+    primotexto = [ledger.add_sms(f"061239998{i}", TEXT, provider="primotexto") for i in range(2)]
+    with session_scope(engine) as session:
+        rows = queued_rows(session, [*octopush, *primotexto])
+    assert [len(group) for group in plan_groups(rows, 500)] == [2, 1, 1]
+
+    # the profiles say the opposite: Primotexto batches, Octopush does not
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.PRIMOTEXTO,
+        replace(registry.PROFILES[Provider.PRIMOTEXTO], batch_max_recipients=10),
+    )
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.OCTOPUSH,
+        replace(registry.PROFILES[Provider.OCTOPUSH], batch_max_recipients=None),
+    )
+    assert [len(group) for group in plan_groups(rows, 500)] == [1, 1, 2]

@@ -3,7 +3,10 @@ lookup itself cannot answer. The paths through ``Dispatcher.send`` are in ``test
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.sending import Dispatcher
@@ -11,7 +14,10 @@ from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageStatus
 from postier.ledger.queries import claim_for_sending
 from postier.ledger.states import transition
+from postier.providers import registry
 from postier.providers.base import OutgoingSms
+from postier.providers.profile import ResendLookup
+from postier.providers.results import Provider
 from postier.sandbox import Sandbox
 from postier.sandbox.afilnet.whatsapp import inject_inbound
 from tests.dispatch.conftest import Ledger
@@ -133,3 +139,45 @@ def test_afilnet_sms_is_held_by_default(
 
     assert ledger.status(message.id) == S.UNKNOWN
     assert sandbox.core.request_counts == {}  # no lookup exists, none was tried
+
+
+def test_the_lookup_is_the_one_the_providers_profile_names(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Primotexto's profile says "no lookup can tell": the policy (hold) decides, nothing is asked
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.PRIMOTEXTO,
+        replace(registry.PROFILES[Provider.PRIMOTEXTO], resend_lookup=ResendLookup.NONE),
+    )
+    held = make_unknown(ledger, ledger.add_sms("0612345650"))
+
+    assert resolve_ambiguous(dispatcher, held) is Resolution.HOLD
+    assert ledger.status(held.id) == S.UNKNOWN
+    assert sandbox.core.request_counts == {}
+
+    # and "send the same request again": the message goes out once more under its own id
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.PRIMOTEXTO,
+        replace(registry.PROFILES[Provider.PRIMOTEXTO], resend_lookup=ResendLookup.SAME_REQUEST),
+    )
+    assert resolve_ambiguous(dispatcher, held) is Resolution.SENT
+    assert ledger.status(held.id) == S.SENT
+    assert sandbox.core.request_counts == {"primotexto": 1}
+
+
+def test_a_lookup_by_number_the_client_cannot_make_holds(
+    dispatcher: Dispatcher, ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Afilnet's SMS client has no lookup by number: a profile claiming one is not believed
+    monkeypatch.setitem(
+        registry._PROFILES,
+        Provider.AFILNET,
+        replace(registry.PROFILES[Provider.AFILNET], resend_lookup=ResendLookup.BY_NUMBER),
+    )
+    message = make_unknown(ledger, ledger.add_sms("0612345651", provider="afilnet"))
+
+    assert resolve_ambiguous(dispatcher, message) is Resolution.HOLD
+    assert ledger.status(message.id) == S.UNKNOWN
+    assert sandbox.records() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,10 +12,18 @@ from pydantic import SecretStr
 from postier.config import RoutingSettings, Settings
 from postier.dispatch.routing import (
     SMS_PROVIDERS,
+    WHATSAPP_PROVIDERS,
     account_id,
     choose_provider,
     fallback_for,
+    prepare_text,
+    text_policy_for,
+    text_transport_for,
 )
+from postier.providers import registry
+from postier.providers.profile import StopMention
+from postier.providers.registry import providers_for
+from postier.providers.results import Provider
 from postier.rules.errors import RuleViolation
 
 DEFAULTS = Settings(_env_file=None)
@@ -142,3 +152,51 @@ def test_account_id_names_each_providers_account_without_the_whole_secret() -> N
     assert account_id(settings, "afilnet") == "ops@example.fr"
     assert account_id(settings, "octopush") == "ops-octopush"
     assert account_id(settings, "primotexto") == "abcdef"
+
+
+# -- what routing reads of the providers' profiles -----------------------------------------
+
+
+def test_the_channels_providers_are_the_registrys() -> None:
+    assert tuple(p.value for p in providers_for("sms")) == SMS_PROVIDERS
+    assert tuple(p.value for p in providers_for("whatsapp")) == WHATSAPP_PROVIDERS
+
+
+def test_per_provider_answers_come_from_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a profile that answers differently from Afilnet's own: routing must follow it
+    changed = replace(
+        registry.PROFILES[Provider.AFILNET],
+        account_id=lambda settings: "the-profiles-account",
+        text_policy=lambda settings: "refuse",
+        text_transport=lambda settings: "a-transport",
+        stop_mention=lambda settings: StopMention("36222", required=True),
+    )
+    monkeypatch.setitem(registry._PROFILES, Provider.AFILNET, changed)
+
+    assert account_id(DEFAULTS, "afilnet") == "the-profiles-account"
+    assert text_policy_for(DEFAULTS, "afilnet") == "refuse"
+    assert text_transport_for(DEFAULTS, "afilnet") == "a-transport"
+    assert prepare_text(DEFAULTS, "afilnet", "Soldes", "marketing") == "Soldes\nSTOP au 36222"
+    assert prepare_text(DEFAULTS, "afilnet", "Code", "notification") == "Code"
+
+
+@pytest.mark.parametrize("provider", SMS_PROVIDERS)
+def test_each_providers_answers_are_its_profiles(provider: str) -> None:
+    profile = registry.profile_of(provider)
+    settings = DEFAULTS.model_copy(
+        update={"primotexto": DEFAULTS.primotexto.model_copy(update={"api_key": SecretStr("k")})}
+    )
+
+    assert account_id(settings, provider) == profile.account_id(settings)
+    assert text_policy_for(settings, provider) == profile.text_policy(settings)
+    assert text_transport_for(settings, provider) == profile.text_transport(settings)
+    assert prepare_text(settings, provider, "Soldes", "marketing") == profile.prepare_text(
+        settings, "Soldes", "marketing"
+    )
+
+
+def test_an_unknown_provider_gets_neutral_answers() -> None:
+    assert account_id(DEFAULTS, "nobody") == ""
+    assert text_policy_for(DEFAULTS, "nobody") == "unicode"
+    assert text_transport_for(DEFAULTS, "nobody") is None
+    assert prepare_text(DEFAULTS, "nobody", "Soldes", "marketing") == "Soldes"

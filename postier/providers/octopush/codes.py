@@ -24,6 +24,7 @@ from postier.providers.errors import (
     RetryableError,
 )
 from postier.providers.results import Provider, SendReceipt
+from postier.providers.results import is_already_accepted as is_already_accepted
 
 NAME: Final = Provider.OCTOPUSH.value
 SUCCESS: Final = "000"
@@ -101,11 +102,6 @@ def already_accepted_receipt(request_id: str | None, raw: Mapping[str, Any]) -> 
         message_id=None,
         raw={**raw, "already_accepted": True, "request_id": request_id},
     )
-
-
-def is_already_accepted(receipt: SendReceipt) -> bool:
-    """Whether ``receipt`` answers a repeated request_id (120) rather than a new send."""
-    return bool(receipt.raw.get("already_accepted"))
 
 
 T = TypeVar("T")
