@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
+from postier.api.cli import api_key_app
 from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
 from postier.terminal import ErrorsOnOneLine, err_console, fail, shown
@@ -34,6 +35,7 @@ db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(api_key_app, name="api-key")
 console = Console()
 #: every command that takes a message id takes a unique prefix of it too (listings show 12)
 MESSAGE_ID_HELP = "the message's id, or its first characters"
@@ -225,6 +227,17 @@ def webhooks(
         access_log=False,
         log_config=None,
     )
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="address to listen on"),
+    port: int | None = typer.Option(None, help="port to listen on"),
+) -> None:
+    """Serve the HTTP API (keys: ``postier api-key create``; document: /v1/openapi.json)."""
+    from postier.api.cli import serve
+
+    serve(host, port)
 
 
 @app.command()
