@@ -103,6 +103,8 @@ def _start_stack(
         table.add_row("Sandbox", stack.sandbox.url)
     if stack.webhooks_url:
         table.add_row("Webhooks", stack.webhooks_url)
+    if stack.api_url:
+        table.add_row("HTTP API", f"{stack.api_url}/v1/ (keys: postier api-key create --name me)")
     credentials = stack.flower_credentials
     if credentials is not None and not settings.flower.password.get_secret_value():
         user, password = credentials
@@ -269,18 +271,29 @@ def health(
     providers: bool = typer.Option(
         False, help="also check each provider's credentials by reading its balance (sends nothing)"
     ),
+    api: bool = typer.Option(
+        False, "--api", help="also ask the HTTP API's readiness probe (/v1/health)"
+    ),
+    api_at: str | None = typer.Option(
+        None, "--api-url", help="the API's URL (default: the local stack's, else api.host:port)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="one JSON object, for probes"),
     timeout: float = typer.Option(3.0, help="seconds each check may take"),
 ) -> None:
-    """Liveness: Redis and the ledger answer (and a worker); exit 0 when all do, else 1."""
+    """Liveness: Redis and the ledger answer (and a worker, the API); exit 0 when all do."""
     import json
 
-    from postier.health import run_checks
+    from postier.health import api_url, run_checks
     from postier.logs import known_secrets, mask_text
 
     settings = get_settings()
     results = run_checks(
-        settings, timeout=timeout, worker=worker, worker_name=worker_name, providers=providers
+        settings,
+        timeout=timeout,
+        worker=worker,
+        worker_name=worker_name,
+        providers=providers,
+        api=api_at or (api_url(settings) if api else None),
     )
     secrets = known_secrets(settings)
     ok = all(result.ok for result in results)

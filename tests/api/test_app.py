@@ -75,8 +75,11 @@ def test_sms_refused_by_a_producer_rule_names_field_and_rule(
         ({"to": "0612345678", "text": "x", "colour": "red"}, "colour", "colour.unknown"),
         ({"to": "0612345678", "text": "x", "send_at": "tomorrow"}, "send_at", "send_at.format"),
         ({"to": "0612345678", "text": "\x00"}, "text", "text.nul"),
-        ({"to": "0612345678", "text": "x", "send_at": "2027-01-14T09:00:00"}, "send_at",
-         "send_at.timezone"),
+        (
+            {"to": "0612345678", "text": "x", "send_at": "2027-01-14T09:00:00"},
+            "send_at",
+            "send_at.timezone",
+        ),
         ({"to": "0612345678", "text": "x", "sender": "a b c !"}, "sender", None),
     ],
 )
@@ -138,8 +141,11 @@ def test_whatsapp_text_file_and_template(client: httpx.Client, api_engine: Engin
         ({"to": "+33612345678"}, "text", "text.required"),
         ({"type": "file", "to": "+33612345678"}, "file_url", "file_url.required"),
         ({"type": "template", "to": "+33612345678"}, "template_id", "template_id.required"),
-        ({"to": "+33612345678", "text": "x", "template_id": "1"}, "template_id",
-         "template_id.unused"),
+        (
+            {"to": "+33612345678", "text": "x", "template_id": "1"},
+            "template_id",
+            "template_id.unused",
+        ),
         ({"type": "file", "to": "+33612345678", "file_url": "ftp://x/y.exe"}, "file_url", None),
         ({"type": "video", "to": "+33612345678"}, "type", "type.value"),
     ],
@@ -180,10 +186,13 @@ def test_bulk_idempotency_returns_the_same_ids(client: httpx.Client) -> None:
     first = client.post("/v1/messages/bulk", json=payload, headers=headers)
     again = client.post("/v1/messages/bulk", json=payload, headers=headers)
     assert first.status_code == 201 and again.status_code == 200
-    assert [a["id"] for a in first.json()["accepted"]] == [a["id"] for a in again.json()["accepted"]]
+    assert [a["id"] for a in first.json()["accepted"]] == [
+        a["id"] for a in again.json()["accepted"]
+    ]
     assert all(a["duplicate"] for a in again.json()["accepted"])
-    other = client.post("/v1/messages/bulk", json={"messages": payload["messages"][:1]},
-                        headers=headers)
+    other = client.post(
+        "/v1/messages/bulk", json={"messages": payload["messages"][:1]}, headers=headers
+    )
     assert _problem(other, 409)["type"] == IDEMPOTENCY_CONFLICT
 
 
@@ -317,9 +326,7 @@ def test_campaign_create_status_pause_resume_cancel(client: httpx.Client) -> Non
 
 def test_campaign_refusal_names_field_and_rule(client: httpx.Client, api_engine: Engine):
     before = ledger_snapshot(api_engine)
-    body = _problem(
-        client.post("/v1/campaigns", json={"name": "x", "text": "Bonjour"}), 422
-    )
+    body = _problem(client.post("/v1/campaigns", json={"name": "x", "text": "Bonjour"}), 422)
     assert body["errors"][0]["field"] == "audience"
     assert body["errors"][0]["rule"] == "audience.one"
     assert ledger_snapshot(api_engine) == before

@@ -66,7 +66,9 @@ def test_a_wrong_secret_of_a_real_key_is_refused(
     token = make_key()
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     before = snapshot(api_engine)
-    _refused(httpx.post(f"{api.url}/v1/sms", json=SMS, headers={"Authorization": f"Bearer {forged}"}))
+    _refused(
+        httpx.post(f"{api.url}/v1/sms", json=SMS, headers={"Authorization": f"Bearer {forged}"})
+    )
     assert snapshot(api_engine) == before
 
 
@@ -90,9 +92,7 @@ def test_a_malformed_body_without_a_key_is_still_401(api: ApiServer) -> None:
     _refused(response)
 
 
-def test_rate_limit_per_key(
-    serve: Callable[..., ApiServer], make_key: Callable[..., str]
-) -> None:
+def test_rate_limit_per_key(serve: Callable[..., ApiServer], make_key: Callable[..., str]) -> None:
     api = serve(ApiSettings(rate=0.5, burst=3))
     first, second = make_key(), make_key()
     url = f"{api.url}/v1/messages/{'0' * 32}"

@@ -28,8 +28,12 @@ def test_violation_problem() -> None:
 
 def test_blank_problem_takes_the_status_phrase() -> None:
     body = Problem(429, "slow down", headers={"Retry-After": "2"}).body()
-    assert body == {"type": "about:blank", "title": "Too Many Requests", "status": 429,
-                    "detail": "slow down"}
+    assert body == {
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": "slow down",
+    }
     response = Problem(429, "slow down", headers={"Retry-After": "2"}).response()
     assert response.headers["retry-after"] == "2"
     assert response.media_type == "application/problem+json"

@@ -31,7 +31,7 @@ LEDGER_TABLES = {
     "opt_outs",
 }
 #: the newest migration
-HEAD = "0005"
+HEAD = "0007"
 
 
 def _diffs(engine: Engine) -> list[object]:
