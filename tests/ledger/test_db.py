@@ -29,6 +29,8 @@ LEDGER_TABLES = {
     "campaign_chunks",
     "campaign_rejections",
     "opt_outs",
+    "api_keys",
+    "api_idempotency",
 }
 #: the newest migration
 HEAD = "0007"
