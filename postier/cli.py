@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
+from postier.api.cli import api_key_app
 from postier.campaigns.cli import campaign_app, contacts_app
 from postier.config import get_settings
 from postier.terminal import ErrorsOnOneLine, err_console, fail, shown
@@ -34,6 +35,7 @@ db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(api_key_app, name="api-key")
 console = Console()
 #: every command that takes a message id takes a unique prefix of it too (listings show 12)
 MESSAGE_ID_HELP = "the message's id, or its first characters"
@@ -101,6 +103,8 @@ def _start_stack(
         table.add_row("Sandbox", stack.sandbox.url)
     if stack.webhooks_url:
         table.add_row("Webhooks", stack.webhooks_url)
+    if stack.api_url:
+        table.add_row("HTTP API", f"{stack.api_url}/v1/ (keys: postier api-key create --name me)")
     credentials = stack.flower_credentials
     if credentials is not None and not settings.flower.password.get_secret_value():
         user, password = credentials
@@ -228,6 +232,17 @@ def webhooks(
 
 
 @app.command()
+def api(
+    host: str | None = typer.Option(None, help="address to listen on"),
+    port: int | None = typer.Option(None, help="port to listen on"),
+) -> None:
+    """Serve the HTTP API (keys: ``postier api-key create``; document: /v1/openapi.json)."""
+    from postier.api.cli import serve
+
+    serve(host, port)
+
+
+@app.command()
 def flower() -> None:
     """Run Flower (``celery -A worker flower``) behind the authentication of the settings."""
     import os
@@ -256,18 +271,29 @@ def health(
     providers: bool = typer.Option(
         False, help="also check each provider's credentials by reading its balance (sends nothing)"
     ),
+    api: bool = typer.Option(
+        False, "--api", help="also ask the HTTP API's readiness probe (/v1/health)"
+    ),
+    api_at: str | None = typer.Option(
+        None, "--api-url", help="the API's URL (default: the local stack's, else api.host:port)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="one JSON object, for probes"),
     timeout: float = typer.Option(3.0, help="seconds each check may take"),
 ) -> None:
-    """Liveness: Redis and the ledger answer (and a worker); exit 0 when all do, else 1."""
+    """Liveness: Redis and the ledger answer (and a worker, the API); exit 0 when all do."""
     import json
 
-    from postier.health import run_checks
+    from postier.health import api_url, run_checks
     from postier.logs import known_secrets, mask_text
 
     settings = get_settings()
     results = run_checks(
-        settings, timeout=timeout, worker=worker, worker_name=worker_name, providers=providers
+        settings,
+        timeout=timeout,
+        worker=worker,
+        worker_name=worker_name,
+        providers=providers,
+        api=api_at or (api_url(settings) if api else None),
     )
     secrets = known_secrets(settings)
     ok = all(result.ok for result in results)

@@ -146,6 +146,25 @@ class WebhookSettings(BaseModel):
     max_field_chars: int = Field(default=2000, ge=64, le=65536)
 
 
+class ApiSettings(BaseModel):
+    """The HTTP API (``postier api``, ``postier.api``): keys sent as ``Authorization: Bearer``.
+
+    Each key has its own rate limit (GCRA in Redis, like the providers'): ``rate`` requests per
+    second, ``burst`` at once after an idle spell; above it, 429 with Retry-After.
+    """
+
+    #: address ``postier api`` listens on (0.0.0.0 in a container, behind TLS)
+    host: str = "127.0.0.1"
+    #: port ``postier api`` listens on
+    port: int = 8027
+    #: requests per second each API key may make, sustained
+    rate: float = Field(default=20.0, gt=0)
+    #: requests each API key may make at once after an idle spell
+    burst: int = Field(default=40, ge=1)
+    #: bytes of a request body at most (larger: 413); a campaign's CSV audience comes in it
+    max_body_bytes: int = Field(default=33_554_432, ge=1024)
+
+
 class RoutingSettings(BaseModel):
     """Which provider sends what, and where a message goes when its provider gives up."""
 
@@ -407,6 +426,7 @@ class Settings(BaseSettings):
     octopush: OctopushSettings = Field(default_factory=OctopushSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

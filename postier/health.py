@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -133,6 +134,34 @@ def check_worker(settings: Settings, timeout: float, name: str | None = None) ->
     return _timed("worker", ping)
 
 
+def api_url(settings: Settings) -> str:
+    """Where the HTTP API of these settings answers: the local stack's, else ``api.host``."""
+    from postier.stack_record import read_record
+
+    record = read_record()
+    if record is not None and record.api_url:
+        return record.api_url
+    host = settings.api.host
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a listening address, read not bound
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.api.port}"
+
+
+def check_api(url: str, timeout: float) -> CheckResult:
+    """The HTTP API's readiness probe (``/v1/health``: its ledger and Redis answer)."""
+
+    def probe() -> str:
+        try:
+            response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"{type(exc).__name__} at {url}") from exc
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
+        return f"ready at {url}"
+
+    return _timed("api", probe)
+
+
 def _read_balance(settings: Settings, provider: str) -> dict[str, Decimal | None]:
     """The account's balance, by the provider's call that reads it and sends nothing."""
     from postier.dispatch.balances import read_balance
@@ -219,12 +248,16 @@ def run_checks(
     worker: bool = False,
     worker_name: str | None = None,
     providers: bool = False,
+    api: str | None = None,
 ) -> list[CheckResult]:
     """Redis and the ledger, plus a worker ping when ``worker`` or ``worker_name`` is given,
-    plus every provider account when ``providers``."""
+    plus the HTTP API's readiness at the URL ``api``, plus every provider account when
+    ``providers``."""
     results = [check_redis(settings, timeout), check_ledger(settings, timeout)]
     if worker or worker_name:
         results.append(check_worker(settings, timeout, worker_name))
+    if api is not None:
+        results.append(check_api(api, timeout))
     if providers:
         results += [check_provider(settings, name, timeout) for name in CREDENTIAL_FIELDS]
     return results
@@ -232,6 +265,8 @@ def run_checks(
 
 __all__ = [
     "CheckResult",
+    "api_url",
+    "check_api",
     "check_ledger",
     "check_provider",
     "check_redis",

@@ -66,6 +66,9 @@ class StackOptions:
     #: the webhook receiver (Octopush receipts); 0 picks a free port
     webhooks: bool = True
     webhooks_port: int = 0
+    #: the HTTP API (``postier api``); 0 picks a free port
+    api: bool = True
+    api_port: int = 0
     #: the transactional worker (codes, notifications, WhatsApp; beat's passes, hooks)
     worker_pool: str = "threads"
     worker_concurrency: int = 8
@@ -116,6 +119,7 @@ class Stack:
         self.database_url = options.database_url or f"sqlite:///{self.workdir / 'postier.db'}"
         self.redis_url = ""
         self.webhooks_url = ""
+        self.api_url = ""
         #: each worker's /metrics port, by role name
         self.metrics_ports: dict[str, int] = {}
         self._flower_settings: FlowerSettings | None = None
@@ -172,6 +176,8 @@ class Stack:
         upgrade(make_engine(self.database_url))
         if opts.webhooks:
             self.start_webhooks()
+        if opts.api:
+            self.start_api()
         if opts.lanes:
             self.start_worker(TRANSACTIONAL_WORKER)
             self.start_worker(BULK_WORKER)
@@ -270,6 +276,24 @@ class Stack:
         if sandbox_url:
             self.point_sandbox_callbacks(sandbox_url)
         return process
+
+    def start_api(self) -> subprocess.Popen[bytes]:
+        """The HTTP API (``postier api``), answering its readiness probe before this returns."""
+        port = self.options.api_port or _free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        process = self._spawn(
+            "api", ["api", "--host", "127.0.0.1", "--port", str(port)], module="postier.cli"
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.api_url}/v1/health", timeout=1).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the API did not start; see api.log")
+            time.sleep(0.05)
 
     def point_sandbox_callbacks(self, sandbox_url: str) -> None:
         """The sandbox at ``sandbox_url`` pushes Octopush receipts and inbound SMS to this
@@ -393,6 +417,7 @@ class Stack:
             database_url=_absolute_sqlite(self.database_url),
             sandbox_url=self.settings.sandbox_url,
             webhooks_url=self.webhooks_url or None,
+            api_url=self.api_url or None,
             flower_url=self.flower_url if "flower" in self.processes else None,
             metrics_url=self.metrics_url() if "worker" in self.metrics_ports else None,
         )

@@ -40,6 +40,7 @@ class StackRecord:
     #: None: ``up --real``, the providers are the real ones from the settings
     sandbox_url: str | None = None
     webhooks_url: str | None = None
+    api_url: str | None = None
     flower_url: str | None = None
     metrics_url: str | None = None
 

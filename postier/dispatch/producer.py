@@ -308,6 +308,21 @@ class Producer:
         result.accepted.extend(self.enqueue(rows))
         return result
 
+    def cancel(self, message_id: str, *, detail: str = "cancelled by the caller") -> str | None:
+        """Cancel a message not handed to a provider yet (``scheduled`` or ``queued``).
+
+        Returns its status afterwards: ``"cancelled"``, or the status that kept it from being
+        cancelled (it was already sent, say); None when there is no such message.
+        """
+        from postier.ledger.states import transition
+
+        cancellable = [MessageStatus.SCHEDULED, MessageStatus.QUEUED]
+        with session_scope(self.engine) as session:
+            if transition(session, message_id, cancellable, MessageStatus.CANCELLED, detail=detail):
+                return str(MessageStatus.CANCELLED)
+            message = get_message(session, message_id)
+            return str(message.status) if message else None
+
     def status(self, message_id: str) -> str | None:
         """The ledger status of ``message_id`` (None when there is no such message)."""
         with session_scope(self.engine) as session:

@@ -409,6 +409,43 @@ class OptOut(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class ApiKey(SQLModel, table=True):
+    """A key of the HTTP API (``postier.api``): only a hash of its secret is kept.
+
+    The token ``postier_<id>_<secret>`` is shown once, at creation; ``id`` is its public
+    part (listed, revoked, logged), ``secret_hash`` the SHA-256 of the whole token.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    #: what the key may do: "send", "read", "campaigns", "numbers" (``postier.api.keys``)
+    scopes: list[str] = Field(default_factory=list, sa_type=json_type())
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ApiIdempotency(SQLModel, table=True):
+    """An ``Idempotency-Key`` an API key used: the request it came with, what it made.
+
+    The same key with another request is refused (409); with the same request, the answer
+    names the same message or campaign (``postier.api.idempotency``).
+    """
+
+    __tablename__ = "api_idempotency"
+
+    api_key_id: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=128)
+    #: SHA-256 of the method, the route and the canonical JSON body
+    request_hash: str = Field(max_length=64)
+    #: the campaign a create made (messages are found by their own idempotency key)
+    resource_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 #: the Core tables, for set-based statements (typed, unlike ``Model.__table__``)
 messages_table: sa.Table = SQLModel.metadata.tables["messages"]
 delivery_events_table: sa.Table = SQLModel.metadata.tables["delivery_events"]
@@ -418,3 +455,5 @@ campaign_audiences_table: sa.Table = SQLModel.metadata.tables["campaign_audience
 campaign_chunks_table: sa.Table = SQLModel.metadata.tables["campaign_chunks"]
 campaign_rejections_table: sa.Table = SQLModel.metadata.tables["campaign_rejections"]
 opt_outs_table: sa.Table = SQLModel.metadata.tables["opt_outs"]
+api_keys_table: sa.Table = SQLModel.metadata.tables["api_keys"]
+api_idempotency_table: sa.Table = SQLModel.metadata.tables["api_idempotency"]

@@ -38,7 +38,15 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104
 #: a worker per lane (postier/dispatch/lanes.py)
 WORKERS = {TRANSACTIONAL_WORKER, BULK_WORKER}
-IMAGE_SERVICES = {"migrate", "beat", "flower", "webhooks", "sandbox", "sandbox-callbacks"} | WORKERS
+IMAGE_SERVICES = {
+    "migrate",
+    "beat",
+    "flower",
+    "webhooks",
+    "api",
+    "sandbox",
+    "sandbox-callbacks",
+} | WORKERS
 #: the "monitoring" profile (deploy/monitoring, checked in test_monitoring.py)
 MONITORING = {"prometheus", "grafana"}
 
@@ -162,6 +170,11 @@ def test_every_command_parses_with_the_real_cli(compose: dict[str, Any]) -> None
     assert parsed["flower"].path == ("flower",)
     assert parsed["webhooks"].path == ("webhooks",)
     assert parsed["webhooks"].params == {"host": ANY_ADDRESS, "port": 8026}
+    assert parsed["api"].path == ("api",)
+    assert parsed["api"].params == {"host": ANY_ADDRESS, "port": 8027}
+    api_probe = services["api"]["healthcheck"]["test"]
+    assert api_probe[0] == "CMD" and parse_command(api_probe[1:]).path == ("health",)
+    assert parse_command(api_probe[1:]).params["api_at"] == "http://127.0.0.1:8027"
     assert parsed["sandbox"].path == ("sandbox",)
     assert parsed["sandbox"].params == {"host": ANY_ADDRESS, "port": 8025}
     assert parsed["sandbox-callbacks"].program == "python"
@@ -298,7 +311,7 @@ def test_roles_start_after_migrations_and_workers_shut_down_warm(
     services = compose["services"]
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("worker", "worker-bulk", "beat", "webhooks"):
+    for name in ("worker", "worker-bulk", "beat", "webhooks", "api"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }

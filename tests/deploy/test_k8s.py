@@ -55,6 +55,9 @@ def test_the_base_has_every_role(base: Any) -> None:
         ("Service", "postier-webhooks"),
         ("NetworkPolicy", "postier-webhooks"),
         ("NetworkPolicy", "postier-flower"),
+        ("Deployment", "postier-api"),
+        ("Service", "postier-api"),
+        ("NetworkPolicy", "postier-api"),
     }
 
 
@@ -87,6 +90,7 @@ def test_every_container_command_parses_and_reads_config_and_secrets(base: Any) 
         "postier-beat": ("scheduler", "beat"),
         "postier-flower": ("flower",),
         "postier-webhooks": ("webhooks",),
+        "postier-api": ("api",),
     }
 
 
@@ -218,7 +222,7 @@ def test_kubectl_renders_the_base() -> None:
         assert result.returncode == 0, result.stderr
         rendered = list(yaml.safe_load_all(result.stdout))
         kinds = sorted(doc["kind"] for doc in rendered)
-        assert kinds.count("Deployment") == 5 and "ConfigMap" in kinds and "Secret" in kinds
+        assert kinds.count("Deployment") == 6 and "ConfigMap" in kinds and "Secret" in kinds
         deployments = {doc["metadata"]["name"] for doc in rendered if doc["kind"] == "Deployment"}
         assert set(WORKERS) <= deployments
         config = next(doc for doc in rendered if doc["kind"] == "ConfigMap")
@@ -248,3 +252,17 @@ def test_only_the_ingress_controller_reaches_the_receiver(base: Any) -> None:
     flower = resources[("NetworkPolicy", "postier-flower")]["spec"]
     assert flower["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "postier-flower"}
     assert flower["ingress"][0]["ports"] == [{"port": 5555, "protocol": "TCP"}]
+
+
+def test_the_api_is_probed_on_its_readiness_and_reached_on_its_port(base: Any) -> None:
+    kustomization, resources = base
+    api = resources[("Deployment", "postier-api")]
+    (container,) = pod_spec(api)["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/health", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 8027}]
+    literals = kustomization["configMapGenerator"][0]["literals"]
+    assert "POSTIER_API__HOST=0.0.0.0" in literals and "POSTIER_API__PORT=8027" in literals
+    policy = resources[("NetworkPolicy", "postier-api")]["spec"]
+    assert policy["podSelector"]["matchLabels"] == api["spec"]["selector"]["matchLabels"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": 8027, "protocol": "TCP"}]

@@ -40,6 +40,7 @@ def read_unit(name: str) -> configparser.ConfigParser:
 def test_units_are_the_roles() -> None:
     names = sorted(p.name for p in UNITS.iterdir())
     assert names == [
+        "postier-api.service",
         "postier-beat.service",
         "postier-flower.service",
         "postier-migrate.service",
@@ -59,6 +60,7 @@ def test_units_are_the_roles() -> None:
         assert exec_start.startswith(VENV_BIN + "/")
         paths[name] = parse_command(exec_start.replace("%i", "1").replace("%H", "host")).path
     assert paths == {
+        "postier-api.service": ("api",),
         "postier-beat.service": ("scheduler", "beat"),
         "postier-flower.service": ("flower",),
         "postier-migrate.service": ("db", "upgrade"),
@@ -94,7 +96,12 @@ def test_workers_shut_down_warm_and_start_after_migrations() -> None:
     assert {k: v for k, v in bulk.items() if k not in different} == {
         k: v for k, v in transactional.items() if k not in different
     }
-    for name in (*WORKERS, "postier-beat.service", "postier-webhooks.service"):
+    for name in (
+        *WORKERS,
+        "postier-beat.service",
+        "postier-webhooks.service",
+        "postier-api.service",
+    ):
         section = read_unit(name)["Unit"]
         assert section["Requires"] == "postier-migrate.service"
         assert "postier-migrate.service" in section["After"]
@@ -124,6 +131,7 @@ def test_systemd_analyze_verify_finds_nothing(tmp_path: Path) -> None:
             "postier-beat.service",
             "postier-flower.service",
             "postier-webhooks.service",
+            "postier-api.service",
             "postier-migrate.service",
             "postier.target",
         )

@@ -29,9 +29,11 @@ LEDGER_TABLES = {
     "campaign_chunks",
     "campaign_rejections",
     "opt_outs",
+    "api_keys",
+    "api_idempotency",
 }
 #: the newest migration
-HEAD = "0005"
+HEAD = "0007"
 
 
 def _diffs(engine: Engine) -> list[object]:
