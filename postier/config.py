@@ -329,6 +329,9 @@ class RetentionSettings(BaseModel):
     inbound_days: int = Field(default=30, ge=0)
     #: campaign audiences and rejected contacts, counted from the campaign's end
     audiences_days: int = Field(default=30, ge=0)
+    #: the HTTP API's ``Idempotency-Key`` records (a key replayed later is a new request);
+    #: not personal, but without an end the table grows with every API request
+    idempotency_keys_days: int = Field(default=7, ge=0)
     #: rows one statement redacts at most (a pass repeats until none is left or time is up)
     batch_size: int = Field(default=500, ge=1, le=10000)
     #: seconds one beat pass may take before it stops (the next pass goes on)

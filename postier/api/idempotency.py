@@ -7,6 +7,9 @@ same hash is a replay and gets what the first made (the same message, by the pro
 conflict (409). A request that fails on a rule gives its key back, so the corrected request
 may reuse it. Messages are stored under ``api:<key id>:<Idempotency-Key>`` (bulk rows add
 ``:<position>``), so the producers keep their own guarantee under concurrent replays.
+The retention pass deletes these records after ``retention.idempotency_keys_days`` (7 by
+default, as payment APIs keep theirs for days, not forever): a key replayed later is a new
+request.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from postier.ledger.db import session_scope
 from postier.ledger.models import (
     CampaignStatus,
     MessageStatus,
+    api_idempotency_table,
     campaign_audiences_table,
     campaign_chunks_table,
     campaign_rejections_table,
@@ -74,6 +75,7 @@ class RetentionReport:
     provider_answers: int = 0
     inbound: int = 0
     audiences: int = 0
+    idempotency_keys: int = 0
     opt_outs_recorded: int = 0
     complete: bool = True
     skipped: list[str] = field(default_factory=list)
@@ -213,6 +215,18 @@ def _audiences(engine: Engine, cutoff: datetime, size: int, now: datetime) -> in
     return len(ids) + len(chunks) + len(rejected)
 
 
+def _idempotency_keys(engine: Engine, cutoff: datetime, size: int, now: datetime) -> int:
+    """The API's ``Idempotency-Key`` records older than the window (``api.idempotency``)."""
+    t = api_idempotency_table
+    with session_scope(engine) as session:
+        keys = session.execute(
+            sa.select(t.c.api_key_id, t.c.key).where(t.c.created_at < cutoff).limit(size)
+        ).all()
+        for api_key_id, key in keys:
+            session.execute(sa.delete(t).where(t.c.api_key_id == api_key_id, t.c.key == key))
+    return len(keys)
+
+
 def _record_stops(engine: Engine) -> int:
     """Octopush STOPs become opt-outs before their inbound rows lose their sender."""
     from postier.campaigns.optout import record_octopush_stops
@@ -243,6 +257,7 @@ def redact_expired(
         ("provider_answers", settings.provider_answers_days, _provider_answers),
         ("inbound", settings.inbound_days, _inbound),
         ("audiences", settings.audiences_days, _audiences),
+        ("idempotency_keys", settings.idempotency_keys_days, _idempotency_keys),
     ]
     for name, days, step in steps:
         if not days:
@@ -259,7 +274,7 @@ def redact_expired(
                 break
         if not report.complete:
             break
-    if report.total:
+    if report.total or report.idempotency_keys:
         log.info(
             "personal data redacted",
             extra={
@@ -268,6 +283,7 @@ def redact_expired(
                 "provider_answers": report.provider_answers,
                 "inbound": report.inbound,
                 "audiences": report.audiences,
+                "idempotency_keys": report.idempotency_keys,
                 "complete": report.complete,
             },
         )

@@ -18,6 +18,7 @@ from postier.ledger.models import (
     Channel,
     MessageKind,
     MessageStatus,
+    api_idempotency_table,
     campaign_audiences_table,
     inbound_messages_table,
     messages_table,
@@ -136,6 +137,30 @@ def test_zero_keeps_a_category_forever(engine: Engine) -> None:
 
     assert report.total == 0 and len(report.skipped) == 5
     assert len(traces_of(engine, PERSON)) >= 12
+
+
+def test_api_idempotency_records_end_after_their_window(engine: Engine) -> None:
+    now = utcnow()
+    ages = {"old": timedelta(days=8), "edge": timedelta(days=7, seconds=1), "young": timedelta(0)}
+    with session_scope(engine) as session:
+        for key, age in ages.items():
+            session.execute(
+                sa.insert(api_idempotency_table).values(
+                    api_key_id="0123456789ab",
+                    key=key,
+                    request_hash="0" * 64,
+                    created_at=now - age,
+                )
+            )
+
+    report = redact_expired(engine, RetentionSettings(batch_size=1), now=now)
+
+    assert report.idempotency_keys == 2
+    with session_scope(engine) as session:
+        left = session.execute(sa.select(api_idempotency_table.c.key)).scalars().all()
+    assert left == ["young"]
+    keep = redact_expired(engine, RetentionSettings(idempotency_keys_days=0), now=now)
+    assert "idempotency_keys" in keep.skipped
 
 
 def test_data_younger_than_its_period_stays(engine: Engine) -> None:
