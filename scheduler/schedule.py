@@ -10,16 +10,24 @@ from typing import Any
 
 from postier import logs, tasknames
 from postier.celery_app import create_celery_app
-from postier.config import CampaignSettings, DispatchSettings, RetentionSettings, get_settings
+from postier.config import (
+    CallbackSettings,
+    CampaignSettings,
+    DispatchSettings,
+    RetentionSettings,
+    get_settings,
+)
 
 
 def beat_schedule(
     dispatch: DispatchSettings,
     campaigns: CampaignSettings | None = None,
     retention: RetentionSettings | None = None,
+    callbacks: CallbackSettings | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The periodic tasks and their periods (seconds); with ``campaigns``, the campaigns'
-    passes too; with ``retention``, the pass redacting expired personal data."""
+    passes too; with ``retention``, the pass redacting expired personal data; with
+    ``callbacks``, the pass publishing due status callback events."""
     entries = {
         "release-due-messages": (tasknames.RELEASE_DUE_MESSAGES, dispatch.release_interval),
         "republish-unpublished": (tasknames.REPUBLISH_UNPUBLISHED, dispatch.republish_interval),
@@ -43,6 +51,8 @@ def beat_schedule(
             tasknames.REAP_EXPIRED_PERSONAL_DATA,
             retention.interval,
         )
+    if callbacks is not None:
+        entries["republish-callbacks"] = (tasknames.REPUBLISH_CALLBACKS, callbacks.pass_interval)
     return {
         name: {
             "task": task,
@@ -56,5 +66,8 @@ def beat_schedule(
 app = create_celery_app(main="scheduler")
 logs.connect_celery_signals()
 app.conf.beat_schedule = beat_schedule(
-    get_settings().dispatch, get_settings().campaigns, get_settings().retention
+    get_settings().dispatch,
+    get_settings().campaigns,
+    get_settings().retention,
+    get_settings().callbacks,
 )

@@ -21,6 +21,7 @@ from postier.ledger.queries import insert_messages
 from tests.ledger.conftest import message_row
 
 LEDGER_TABLES = {
+    "callback_events",
     "messages",
     "delivery_events",
     "inbound_messages",
@@ -31,7 +32,7 @@ LEDGER_TABLES = {
     "opt_outs",
 }
 #: the newest migration
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _diffs(engine: Engine) -> list[object]:
