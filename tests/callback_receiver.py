@@ -65,7 +65,7 @@ class Receiver:
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             headers: Mapping[str, Any] = {k: v for k, v in self.headers.items()}
@@ -82,7 +82,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             except OSError:  # the client gave up waiting (its timeout)
                 pass
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     return Handler

@@ -237,9 +237,7 @@ def test_a_redirect_is_not_followed(engine: Engine, delivery: CallbackDelivery) 
 
 
 # -- function and task targets ---------------------------------------------------------------------
-def test_a_module_function_target_gets_the_body(
-    engine: Engine, delivery: CallbackDelivery
-) -> None:
+def test_a_module_function_target_gets_the_body(engine: Engine, delivery: CallbackDelivery) -> None:
     CALLED.clear()
     event = sent_event(engine, "tests.dispatch.test_callbacks:record_event")
     assert delivery.deliver(int(event.id or 0)) is Outcome.DELIVERED

@@ -166,9 +166,7 @@ def test_inbound_messages_get_an_event_when_a_target_is_set(
     assert event.message_id is None and event.status is None
 
 
-def test_the_notifier_gets_the_ids_after_the_commit_only(
-    ledger: Ledger, engine: Engine
-) -> None:
+def test_the_notifier_gets_the_ids_after_the_commit_only(ledger: Ledger, engine: Engine) -> None:
     told: list[list[int]] = []
     outbox.set_notifier(told.append)
     try:

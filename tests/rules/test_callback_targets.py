@@ -56,7 +56,7 @@ def test_http_off_loopback_with_the_explicit_setting() -> None:
 
 
 def test_the_field_named_is_the_caller_s() -> None:
-    with pytest.raises(RuleViolation, match="callbacks.target"):
+    with pytest.raises(RuleViolation, match=r"callbacks\.target"):
         check_callback_url("http://app.example/", field="callbacks.target")
 
 
@@ -76,7 +76,7 @@ def test_target_kinds(target: str, kind: TargetKind) -> None:
 
 @pytest.mark.parametrize("target", ["my app:x", "mod:1func", "a/b", ":f"])
 def test_targets_of_no_kind_are_refused(target: str) -> None:
-    with pytest.raises(RuleViolation, match="callbacks.target"):
+    with pytest.raises(RuleViolation, match=r"callbacks\.target"):
         target_kind(target)
 
 
