@@ -8,6 +8,7 @@ default: an HTTP status, or ``HANG`` (hold the request until ``release()`` or th
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answer: int | str
+    #: when it arrived (``time.time()``)
+    at: float = 0.0
 
 
 @dataclass
@@ -70,7 +73,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             headers: Mapping[str, Any] = {k: v for k, v in self.headers.items()}
             answer = receiver.answer_for(str(headers.get(EVENT_ID_HEADER, "")))
-            receiver.record(Received(self.path, dict(headers), body, answer))
+            receiver.record(Received(self.path, dict(headers), body, answer, time.time()))
             if answer == HANG:
                 receiver._released.wait(timeout=60)
                 answer = 200
