@@ -355,3 +355,36 @@ def test_send_sms_stores_the_callback_url_and_refuses_a_bad_one(
     with pytest.raises(RuleViolation) as caught:
         producer.send_whatsapp("0612345678", "Bonjour", callback_url="http://app.example/e")
     assert (caught.value.field, caught.value.rule) == ("callback_url", "callback_url.scheme")
+
+
+# -- the CLI listing ---------------------------------------------------------------------------------
+def test_postier_callbacks_lists_given_up_events_with_their_last_attempt(
+    engine: Engine, delivery: CallbackDelivery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from postier.cli import app
+    from postier.config import get_settings
+
+    with running_receiver(default=503) as receiver:
+        event = sent_event(engine, receiver.url + "?token=app-own-secret")
+        table = callback_events_table
+        with session_scope(engine) as session:
+            session.execute(
+                update(table).values(created_at=datetime.now(UTC) - timedelta(seconds=60))
+            )
+        assert delivery.deliver(int(event.id or 0)) is Outcome.GIVEN_UP
+    monkeypatch.setenv("POSTIER_DATABASE_URL", str(engine.url))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        listed = runner.invoke(app, ["callbacks"], env={"COLUMNS": "200"})
+        refused = runner.invoke(app, ["callbacks", "--state", "lost"])
+        pending = runner.invoke(app, ["callbacks", "--state", "pending"], env={"COLUMNS": "200"})
+    finally:
+        get_settings.cache_clear()
+    assert listed.exit_code == 0, listed.output
+    assert event.event_id[:12] in listed.output and "503" in listed.output
+    assert "127.0.0.1" in listed.output and "app-own-secret" not in listed.output
+    assert refused.exit_code == 2 and "state" in refused.output
+    assert pending.exit_code == 0 and event.event_id[:12] not in pending.output
