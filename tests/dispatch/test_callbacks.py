@@ -357,7 +357,7 @@ def test_send_sms_stores_the_callback_url_and_refuses_a_bad_one(
     assert (caught.value.field, caught.value.rule) == ("callback_url", "callback_url.scheme")
 
 
-# -- the CLI listing ---------------------------------------------------------------------------------
+# -- the CLI listing ------------------------------------------------------------------------
 def test_postier_callbacks_lists_given_up_events_with_their_last_attempt(
     engine: Engine, delivery: CallbackDelivery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
