@@ -109,7 +109,11 @@ def _start_stack(
         table.add_row("Flower", f"{stack.flower_url} (authentication from settings)")
     for name in stack.metrics_ports:
         lane = (
-            "bulk lane" if name.startswith("worker-bulk") else "transactional lane, beat's passes"
+            "bulk lane"
+            if name.startswith("worker-bulk")
+            else "status callbacks"
+            if name.startswith("worker-callbacks")
+            else "transactional lane, beat's passes"
         )
         table.add_row(f"Worker {name}", f"{lane}; metrics {stack.metrics_url(name)}")
     table.add_row("Logs", str(stack.workdir))
