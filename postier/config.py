@@ -276,6 +276,14 @@ class CallbackSettings(BaseModel):
     #: an event handed to the broker this long ago and still undelivered is handed again
     republish_after: float = Field(default=60.0, gt=0)
 
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        """A short key can be guessed from signed bodies; empty means unset."""
+        if 0 < len(value.get_secret_value()) < 16:
+            raise ValueError("a callbacks secret has at least 16 characters")
+        return value
+
 
 class FlowerSettings(BaseModel):
     """Flower, the live view of workers and tasks: behind authentication by default.

@@ -267,9 +267,7 @@ class CallbackDelivery:
             return Attempt(started_at, took, status_code, error)
 
         try:
-            kind = check_target(
-                event.target, field="callback_url", allow_http=self.callbacks.allow_http
-            )
+            kind = check_target(event.target, field="target", allow_http=self.callbacks.allow_http)
         except RuleViolation as exc:
             return done(error=_short(str(exc)))
         try:

@@ -388,3 +388,11 @@ def test_postier_callbacks_lists_given_up_events_with_their_last_attempt(
     assert "127.0.0.1" in listed.output and "app-own-secret" not in listed.output
     assert refused.exit_code == 2 and "state" in refused.output
     assert pending.exit_code == 0 and event.event_id[:12] not in pending.output
+
+
+def test_a_short_callbacks_secret_is_refused_by_the_settings() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        CallbackSettings(secret=SecretStr("short"))
+    assert CallbackSettings(secret=SecretStr("")).secret.get_secret_value() == ""

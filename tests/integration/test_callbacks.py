@@ -209,3 +209,5 @@ def test_inbound_messages_reach_a_module_function_target(
             select(CallbackEvent).where(CallbackEvent.event_id == event["event_id"])  # type: ignore[arg-type]
         ).scalar_one()
         assert row.delivered_at is not None and row.attempts == 1
+        # written by the worker's poll, published by its after-commit notifier (not by beat)
+        assert row.published_at == row.created_at
