@@ -183,7 +183,7 @@ def test_the_notifier_gets_the_ids_after_the_commit_only(ledger: Ledger, engine:
             raise RuntimeError("rolled back")
         assert told == [[event.id]]
     finally:
-        outbox.set_notifier(None)
+        outbox.set_notifier(None)  # the root conftest restores the process's own
 
 
 def test_without_a_notifier_rows_wait_unstamped_for_beat(ledger: Ledger, engine: Engine) -> None:
