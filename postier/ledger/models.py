@@ -482,7 +482,8 @@ class CallbackEvent(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: when retries stopped (``callbacks.max_age`` after the event); it stays for a person
     given_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: indexed: the retention pass deletes settled events by age (``privacy.retention``)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 #: the Core tables, for set-based statements (typed, unlike ``Model.__table__``)

@@ -7,6 +7,7 @@ Create Date: 2026-12-01
 - ``callback_events``: one row per status move (or inbound message) the application is told
   about, written in the move's own transaction; its attempts are logged on the row;
 - ``ix_callback_events_pending``: a partial index over the rows still to deliver, by due time;
+- ``ix_callback_events_created_at``: the retention pass deletes settled events by age;
 - ``messages.callback_url``: a message's (or its campaign's) own target;
 - ``messages.callback_seq``: how many events the message has had, for their sequence numbers.
 
@@ -93,6 +94,9 @@ def upgrade() -> None:
         op.f("ix_callback_events_inbound_id"), "callback_events", ["inbound_id"], unique=False
     )
     op.create_index(
+        op.f("ix_callback_events_created_at"), "callback_events", ["created_at"], unique=False
+    )
+    op.create_index(
         "ix_callback_events_pending",
         "callback_events",
         ["next_attempt_at"],
@@ -103,6 +107,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_callback_events_pending", table_name="callback_events")
+    op.drop_index(op.f("ix_callback_events_created_at"), table_name="callback_events")
     op.drop_index(op.f("ix_callback_events_inbound_id"), table_name="callback_events")
     op.drop_index(op.f("ix_callback_events_message_id"), table_name="callback_events")
     op.drop_table("callback_events")
