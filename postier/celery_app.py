@@ -48,6 +48,7 @@ def create_celery_app(settings: Settings | None = None, *, main: str = "postier"
             tasknames.OPTIMIZE_LEDGER: {"queue": tasknames.QUEUE_SCHEDULED},
             tasknames.REFRESH_PROVIDER_BALANCES: {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.hooks.*": {"queue": tasknames.QUEUE_HOOKS},
+            tasknames.DELIVER_CALLBACK: {"queue": tasknames.QUEUE_CALLBACKS},
         },
         # Flower shows tasks live from the workers' events; a "task-sent" event per publish
         # would double the producer's cost for little (Flower sees the task when received).

@@ -113,7 +113,11 @@ def _start_stack(
         table.add_row("Flower", f"{stack.flower_url} (authentication from settings)")
     for name in stack.metrics_ports:
         lane = (
-            "bulk lane" if name.startswith("worker-bulk") else "transactional lane, beat's passes"
+            "bulk lane"
+            if name.startswith("worker-bulk")
+            else "status callbacks"
+            if name.startswith("worker-callbacks")
+            else "transactional lane, beat's passes"
         )
         table.add_row(f"Worker {name}", f"{lane}; metrics {stack.metrics_url(name)}")
     table.add_row("Logs", str(stack.workdir))
@@ -538,6 +542,43 @@ def inbox(limit: int = typer.Option(20)) -> None:
                 shown(row.text),
             )
         console.print(table)
+
+
+@app.command()
+def callbacks(
+    state: str = typer.Option(
+        "given_up", help="given_up (retries stopped), pending (still to deliver) or delivered"
+    ),
+    limit: int = typer.Option(50, min=1, max=10_000),
+) -> None:
+    """Status callback events by state, newest first, with their last attempt."""
+    from urllib.parse import urlsplit
+
+    from postier.dispatch.callbacks import list_events
+    from postier.ledger.db import make_engine
+    from postier.rules.errors import RuleViolation
+
+    try:
+        events = list_events(make_engine(get_settings().database_url), state=state, limit=limit)
+    except RuleViolation as exc:
+        fail(str(exc))
+    table = Table("event", "about", "status", "seq", "attempts", "last attempt", "target", "at")
+    for event in events:
+        last = event.attempt_log[-1] if event.attempt_log else {}
+        outcome = str(last.get("status_code") or last.get("error") or "")
+        # a URL's host only: its path or query may hold the application's own tokens
+        target = urlsplit(event.target).hostname or event.target
+        table.add_row(
+            event.event_id[:12],
+            event.message_id[:12] if event.message_id else f"inbound {event.inbound_id}",
+            str(event.status or event.kind),
+            str(event.sequence or ""),
+            str(event.attempts),
+            shown(outcome[:60]),
+            shown(target),
+            event.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
 
 
 @app.command()

@@ -255,6 +255,55 @@ class DispatchSettings(BaseModel):
         return self.receipt_windows.get(provider or "", self.receipt_window)
 
 
+class CallbackSettings(BaseModel):
+    """Status callbacks: every move of a message to a status the application cares about
+    (``sent``, ``delivered``, ``undelivered``, ``failed``, ``unknown``, ``cancelled``,
+    ``expired``) and every inbound message, delivered at least once to the application
+    (``postier.dispatch.callbacks``; the verifier for receivers is ``postier.callbacks``).
+
+    A target is an ``https://`` URL (a signed JSON POST), a Celery task name, or
+    ``module:function`` (called in the callbacks worker). A message's own ``callback_url``
+    (given to ``send_sms``…, or its campaign's) comes before ``target``.
+    """
+
+    #: where every message's events go unless the message names its own URL; unset: only
+    #: messages with a ``callback_url`` produce events
+    target: str | None = None
+    #: where inbound messages' events go; unset: ``target``
+    inbound_target: str | None = None
+    #: the queue a Celery task name target is sent to (the application's worker's)
+    task_queue: str = "celery"
+    #: the HMAC-SHA256 key of the ``Postier-Signature`` header (at least 16 characters); URL
+    #: targets need one
+    secret: SecretStr = SecretStr("")
+    #: the key being rotated out: while set, each POST carries a second signature made with it
+    previous_secret: SecretStr = SecretStr("")
+    #: plain http:// targets on hosts other than loopback (127.0.0.1, ::1, localhost)
+    allow_http: bool = False
+    #: seconds to connect to the application
+    connect_timeout: float = Field(default=3.0, gt=0)
+    #: seconds the application has to answer a POST (a slower answer is a failed attempt)
+    timeout: float = Field(default=10.0, gt=0)
+    #: the first retry waits about this many seconds; each next one twice as long (jittered)
+    backoff_base: float = Field(default=10.0, gt=0)
+    #: the longest wait between two attempts, in seconds
+    backoff_max: float = Field(default=3600.0, gt=0)
+    #: seconds after the event during which it is retried; then it is given up (a day)
+    max_age: float = Field(default=86_400.0, gt=0)
+    #: seconds between two beat passes publishing events due for an attempt
+    pass_interval: float = Field(default=1.0, gt=0)
+    #: an event handed to the broker this long ago and still undelivered is handed again
+    republish_after: float = Field(default=60.0, gt=0)
+
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        """A short key can be guessed from signed bodies; empty means unset."""
+        if 0 < len(value.get_secret_value()) < 16:
+            raise ValueError("a callbacks secret has at least 16 characters")
+        return value
+
+
 class FlowerSettings(BaseModel):
     """Flower, the live view of workers and tasks: behind authentication by default.
 
@@ -438,6 +487,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     #: the country of numbers written without a country code (national form)
     default_region: str = "FR"
     #: the ledger: ``sqlite:///var/postier.db`` (relative to the working directory; the

@@ -14,6 +14,9 @@ What is measured, and where:
   to ``scheduled`` because the wait was longer than ``rate_limit_max_block``;
 - ``postier_lane_wait_seconds{lane}``: how long a message waited from its hand-over to the
   broker until a worker claimed it, per lane (transactional, bulk: ``postier.dispatch.lanes``);
+- ``postier_callbacks_total{kind,outcome}``: callback attempts delivered, retried or given
+  up, and ``postier_callback_latency_seconds{kind}``: from the move to the application's
+  acknowledgement (``postier.dispatch.callbacks``);
 - ``postier_tasks_total{task,state}``: Celery tasks run, from the ``task_postrun`` signal, and
   ``postier_queue_consumed_total{queue}``: the same tasks by the queue they came from (its
   routing key), so an alert sees a queue that fills while no worker takes from it;
@@ -74,6 +77,8 @@ from postier.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+#: delivery latency of callbacks: immediate ones take under a second, retried ones hours
+CALLBACK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0, 86400.0)
 #: provider calls: a fast answer is tens of ms, the read timeout is 10 s by default
 SEND_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: rate-limit waits: none (a Redis round trip), then up to ``rate_limit_max_block``
@@ -145,6 +150,20 @@ class DispatchMetrics:
             "postier_reroutes",
             "Messages rerouted to the fallback because their provider was unhealthy.",
             ["provider", "fallback"],
+            registry=registry,
+        )
+        self.callbacks = Counter(
+            "postier_callbacks",
+            "Callback attempts by outcome: delivered, retried (failed, tried again later) or"
+            " given_up (failed past callbacks.max_age).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.callback_latency = Histogram(
+            "postier_callback_latency_seconds",
+            "Time from a status move (or inbound message) to its event's acknowledgement.",
+            ["kind"],
+            buckets=CALLBACK_BUCKETS,
             registry=registry,
         )
         self.tasks = Counter(
@@ -228,6 +247,15 @@ def count_reroute(provider: str, fallback: str) -> None:
     found = get_metrics()
     found.reroutes.labels(_label(provider), _label(fallback)).inc()
     found.messages.labels(_label(fallback), "queued").inc()
+
+
+def count_callback(kind: str, outcome: str, latency: float | None = None) -> None:
+    """One callback attempt of an event of ``kind`` ended in ``outcome`` (delivered, retried,
+    given_up); ``latency``: seconds from the event to its acknowledgement, when delivered."""
+    found = get_metrics()
+    found.callbacks.labels(kind, outcome).inc()
+    if latency is not None:
+        found.callback_latency.labels(kind).observe(max(0.0, latency))
 
 
 @contextmanager

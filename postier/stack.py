@@ -34,6 +34,9 @@ from postier.stack_record import StackRecord
 #: the role names of the two workers (``postier.dispatch.lanes``: a worker per lane)
 TRANSACTIONAL_WORKER = "worker"
 BULK_WORKER = "worker-bulk"
+#: the worker of status callbacks (``postier.dispatch.callbacks``): a receiver that hangs holds
+#: only its threads
+CALLBACK_WORKER = "worker-callbacks"
 #: bulk processes per core: with a provider answering at once, one process per core leaves
 #: the cores idle between a chunk's phases (claim, requests, outcome); two keep them busy, and
 #: fewer threads each (``dispatch.max_in_flight``) spend less on the GIL (make bench)
@@ -78,6 +81,8 @@ class StackOptions:
     #: concurrently on threads of its own); concurrency 0: the number of CPUs
     bulk_worker_pool: str = "prefork"
     bulk_worker_concurrency: int = 0
+    #: the callbacks worker: threads, as each attempt mostly waits on the application
+    callback_worker_concurrency: int = 8
     #: the settings every role runs with (default: the environment's); the stack fills in
     #: the Redis URL, the ledger URL and the sandbox it starts
     settings: Settings | None = None
@@ -181,6 +186,7 @@ class Stack:
         if opts.lanes:
             self.start_worker(TRANSACTIONAL_WORKER)
             self.start_worker(BULK_WORKER)
+            self.start_worker(CALLBACK_WORKER)
         else:
             self.start_worker(TRANSACTIONAL_WORKER, queues=tasknames.ALL_QUEUES)
         if opts.beat:
@@ -219,17 +225,29 @@ class Stack:
         self, name: str = TRANSACTIONAL_WORKER, *, queues: Sequence[str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start the worker ``name``: ``worker`` takes the transactional lane, beat's passes
-        and the hooks; ``worker-bulk`` the bulk lane (``queues`` overrides)."""
+        and the hooks; ``worker-bulk`` the bulk lane; ``worker-callbacks`` the status callbacks
+        (``queues`` overrides)."""
         opts = self.options
         bulk = name.startswith(BULK_WORKER)
+        callbacks = name.startswith(CALLBACK_WORKER)
         if queues is None:
-            queues = tasknames.BULK_QUEUES if bulk else tasknames.TRANSACTIONAL_QUEUES
+            queues = (
+                tasknames.BULK_QUEUES
+                if bulk
+                else tasknames.CALLBACK_QUEUES
+                if callbacks
+                else tasknames.TRANSACTIONAL_QUEUES
+            )
         pool = opts.bulk_worker_pool if bulk else opts.worker_pool
         concurrency = (
             opts.bulk_worker_concurrency or BULK_PROCESSES_PER_CPU * (os.cpu_count() or 1)
             if bulk
+            else opts.callback_worker_concurrency
+            if callbacks
             else opts.worker_concurrency
         )
+        if callbacks:
+            pool = "threads"
         port = self._metrics_port(name)
         self.metrics_ports[name] = port
         return self._spawn(

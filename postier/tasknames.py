@@ -12,6 +12,9 @@ QUEUE_SEND = "postier.send"
 QUEUE_BULK = "postier.bulk"
 QUEUE_SCHEDULED = "postier.scheduled"
 QUEUE_HOOKS = "postier.hooks"
+#: status callbacks to the application, on a worker of their own (``postier.dispatch.callbacks``):
+#: a slow or failing receiver holds only that worker's threads, never a send's
+QUEUE_CALLBACKS = "postier.callbacks"
 
 SEND_MESSAGE = "postier.send_message"
 SEND_MESSAGES = "postier.send_messages"
@@ -33,11 +36,17 @@ PLAN_CAMPAIGN = "postier.campaigns.plan"
 FAN_OUT_CAMPAIGN_CHUNK = "postier.campaigns.fan_out_chunk"
 SEND_CAMPAIGN_BATCH = "postier.campaigns.send_batch"
 RELEASE_DUE_CAMPAIGNS = "postier.release_due_campaigns"
+#: one callback event's delivery attempt (its outbox row id)
+DELIVER_CALLBACK = "postier.callbacks.deliver"
+#: beat's pass handing due and never-published callback events to the broker
+REPUBLISH_CALLBACKS = "postier.republish_callbacks"
 #: every Octopush batch, campaigns' and bulk chunks' (``postier.dispatch.batches``)
 REAP_BATCHES = "postier.reap_batches"
 
-ALL_QUEUES = (QUEUE_SEND, QUEUE_BULK, QUEUE_SCHEDULED, QUEUE_HOOKS)
+ALL_QUEUES = (QUEUE_SEND, QUEUE_BULK, QUEUE_SCHEDULED, QUEUE_HOOKS, QUEUE_CALLBACKS)
 #: what the transactional worker consumes: its lane, beat's passes and the inbound hooks
 TRANSACTIONAL_QUEUES = (QUEUE_SEND, QUEUE_SCHEDULED, QUEUE_HOOKS)
 #: what the bulk worker consumes
 BULK_QUEUES = (QUEUE_BULK,)
+#: what the callbacks worker consumes
+CALLBACK_QUEUES = (QUEUE_CALLBACKS,)

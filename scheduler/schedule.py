@@ -14,6 +14,7 @@ from celery import signals
 from postier import logs, tasknames
 from postier.celery_app import create_celery_app
 from postier.config import (
+    CallbackSettings,
     CampaignSettings,
     DispatchSettings,
     MetricsSettings,
@@ -29,10 +30,12 @@ def beat_schedule(
     campaigns: CampaignSettings | None = None,
     retention: RetentionSettings | None = None,
     metrics: MetricsSettings | None = None,
+    callbacks: CallbackSettings | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The periodic tasks and their periods (seconds); with ``campaigns``, the campaigns'
     passes too; with ``retention``, the pass redacting expired personal data; with
-    ``metrics``, the pass reading the provider balances (unless its interval is 0)."""
+    ``metrics``, the pass reading the provider balances (unless its interval is 0); with
+    ``callbacks``, the pass publishing due status callback events."""
     entries = {
         "release-due-messages": (tasknames.RELEASE_DUE_MESSAGES, dispatch.release_interval),
         "republish-unpublished": (tasknames.REPUBLISH_UNPUBLISHED, dispatch.republish_interval),
@@ -61,6 +64,8 @@ def beat_schedule(
             tasknames.REFRESH_PROVIDER_BALANCES,
             metrics.balance_interval,
         )
+    if callbacks is not None:
+        entries["republish-callbacks"] = (tasknames.REPUBLISH_CALLBACKS, callbacks.pass_interval)
     return {
         name: {
             "task": task,
@@ -91,6 +96,7 @@ app.conf.beat_schedule = beat_schedule(
     get_settings().dispatch,
     get_settings().campaigns,
     get_settings().retention,
-    get_settings().metrics,
+    metrics=get_settings().metrics,
+    callbacks=get_settings().callbacks,
 )
 connect_heartbeat(get_settings())

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from postier.config import HttpSettings, Settings
+from postier.ledger import outbox
 from postier.sandbox import Sandbox, SandboxServer
 from tests.redis_fixtures import redis_client, redis_server, redis_test_url  # noqa: F401
 
@@ -51,3 +52,10 @@ def http_client(settings: Settings) -> Iterator[httpx.Client]:
     client = build_http_client(settings.http)
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def no_callback_notifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test process is no worker: importing ``worker`` (as the deploy tests do) installs
+    its after-commit publisher of callback events, which must not reach other tests."""
+    monkeypatch.setattr(outbox, "_notifier", None)

@@ -38,7 +38,8 @@ def single_pass(name: str, period: float) -> Iterator[bool]:
         client.close()
 
 
-def _once(name: str, period: float, run: Callable[[], int]) -> int:
+def run_once(name: str, period: float, run: Callable[[], int]) -> int:
+    """``run()`` when no other worker runs the pass ``name`` now; else 0."""
     with single_pass(name, period) as mine:
         return run() if mine else 0
 
@@ -61,7 +62,7 @@ def republish_unpublished() -> int:
 def reap_stuck_sends() -> int:
     """Messages stuck in ``sending``: reconcile them by lookup."""
     dispatcher, publisher = process_context(app)
-    return _once(
+    return run_once(
         "reap",
         dispatcher.settings.dispatch.reap_interval,
         lambda: polling.reap_stuck_sends(dispatcher, publisher),
@@ -73,7 +74,7 @@ def reap_batches() -> int:
     """Octopush batches lost with their worker, or whose answer was lost: settled by sending
     each again under its request_id; messages settled."""
     dispatcher, _ = process_context(app)
-    return _once(
+    return run_once(
         "reap-batches",
         batches.stuck_after(dispatcher) / 2,
         lambda: batches.reap_batches(dispatcher),
@@ -84,7 +85,7 @@ def reap_batches() -> int:
 def poll_delivery_states() -> int:
     """Ask the providers for the delivery state of sent messages."""
     dispatcher, _ = process_context(app)
-    return _once(
+    return run_once(
         "delivery",
         dispatcher.settings.dispatch.poll_delivery_interval,
         lambda: polling.poll_delivery_states(dispatcher),
@@ -95,7 +96,7 @@ def poll_delivery_states() -> int:
 def poll_whatsapp_inbox() -> int:
     """Store unread WhatsApp messages once and call the application's hook."""
     dispatcher, _ = process_context(app)
-    return _once(
+    return run_once(
         "inbox",
         dispatcher.settings.dispatch.poll_inbox_interval,
         lambda: len(polling.poll_whatsapp_inbox(dispatcher, app)),
@@ -109,7 +110,7 @@ def reap_expired_personal_data() -> int:
 
     dispatcher, _ = process_context(app)
     retention = dispatcher.settings.retention
-    return _once(
+    return run_once(
         "retention",
         max(retention.interval, retention.pass_budget),
         lambda: redact_expired(dispatcher.engine, retention).total,
@@ -120,7 +121,7 @@ def reap_expired_personal_data() -> int:
 def optimize_ledger() -> int:
     """Keep the ledger's planner statistics current (SQLite: ``PRAGMA optimize``)."""
     dispatcher, _ = process_context(app)
-    return _once(
+    return run_once(
         "optimize",
         dispatcher.settings.dispatch.optimize_interval,
         lambda: len(optimize(dispatcher.engine)),
@@ -142,4 +143,4 @@ def refresh_provider_balances() -> int:
         finally:
             client.close()
 
-    return _once("balances", settings.metrics.balance_interval, refresh)
+    return run_once("balances", settings.metrics.balance_interval, refresh)

@@ -225,6 +225,9 @@ def messages_sql(d: _Dialect, size: int, start: int, stop: int) -> str:
         ),
         # nothing redacted yet: the retention pass is measured apart (postier.privacy)
         "redacted_at": "NULL",
+        # no callback targets: the ledger at scale is measured without status callbacks
+        "callback_url": "NULL",
+        "callback_seq": "0",
         "created_at": ts("age"),
         "updated_at": (
             f"CASE WHEN st IN ('scheduled', 'queued') THEN {ts('age')}"

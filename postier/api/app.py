@@ -276,6 +276,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 idempotency_key=ik,
                 provider=body.provider,
                 priority=body.priority,
+                callback_url=body.callback_url,
             ),
         )
 
@@ -302,6 +303,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "send_at": body.send_at,
             "provider": body.provider,
             "priority": body.priority,
+            "callback_url": body.callback_url,
         }
 
         def call(ik: str | None) -> MessageHandle:
@@ -391,6 +393,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                     row_key,
                     row.provider,
                     priority=row.priority,
+                    callback_url=row.callback_url,
                 )
             )
             positions.append(index)

@@ -32,6 +32,10 @@ class SmsIn(_Strict):
     )
     provider: str | None = Field(default=None, description="primotexto, octopush or afilnet")
     priority: Priority | None = Field(default=None, description="the lane (default by category)")
+    callback_url: str | None = Field(
+        default=None,
+        description="https URL this message's status events go to (instead of the global one)",
+    )
 
 
 class BulkSmsIn(SmsIn):
@@ -67,6 +71,10 @@ class WhatsAppIn(_Strict):
     send_at: datetime | None = None
     provider: str | None = None
     priority: Priority | None = None
+    callback_url: str | None = Field(
+        default=None,
+        description="https URL this message's status events go to (instead of the global one)",
+    )
 
 
 class MessageAccepted(BaseModel):
@@ -168,6 +176,9 @@ class CampaignIn(_Strict):
     send_at: datetime | None = None
     phone_field: str = "mobile"
     chunk_size: int | None = None
+    callback_url: str | None = Field(
+        default=None, description="https URL every message's status events go to"
+    )
 
 
 class CampaignCreated(BaseModel):

@@ -183,13 +183,16 @@ class CampaignProducer:
         send_at: datetime | None = None,
         phone_field: str = "mobile",
         chunk_size: int | None = None,
+        callback_url: str | None = None,
     ) -> CampaignHandle:
         """Store a campaign and hand it to the workers; returns at once.
 
         One message: ``text`` (SMS, ``{{field}}`` placeholders) or ``template_id`` (WhatsApp,
         ``params`` values may hold placeholders). One audience: ``group`` (Afilnet group id),
         ``csv`` (text, header first; ``csv_columns`` maps field names to its headers) or
-        ``recipients``. Raises ``RuleViolation`` naming the field and the rule.
+        ``recipients``. ``callback_url``: an https URL every message's status events go to,
+        instead of the global ``callbacks.target``. Raises ``RuleViolation`` naming the field
+        and the rule.
         """
         request = CampaignRequest(
             text=text,
@@ -205,6 +208,7 @@ class CampaignProducer:
             phone_field=phone_field,
             columns=_columns(csv_columns),
             chunk_size=chunk_size,
+            callback_url=callback_url,
         )
         clean_name, spec, kind, content = self._checked(
             name, AudienceInput(group, csv, recipients), request

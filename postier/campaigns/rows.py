@@ -121,4 +121,5 @@ def build_row(factory: RowFactory, spec: CampaignSpec, campaign_id: str, contact
         raise
     row["id"] = message_id(spec.id_salt, row["recipient"])
     row["campaign_id"] = campaign_id
+    row["callback_url"] = spec.callback_url
     return row

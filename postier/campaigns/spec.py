@@ -25,6 +25,7 @@ from postier.dispatch.routing import choose_provider, text_transport_for
 from postier.dispatch.rows import sms_text
 from postier.providers.registry import batch_max_recipients
 from postier.rules import check_text, validate_sender
+from postier.rules.callback_targets import check_callback_url
 from postier.rules.errors import RuleViolation
 from postier.rules.inputs import (
     MAX_ID_CHARS,
@@ -72,6 +73,8 @@ class CampaignSpec(BaseModel):
     send_at: datetime | None = None
     #: the secret message ids of this campaign are derived from (``fanout.message_id``)
     id_salt: str
+    #: where its messages' status events go (https), instead of the global target
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class CampaignRequest:
     phone_field: str = DEFAULT_PHONE_FIELD
     columns: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int | None = None
+    callback_url: str | None = None
 
 
 def check_name(name: str) -> str:
@@ -150,6 +154,9 @@ def resolve_spec(settings: Settings, request: CampaignRequest) -> CampaignSpec:
         "chunk_size": chunk_size,
         "send_at": _check_send_at(request.send_at),
         "id_salt": secrets.token_hex(16),
+        "callback_url": None
+        if request.callback_url is None
+        else check_callback_url(request.callback_url, allow_http=settings.callbacks.allow_http),
     }
     if request.text is not None:
         return _sms_spec(settings, request, request.text, common)

@@ -152,11 +152,14 @@ class Producer:
         idempotency_key: str | None = None,
         provider: str | None = None,
         priority: Priority | None = None,
+        callback_url: str | None = None,
     ) -> MessageHandle:
         """Queue one SMS (now, or at ``send_at``).
 
         ``priority``: the lane, "transactional" (default for notifications) or "bulk" (default
-        for marketing); see ``postier.dispatch.lanes``.
+        for marketing); see ``postier.dispatch.lanes``. ``callback_url``: an https URL its
+        status events are POSTed to, instead of the global ``callbacks.target`` (README,
+        "Status callbacks"); every ``send_*`` takes it.
         """
         row = self.build_sms(
             SmsRequest(
@@ -168,6 +171,7 @@ class Producer:
                 idempotency_key,
                 provider,
                 priority=priority,
+                callback_url=callback_url,
             )
         )
         return self.enqueue([row])[0]
@@ -182,6 +186,7 @@ class Producer:
         idempotency_key: str | None = None,
         provider: str | None = None,
         priority: Priority | None = None,
+        callback_url: str | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp text message (transactional lane unless ``priority="bulk"``)."""
         check_string(text, field="text", max_chars=MAX_TEXT_CHARS)
@@ -196,6 +201,7 @@ class Producer:
             idempotency_key=idempotency_key,
             provider=provider,
             priority=priority,
+            callback_url=callback_url,
         )
         return self.enqueue([row])[0]
 
@@ -212,6 +218,7 @@ class Producer:
         idempotency_key: str | None = None,
         provider: str | None = None,
         priority: Priority | None = None,
+        callback_url: str | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp file (image, video or document at a public URL)."""
         check_string(file_url, field="file_url", max_chars=MAX_URL_CHARS)
@@ -238,6 +245,7 @@ class Producer:
             idempotency_key=idempotency_key,
             provider=provider,
             priority=priority,
+            callback_url=callback_url,
         )
         return self.enqueue([row])[0]
 
@@ -253,6 +261,7 @@ class Producer:
         idempotency_key: str | None = None,
         provider: str | None = None,
         priority: Priority | None = None,
+        callback_url: str | None = None,
     ) -> MessageHandle:
         """Queue one WhatsApp template message; ``params`` fill its ``{{name}}`` placeholders.
 
@@ -278,6 +287,7 @@ class Producer:
             idempotency_key=idempotency_key,
             provider=provider,
             priority=priority,
+            callback_url=callback_url,
         )
         return self.enqueue([row])[0]
 

@@ -49,6 +49,8 @@ _FRESH = {
     "published_at": None,
     "sending_started_at": None,
     "status_checked_at": None,
+    # its own events from 1; its callback_url is kept (the application follows the resend)
+    "callback_seq": 0,
 }
 
 

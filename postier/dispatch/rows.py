@@ -27,6 +27,7 @@ from postier.rules import (
     normalize_number,
     validate_sender,
 )
+from postier.rules.callback_targets import check_callback_url
 from postier.rules.errors import RuleViolation
 from postier.rules.inputs import (
     MAX_ID_CHARS,
@@ -60,6 +61,8 @@ class SmsRequest:
     campaign_id: str | None = None
     #: the lane: "transactional" or "bulk" (default: by category and the call's size)
     priority: Priority | None = None
+    #: where its status events go (https), instead of the global ``callbacks.target``
+    callback_url: str | None = None
 
 
 def _check_key(key: str | None) -> str | None:
@@ -167,6 +170,7 @@ class RowBuilder:
             parts=info.parts,
             campaign_id=campaign_id,
             priority=request.priority,
+            callback_url=request.callback_url,
         )
 
     def row(
@@ -184,8 +188,13 @@ class RowBuilder:
         parts: int | None = None,
         campaign_id: str | None = None,
         priority: Priority | None = None,
+        callback_url: str | None = None,
     ) -> Row:
         """A plain row (building 100,000 ``Message`` objects would cost seconds)."""
+        if callback_url is not None:
+            callback_url = check_callback_url(
+                callback_url, allow_http=self.settings.callbacks.allow_http
+            )
         lane = lane_for(
             category, threshold=self.settings.dispatch.bulk_threshold, priority=priority
         )
@@ -206,6 +215,7 @@ class RowBuilder:
             "parts": parts,
             "campaign_id": campaign_id,
             "lane": lane,
+            "callback_url": callback_url,
             "created_at": now,
             "updated_at": now,
         }
@@ -222,6 +232,7 @@ class RowBuilder:
         idempotency_key: str | None,
         provider: str | None,
         priority: Priority | None = None,
+        callback_url: str | None = None,
     ) -> Row:
         """A WhatsApp row of ``kind``; ``payload`` holds what the kind needs (file, template)."""
         recipient = normalize_number(_check_to(to), region=self.settings.default_region, field="to")
@@ -254,4 +265,5 @@ class RowBuilder:
             send_at=self._check_send_at(send_at),
             idempotency_key=_check_key(idempotency_key),
             priority=priority,
+            callback_url=callback_url,
         )

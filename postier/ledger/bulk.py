@@ -50,6 +50,8 @@ _ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "sending_started_at": None,
     "status_checked_at": None,
     "redacted_at": None,
+    "callback_url": None,
+    "callback_seq": 0,
 }
 _REQUIRED: Final[frozenset[str]] = frozenset({"channel", "kind", "recipient"})
 

@@ -263,6 +263,11 @@ class Message(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     #: when its text, template values and file URLs were redacted (retention or erasure)
     redacted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: where its status events go (an https URL, its own or its campaign's); None: the
+    #: global ``callbacks.target``, if any
+    callback_url: str | None = Field(default=None, max_length=2048)
+    #: status events written for it so far: the next event's sequence number minus one
+    callback_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class DeliveryEvent(SQLModel, table=True):
@@ -446,6 +451,78 @@ class ApiIdempotency(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class CallbackKind(StrEnum):
+    """What a callback event is about (``postier.dispatch.callbacks``)."""
+
+    STATUS = "status"
+    INBOUND = "inbound"
+
+
+#: the predicate of the partial index over callback events still to deliver
+PENDING_CALLBACKS_SQL: Final[str] = "delivered_at IS NULL AND given_up_at IS NULL"
+IX_PENDING_CALLBACKS: Final = "ix_callback_events_pending"
+
+
+class CallbackEvent(SQLModel, table=True):
+    """One event owed to the application: the outbox row of a status move or inbound message.
+
+    Written in the transaction of the move itself (``postier.ledger.states``), so an event is
+    never lost and never exists for a move that was rolled back. The row holds no personal
+    data: an inbound event's sender and text are read from its ``inbound_messages`` row when
+    it is delivered. ``attempt_log`` keeps every try (time, HTTP status or error, duration).
+    """
+
+    __tablename__ = "callback_events"
+    __table_args__ = (
+        # the beat pass's due rows: only the undelivered few, by due time
+        sa.Index(
+            IX_PENDING_CALLBACKS,
+            "next_attempt_at",
+            sqlite_where=sa.text(PENDING_CALLBACKS_SQL),
+            postgresql_where=sa.text(PENDING_CALLBACKS_SQL),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=bigint_pk_type())
+    #: the receiver's dedupe key: the same across every retry of this event
+    event_id: str = Field(default_factory=new_message_id, max_length=32, unique=True)
+    kind: CallbackKind = Field(sa_type=_enum_column(CallbackKind, 16))
+    message_id: str | None = Field(
+        default=None, foreign_key="messages.id", ondelete="CASCADE", index=True, max_length=32
+    )
+    inbound_id: int | None = Field(
+        default=None,
+        foreign_key="inbound_messages.id",
+        ondelete="CASCADE",
+        index=True,
+        sa_type=sa.BigInteger,
+    )
+    #: the message's events in order, from 1 (``messages.callback_seq``)
+    sequence: int | None = None
+    from_status: MessageStatus | None = Field(default=None, sa_type=_enum_column(MessageStatus, 16))
+    status: MessageStatus | None = Field(default=None, sa_type=_enum_column(MessageStatus, 16))
+    provider: str | None = Field(default=None, max_length=32)
+    provider_status: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    #: when the move (or the inbound message's arrival) happened
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: where it goes: an https URL, a Celery task name or ``module:function``
+    target: str = Field(max_length=2048)
+    attempts: int = 0
+    #: every attempt: ``{"at", "duration_ms", "status_code" | "error"}``
+    attempt_log: list[dict[str, Any]] = Field(default_factory=list, sa_type=json_type())
+    #: when the next attempt is due (while one runs: the end of its lease)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: when its id was last handed to the broker; None: to be handed by beat's pass
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: when retries stopped (``callbacks.max_age`` after the event); it stays for a person
+    given_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: indexed: the retention pass deletes settled events by age (``privacy.retention``)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
 #: the Core tables, for set-based statements (typed, unlike ``Model.__table__``)
 messages_table: sa.Table = SQLModel.metadata.tables["messages"]
 delivery_events_table: sa.Table = SQLModel.metadata.tables["delivery_events"]
@@ -457,3 +534,4 @@ campaign_rejections_table: sa.Table = SQLModel.metadata.tables["campaign_rejecti
 opt_outs_table: sa.Table = SQLModel.metadata.tables["opt_outs"]
 api_keys_table: sa.Table = SQLModel.metadata.tables["api_keys"]
 api_idempotency_table: sa.Table = SQLModel.metadata.tables["api_idempotency"]
+callback_events_table: sa.Table = SQLModel.metadata.tables["callback_events"]

@@ -50,6 +50,7 @@ from postier.ledger.models import (
     messages_table,
     utcnow,
 )
+from postier.ledger.outbox import record_inbound_event
 from postier.ledger.plans import by_primary_key, ids_picked, pinned
 from postier.ledger.states import apply_transition, transition
 
@@ -331,6 +332,8 @@ def record_inbound(session: Session, inbound: InboundMessage) -> bool:
     if new_id is None:
         return False
     inbound.id = new_id
+    # the application's event, in the same transaction (postier.ledger.outbox)
+    record_inbound_event(session, new_id, inbound.provider, inbound.received_at, utcnow())
     return True
 
 

@@ -3,7 +3,8 @@
 Every move is ``UPDATE messages SET status = :to … WHERE id = :id AND status IN (:from)``
 (docs/ARCHITECTURE.md, "Message states"): when two workers, or a worker and the reaper, race for
 the same row, the database lets exactly one of them win, so a task the broker delivers twice
-sends once. The winner writes one ``DeliveryEvent`` in the same transaction.
+sends once. The winner writes one ``DeliveryEvent`` in the same transaction, and, for a move
+the application is told about, one callback outbox row (``postier.ledger.outbox``).
 
 Choices the table encodes:
 
@@ -44,6 +45,7 @@ from postier.ledger.models import (
     messages_table,
     utcnow,
 )
+from postier.ledger.outbox import NOTIFIED_STATUSES, record_status_events
 from postier.ledger.plans import by_primary_key, targets_ids
 
 S = MessageStatus
@@ -75,7 +77,7 @@ FINAL_STATUSES: Final[frozenset[MessageStatus]] = frozenset(
 
 #: columns ``transition`` sets itself and refuses as extra fields
 _MANAGED_COLUMNS: Final[frozenset[str]] = frozenset(
-    {"id", "status", "previous_status", "created_at", "updated_at"}
+    {"id", "status", "previous_status", "created_at", "updated_at", "callback_seq"}
 )
 
 
@@ -257,12 +259,21 @@ def apply_transition(
     if to is MessageStatus.SCHEDULED and fields.get("send_at") is None:
         raise ValueError("a move to scheduled needs send_at, or beat would never release it")
     at = now or utcnow()
+    notified = to in NOTIFIED_STATUSES
+    counted = {"callback_seq": messages.c.callback_seq + 1} if notified else {}
     statement = (
         update(messages)
         .where(condition, messages.c.status.in_(sorted(sources)))
         # right-hand sides see the row as it was: previous_status gets the old status
-        .values(status=to, previous_status=messages.c.status, updated_at=at, **fields)
-        .returning(messages.c.id, messages.c.previous_status)
+        .values(status=to, previous_status=messages.c.status, updated_at=at, **counted, **fields)
+        .returning(
+            messages.c.id,
+            messages.c.previous_status,
+            messages.c.provider,
+            messages.c.idempotency_key,
+            messages.c.callback_url,
+            messages.c.callback_seq,
+        )
     )
     if targets_ids(condition):
         # by id, never by walking every row in ``sources`` (postier.ledger.plans)
@@ -283,11 +294,14 @@ def apply_transition(
                 "detail": detail,
                 "raw": _own_raw(raws, message_id, event_raw),
             }
-            for message_id, previous in rows
+            for message_id, previous, *_ in rows
         ],
     )
+    if notified:
+        # the application's events, in this same transaction (postier.ledger.outbox)
+        record_status_events(session, rows, to, at, provider_status=provider_status, detail=detail)
     _sync_loaded(session, rows, to, at, fields)
-    return [message_id for message_id, _ in rows]
+    return [message_id for message_id, *_ in rows]
 
 
 def _own_raw(
@@ -310,14 +324,20 @@ def _sync_loaded(
 ) -> None:
     """Bring ``Message`` objects this session already holds up to date with the UPDATE."""
     computed = any(isinstance(value, ClauseElement) for value in fields.values())
-    for message_id, previous in rows:
+    for message_id, previous, *_, sequence in rows:
         loaded = session.identity_map.get(session.identity_key(Message, message_id))
         if loaded is None:
             continue
         if computed:
             session.refresh(loaded)
             continue
-        values = {**fields, "status": to, "previous_status": previous, "updated_at": at}
+        values = {
+            **fields,
+            "status": to,
+            "previous_status": previous,
+            "updated_at": at,
+            "callback_seq": sequence,
+        }
         for key, value in values.items():
             attributes.set_committed_value(loaded, key, value)
 

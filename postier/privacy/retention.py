@@ -5,7 +5,8 @@ each counted from the row's last change:
 
 - texts: a settled message's body, template values, file URLs, idempotency key;
 - numbers: a settled message's recipient (replaced by ``REDACTED``);
-- provider answers: delivery events' raw answers and details, messages' last errors;
+- provider answers: delivery events' raw answers and details, messages' last errors, and
+  settled status callback events (their reason copies the move's detail);
 - inbound: an inbound message's text, sender and raw answer (an Octopush STOP is recorded as
   an opt-out first, so it is still honoured);
 - audiences: a finished campaign's audience, leftover chunk contacts and refused contacts'
@@ -36,6 +37,7 @@ from postier.ledger.models import (
     CampaignStatus,
     MessageStatus,
     api_idempotency_table,
+    callback_events_table,
     campaign_audiences_table,
     campaign_chunks_table,
     campaign_rejections_table,
@@ -163,7 +165,20 @@ def _provider_answers(engine: Engine, cutoff: datetime, size: int, now: datetime
         )
         if errors:
             session.execute(sa.update(m).where(m.c.id.in_(errors)).values(last_error=None))
-    return len(ids) + len(errors)
+        # settled callback events: their ``reason`` is a copy of the move's detail
+        c = callback_events_table
+        events = _ids(
+            session,
+            sa.select(c.c.id)
+            .where(
+                c.c.created_at < cutoff,
+                sa.or_(c.c.delivered_at.is_not(None), c.c.given_up_at.is_not(None)),
+            )
+            .limit(size),
+        )
+        if events:
+            session.execute(sa.delete(c).where(c.c.id.in_(events)))
+    return len(ids) + len(errors) + len(events)
 
 
 def _inbound(engine: Engine, cutoff: datetime, size: int, now: datetime) -> int:

@@ -95,6 +95,33 @@ def test_sms_refusals(
     assert ledger_snapshot(api_engine) == before
 
 
+def test_callback_url_reaches_the_message_and_a_bad_one_names_its_rule(
+    client: httpx.Client, api_engine: Engine
+) -> None:
+    url = "https://app.example/postier/events"
+    sms = client.post("/v1/sms", json={"to": "0612345678", "text": "x", "callback_url": url})
+    whatsapp = client.post(
+        "/v1/whatsapp", json={"to": "0612345678", "text": "x", "callback_url": url}
+    )
+    bulk = client.post(
+        "/v1/messages/bulk",
+        json={"messages": [{"to": "0612345678", "text": "x", "callback_url": url}]},
+    )
+    ids = [sms.json()["id"], whatsapp.json()["id"], bulk.json()["accepted"][0]["id"]]
+    with session_scope(api_engine) as session:
+        stored = [get_message(session, message_id) for message_id in ids]
+    assert [m.callback_url for m in stored if m] == [url] * 3
+
+    before = ledger_snapshot(api_engine)
+    refused = client.post(
+        "/v1/sms",
+        json={"to": "0612345678", "text": "x", "callback_url": "http://app.example/e"},
+    )
+    [error] = _problem(refused, 422)["errors"]
+    assert error["field"] == "callback_url" and error["rule"].startswith("callback_url.")
+    assert ledger_snapshot(api_engine) == before
+
+
 def test_malformed_json_is_a_problem(client: httpx.Client) -> None:
     response = client.post(
         "/v1/sms", content=b'{"to": ', headers={"content-type": "application/json"}

@@ -24,9 +24,12 @@ from postier.config import Settings
 #: role name its node name starts with (``-n worker@%h``, ``-n worker-bulk@%h``)
 TRANSACTIONAL_WORKER = "worker"
 BULK_WORKER = "worker-bulk"
+#: the status callbacks' worker (``postier.dispatch.callbacks``)
+CALLBACK_WORKER = "worker-callbacks"
 LANE_QUEUES = {
     TRANSACTIONAL_WORKER: set(tasknames.TRANSACTIONAL_QUEUES),
     BULK_WORKER: set(tasknames.BULK_QUEUES),
+    CALLBACK_WORKER: set(tasknames.CALLBACK_QUEUES),
 }
 
 
@@ -94,6 +97,8 @@ def worker_role(hostname: str | None) -> str:
     name = hostname.partition("@")[0]
     if name.startswith(BULK_WORKER):
         return BULK_WORKER
+    if name.startswith(CALLBACK_WORKER):
+        return CALLBACK_WORKER
     assert name.startswith(TRANSACTIONAL_WORKER), f"unknown worker role in -n {hostname}"
     return TRANSACTIONAL_WORKER
 
@@ -109,13 +114,14 @@ def assert_both_lanes(workers: Mapping[str, ParsedCommand]) -> None:
         roles.setdefault(role, []).append(name)
         consumed |= set(parsed.params["queues"] or ())
         pool = parsed.params["pool"].__module__
-        wanted = "thread" if role == TRANSACTIONAL_WORKER else "prefork"
+        wanted = "prefork" if role == BULK_WORKER else "thread"
         assert pool == f"celery.concurrency.{wanted}", f"{name}: pool {pool}"
         assert parsed.params["task_events"] is True, f"{name}: -E (Flower, events)"
     assert {role: len(names) for role, names in roles.items()} == {
         TRANSACTIONAL_WORKER: 1,
         BULK_WORKER: 1,
-    }, f"one worker per lane, got {roles}"
+        CALLBACK_WORKER: 1,
+    }, f"one worker per lane and one for callbacks, got {roles}"
     assert consumed == set(tasknames.ALL_QUEUES), f"queues nobody consumes: {consumed}"
 
 

@@ -23,6 +23,7 @@ from postier import tasknames
 from postier.flower import FLOWER_ARGS
 from tests.deploy.commands import (
     BULK_WORKER,
+    CALLBACK_WORKER,
     TRANSACTIONAL_WORKER,
     ParsedCommand,
     assert_both_lanes,
@@ -37,7 +38,7 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 #: what a container listens on
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104
 #: a worker per lane (postier/dispatch/lanes.py)
-WORKERS = {TRANSACTIONAL_WORKER, BULK_WORKER}
+WORKERS = {TRANSACTIONAL_WORKER, BULK_WORKER, CALLBACK_WORKER}
 IMAGE_SERVICES = {
     "migrate",
     "beat",
@@ -205,10 +206,15 @@ def test_every_queue_has_its_lane_worker(compose: dict[str, Any]) -> None:
 def stack_worker_commands() -> dict[str, ParsedCommand]:
     """The worker commands ``postier up`` runs (``Stack.start_worker``), parsed, unspawned."""
     from postier.stack import BULK_WORKER as STACK_BULK
+    from postier.stack import CALLBACK_WORKER as STACK_CALLBACKS
     from postier.stack import TRANSACTIONAL_WORKER as STACK_TRANSACTIONAL
     from postier.stack import Stack, StackOptions
 
-    assert (STACK_TRANSACTIONAL, STACK_BULK) == (TRANSACTIONAL_WORKER, BULK_WORKER)
+    assert (STACK_TRANSACTIONAL, STACK_BULK, STACK_CALLBACKS) == (
+        TRANSACTIONAL_WORKER,
+        BULK_WORKER,
+        CALLBACK_WORKER,
+    )
     stack = Stack(StackOptions(metrics_port=0))
     started: dict[str, list[str]] = {}
 
@@ -217,7 +223,7 @@ def stack_worker_commands() -> dict[str, ParsedCommand]:
         return None
 
     stack._spawn = spawn  # type: ignore[method-assign,assignment]
-    for name in (STACK_TRANSACTIONAL, STACK_BULK):
+    for name in (STACK_TRANSACTIONAL, STACK_BULK, STACK_CALLBACKS):
         stack.start_worker(name)
     return {name: parse_command(["celery", *args]) for name, args in started.items()}
 

@@ -19,7 +19,11 @@ from tests.deploy.commands import assert_both_lanes, parse_command, setting_exis
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 #: a Deployment per lane (postier/dispatch/lanes.py), by the node name of its worker
-WORKERS = {"postier-worker": "worker", "postier-worker-bulk": "worker-bulk"}
+WORKERS = {
+    "postier-worker": "worker",
+    "postier-worker-bulk": "worker-bulk",
+    "postier-worker-callbacks": "worker-callbacks",
+}
 
 
 def load_base() -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
@@ -48,6 +52,7 @@ def test_the_base_has_every_role(base: Any) -> None:
         ("Job", "postier-migrate"),
         ("Deployment", "postier-worker"),
         ("Deployment", "postier-worker-bulk"),
+        ("Deployment", "postier-worker-callbacks"),
         ("Deployment", "postier-beat"),
         ("Deployment", "postier-flower"),
         ("Service", "postier-flower"),
@@ -87,6 +92,7 @@ def test_every_container_command_parses_and_reads_config_and_secrets(base: Any) 
         "postier-migrate": ("db", "upgrade"),
         "postier-worker": ("worker", "worker"),
         "postier-worker-bulk": ("worker", "worker"),
+        "postier-worker-callbacks": ("worker", "worker"),
         "postier-beat": ("scheduler", "beat"),
         "postier-flower": ("flower",),
         "postier-webhooks": ("webhooks",),

@@ -301,7 +301,7 @@ def test_the_compose_profile_mounts_what_exists_and_scrapes_every_endpoint() -> 
         for static in job.get("static_configs", []):
             found |= set(static["targets"])
     served = set()
-    for name in ("worker", "worker-bulk"):
+    for name in ("worker", "worker-bulk", "worker-callbacks"):
         settings = settings_from(services[name]["environment"])
         served.add(f"{name}:{settings.metrics.port}")
         assert str(settings.metrics.port) in services[name]["expose"]

@@ -112,7 +112,7 @@ def test_health_passes_on_the_stack_and_fails_without_redis(
     assert ok.exit_code == 0, ok.output
     assert "redis: ok" in ok.stdout and "ledger: ok" in ok.stdout and "worker: ok" in ok.stdout
     # whichever worker answers first: the transactional or the bulk one (a worker per lane)
-    assert "worker@" in ok.stdout or "worker-bulk@" in ok.stdout
+    assert "worker@" in ok.stdout or "worker-bulk@" in ok.stdout or "worker-callbacks@" in ok.stdout
     # each lane's worker answers its own probe (--worker-name, as compose and Kubernetes ask)
     for role in (TRANSACTIONAL_WORKER, BULK_WORKER):
         node = f"{role}@{socket.gethostname()}"

@@ -21,6 +21,7 @@ VENV_BIN = "/opt/postier/venv/bin"
 WORKERS = {
     "postier-worker@.service": ("worker", "954%i"),
     "postier-worker-bulk@.service": ("worker-bulk", "955%i"),
+    "postier-worker-callbacks@.service": ("worker-callbacks", "956%i"),
 }
 
 
@@ -46,6 +47,7 @@ def test_units_are_the_roles() -> None:
         "postier-migrate.service",
         "postier-webhooks.service",
         "postier-worker-bulk@.service",
+        "postier-worker-callbacks@.service",
         "postier-worker@.service",
         "postier.target",
     ]
@@ -66,6 +68,7 @@ def test_units_are_the_roles() -> None:
         "postier-migrate.service": ("db", "upgrade"),
         "postier-webhooks.service": ("webhooks",),
         "postier-worker-bulk@.service": ("worker", "worker"),
+        "postier-worker-callbacks@.service": ("worker", "worker"),
         "postier-worker@.service": ("worker", "worker"),
     }
 
@@ -79,6 +82,9 @@ def test_a_worker_unit_per_lane_and_every_queue_consumed() -> None:
     assert bulk["concurrency"] == 4, "two processes per core (the unit is written for 2 cores)"
     target = (UNITS / "postier.target").read_text()
     assert "postier-worker@1" in target and "postier-worker-bulk@1" in target
+    assert "postier-worker-callbacks@1" in target
+    callbacks = workers["postier-worker-callbacks@.service"].params
+    assert callbacks["queues"] == list(tasknames.CALLBACK_QUEUES)
 
 
 def test_workers_shut_down_warm_and_start_after_migrations() -> None:
@@ -91,11 +97,12 @@ def test_workers_shut_down_warm_and_start_after_migrations() -> None:
         assert f"-n {node}%i@%H" in service["ExecStart"]
         # prefork's metrics files go to a temporary directory: /tmp must be writable
         assert service["PrivateTmp"] == "yes"
-    transactional, bulk = (dict(read_unit(name)["Service"]) for name in WORKERS)
+    transactional, *others = (dict(read_unit(name)["Service"]) for name in WORKERS)
     different = {"Environment", "ExecStart"}
-    assert {k: v for k, v in bulk.items() if k not in different} == {
-        k: v for k, v in transactional.items() if k not in different
-    }
+    for other in others:
+        assert {k: v for k, v in other.items() if k not in different} == {
+            k: v for k, v in transactional.items() if k not in different
+        }
     for name in (
         *WORKERS,
         "postier-beat.service",
@@ -128,6 +135,7 @@ def test_systemd_analyze_verify_finds_nothing(tmp_path: Path) -> None:
         for name in (
             "postier-worker@1.service",
             "postier-worker-bulk@1.service",
+            "postier-worker-callbacks@1.service",
             "postier-beat.service",
             "postier-flower.service",
             "postier-webhooks.service",

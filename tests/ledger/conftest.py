@@ -39,7 +39,7 @@ REQUIRE_PG = bool(os.environ.get("POSTIER_TEST_REQUIRE_PG"))
 BACKENDS = ["sqlite", "postgresql"]
 #: a fixed instant for tests that pass ``now`` themselves
 T0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
-_TABLES = ("delivery_events", "messages", "inbound_messages", "campaigns")
+_TABLES = ("callback_events", "delivery_events", "messages", "inbound_messages", "campaigns")
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from postier.ledger.queries import insert_messages
 from tests.ledger.conftest import message_row
 
 LEDGER_TABLES = {
+    "callback_events",
     "messages",
     "delivery_events",
     "inbound_messages",

@@ -217,3 +217,45 @@ def test_beat_runs_the_pass() -> None:
     assert (entry["task"], entry["schedule"]) == (tasknames.REAP_EXPIRED_PERSONAL_DATA, 60)
     assert entry["options"]["queue"] == tasknames.QUEUE_SCHEDULED
     assert OTHER  # the seed's second person is used by the erasure tests
+
+
+def test_settled_callback_events_go_with_the_provider_answers(engine: Engine) -> None:
+    """An event's reason copies its move's detail: settled ones older than the period go;
+    young ones and ones still owed to the application stay."""
+    from postier.ledger.models import CallbackKind, callback_events_table
+
+    now = utcnow()
+    old = now - timedelta(days=40)
+    young = now - timedelta(days=2)
+
+    def event(created: Any, **fields: Any) -> dict[str, Any]:
+        return {
+            "event_id": f"{len(rows):032d}",
+            "kind": CallbackKind.STATUS,
+            "reason": "credits exhausted",
+            "occurred_at": created,
+            "created_at": created,
+            "next_attempt_at": created,
+            "target": "https://app.example/e",
+            "attempts": 1,
+            "attempt_log": [],
+            "delivered_at": None,
+            "given_up_at": None,
+            **fields,
+        }
+
+    rows: list[dict[str, Any]] = []
+    for created, fields in [
+        (old, {"delivered_at": old}),  # settled and old: goes
+        (old, {"given_up_at": old}),  # settled and old: goes
+        (young, {"delivered_at": young}),  # young: stays
+        (old, {}),  # still owed (never given up): stays
+    ]:
+        rows.append(event(created, **fields))
+    with session_scope(engine) as session:
+        session.execute(sa.insert(callback_events_table), rows)
+    report = redact_expired(engine, DEFAULTS, now=now)
+    assert report.provider_answers == 2
+    with session_scope(engine) as session:
+        left = session.execute(sa.select(callback_events_table.c.created_at)).scalars().all()
+    assert sorted(left) == sorted([young, old])
