@@ -24,6 +24,8 @@ REAP_STUCK_SENDS = "postier.reap_stuck_sends"
 REAP_EXPIRED_PERSONAL_DATA = "postier.reap_expired_personal_data"
 #: keeps the ledger's planner statistics current (SQLite's PRAGMA optimize)
 OPTIMIZE_LEDGER = "postier.optimize_ledger"
+#: folds the ledger's count deltas into its counters (``postier.ledger.counts``)
+FOLD_LEDGER_COUNTS = "postier.fold_ledger_counts"
 
 # campaigns (postier.campaigns): plan, fan-out and batches on the send queue; beat's passes
 # match the scheduled queue's "postier.release_*" and "postier.reap_*" routes

@@ -125,3 +125,16 @@ def optimize_ledger() -> int:
         dispatcher.settings.dispatch.optimize_interval,
         lambda: len(optimize(dispatcher.engine)),
     )
+
+
+@app.task(name=tasknames.FOLD_LEDGER_COUNTS)
+def fold_ledger_counts() -> int:
+    """Fold the ledger's count deltas into its counters (PostgreSQL; ``postier.ledger.counts``)."""
+    from postier.ledger.counts import fold_pending
+
+    dispatcher, _ = process_context(app)
+    return _once(
+        "fold-counts",
+        dispatcher.settings.dispatch.count_fold_interval,
+        lambda: fold_pending(dispatcher.engine),
+    )

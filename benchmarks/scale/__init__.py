@@ -123,6 +123,7 @@ def _measure_ledger(
                 round(found.p99_ms, 3),
                 round(found.max_ms, 3),
                 found.beat_loops,
+                found.longest_hold_ms,
             )
         )
         console.print(

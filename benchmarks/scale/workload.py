@@ -19,10 +19,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from benchmarks.scale.plans import Plan, captured, explain
-from postier.campaigns.queries import unsettled_batches
 from postier.config import DispatchSettings
 from postier.dispatch.polling import apply_receipt
 from postier.ledger import queries
+from postier.ledger.counts import fold_counts
 from postier.ledger.db import optimize
 from postier.ledger.models import LIVE_STATUSES, MessageStatus, messages_table
 from postier.metrics import LedgerCollector
@@ -151,7 +151,7 @@ QUERIES: Final[tuple[Query, ...]] = (
         "campaign batches to settle",
         "pass",
         "15 s",
-        lambda _e, s, t: unsettled_batches(
+        lambda _e, s, t: queries.unsettled_batch_tags(
             s, t.now - timedelta(seconds=30), t.now - timedelta(hours=24)
         ),
     ),
@@ -204,6 +204,12 @@ QUERIES: Final[tuple[Query, ...]] = (
         "listing",
         "",
         lambda _e, s, _t: queries.count_by_status(s, statuses=LIVE_STATUSES),
+    ),
+    Query(
+        "counts folded",
+        "pass",
+        _every(_DISPATCH.count_fold_interval),
+        lambda _e, s, _t: fold_counts(s),
     ),
     Query(
         "planner statistics kept current",
