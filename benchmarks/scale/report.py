@@ -42,6 +42,8 @@ class Measurement:
     target_ms: float
     #: statements one run sends; 0 when the work does not exist on this backend
     statements: int = 1
+    #: median CPU ms of the measuring process (SQLite: the database work itself)
+    cpu_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

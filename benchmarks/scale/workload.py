@@ -73,6 +73,9 @@ class Timing:
     plan: Plan
     #: statements sent to the database by one run (0: nothing to do on this backend)
     statements: int
+    #: median CPU time of this process (ms): on SQLite the database work itself, whatever
+    #: the other processes of a shared machine do; on PostgreSQL only the client's part
+    cpu_ms: float = 0.0
 
 
 def _every(seconds: float) -> str:
@@ -251,25 +254,28 @@ def measure(
 ) -> Timing:
     """Median, p90 and worst of ``repeat`` runs (after ``warmup``), and the plan of one run."""
     for _ in range(warmup):
-        _run_once(engine, query, targets)
+        _run_once(engine, query, targets)  # caches warm, the collector made
     with captured(engine) as statements:
         _run_once(engine, query, targets)
     plan = explain(engine, statements)
-    durations = sorted(_run_once(engine, query, targets) for _ in range(repeat))
+    runs = [_run_once(engine, query, targets) for _ in range(repeat)]
+    durations = sorted(wall for wall, _ in runs)
     p90 = durations[min(len(durations) - 1, round(0.9 * (len(durations) - 1)))]
-    return Timing(statistics.median(durations), p90, durations[-1], plan, len(statements))
+    cpu = statistics.median(used for _, used in runs)
+    return Timing(statistics.median(durations), p90, durations[-1], plan, len(statements), cpu)
 
 
-def _run_once(engine: Engine, query: Query, targets: Targets) -> float:
+def _run_once(engine: Engine, query: Query, targets: Targets) -> tuple[float, float]:
+    """Wall and CPU milliseconds of one run."""
     session = Session(engine)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         query.run(engine, session, targets)
-        elapsed = time.perf_counter() - started
+        elapsed, used = time.perf_counter() - started, time.process_time() - cpu
     finally:
         session.rollback()
         session.close()
-    return elapsed * 1000.0
+    return elapsed * 1000.0, used * 1000.0
 
 
 __all__ = ["QUERIES", "TARGET_MS", "Query", "Targets", "Timing", "find_targets", "measure"]

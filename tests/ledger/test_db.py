@@ -29,9 +29,11 @@ LEDGER_TABLES = {
     "campaign_chunks",
     "campaign_rejections",
     "opt_outs",
+    "message_counts",
+    "message_count_deltas",
 }
 #: the newest migration
-HEAD = "0005"
+HEAD = "0008"
 
 
 def _diffs(engine: Engine) -> list[object]:
