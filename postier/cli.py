@@ -459,9 +459,7 @@ def list_messages(
     state: str | None = typer.Option(None, "--status", help="filter by status"),
     provider: str | None = typer.Option(None),
     limit: int = typer.Option(50),
-    all_counts: bool = typer.Option(
-        False, "--all-counts", help="count the final states too"
-    ),
+    all_counts: bool = typer.Option(False, "--all-counts", help="count the final states too"),
 ) -> None:
     """Recent messages, newest first (ids: the first 12 characters), with counts of the
     messages still in flight.
