@@ -249,6 +249,9 @@ class DispatchSettings(BaseModel):
     #: seconds between two passes keeping the ledger's planner statistics current (SQLite's
     #: PRAGMA optimize; nothing to do on PostgreSQL)
     optimize_interval: float = 3600.0
+    #: seconds between two passes folding the ledger's count deltas into its counters
+    #: (PostgreSQL; ``postier.ledger.counts``): a count reads the deltas not yet folded
+    count_fold_interval: float = Field(default=5.0, gt=0)
 
     def receipt_window_for(self, provider: str | None) -> float:
         """The receipt window of ``provider``'s messages, in seconds."""

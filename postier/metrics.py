@@ -24,9 +24,10 @@ What is measured, and where:
   the bulk lane) and ``postier_queue_unacked``: Redis ``LLEN`` of the send
   queues (every priority level) and the broker's unacknowledged deliveries, read at scrape time;
 - ``postier_ledger_messages{provider,state}``: ledger rows in a live state (scheduled, queued,
-  sending, sent, unknown) by provider, counted at most every ``metrics.ledger_interval``
-  seconds from the partial index that holds only them: the count costs the live set, never
-  the year of final rows (counting those took 12 s at 5 million messages on SQLite);
+  sending, sent, unknown) by provider, read at most every ``metrics.ledger_interval``
+  seconds from the counters the database keeps (``postier.ledger.counts``): a few rows,
+  whatever the size of the ledger or of its live set (counting rows took 12 s at 5 million
+  messages on SQLite);
 - ``postier_provider_health{provider,state}``: 1 for each provider account's current health
   state (closed, open, half_open), 0 for the others, read from Redis at scrape time
   (``postier.dispatch.health``); ``postier_provider_health_changes_total{provider,state}``:
@@ -327,9 +328,9 @@ class QueueDepthCollector(Collector):
 class LedgerCollector(Collector):
     """Live ledger rows by provider and state, counted at most every ``interval`` seconds.
 
-    One ``GROUP BY`` over ``ix_messages_live`` (``count_live_by_provider``), cached between
-    scrapes: every worker reports it, and a scrape must stay cheap. Final states are not
-    counted here: ``postier_messages_total`` has their totals.
+    Read from the ledger's counters (``count_live_by_provider``), cached between scrapes:
+    every worker reports it, and a scrape must stay cheap. Final states are not reported
+    here: ``postier_messages_total`` has their totals.
     """
 
     def __init__(self, database_url: str, interval: float) -> None:

@@ -29,6 +29,8 @@ REAP_EXPIRED_PERSONAL_DATA = "postier.reap_expired_personal_data"
 OPTIMIZE_LEDGER = "postier.optimize_ledger"
 #: reads each provider account's balance for the metrics (``postier.dispatch.balances``)
 REFRESH_PROVIDER_BALANCES = "postier.refresh_provider_balances"
+#: folds the ledger's count deltas into its counters (``postier.ledger.counts``)
+FOLD_LEDGER_COUNTS = "postier.fold_ledger_counts"
 
 # campaigns (postier.campaigns): plan, fan-out and batches on the send queue; beat's passes
 # match the scheduled queue's "postier.release_*" and "postier.reap_*" routes

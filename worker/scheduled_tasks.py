@@ -144,3 +144,16 @@ def refresh_provider_balances() -> int:
             client.close()
 
     return run_once("balances", settings.metrics.balance_interval, refresh)
+
+
+@app.task(name=tasknames.FOLD_LEDGER_COUNTS)
+def fold_ledger_counts() -> int:
+    """Fold the ledger's count deltas into its counters (PostgreSQL; ``postier.ledger.counts``)."""
+    from postier.ledger.counts import fold_pending
+
+    dispatcher, _ = process_context(app)
+    return run_once(
+        "fold-counts",
+        dispatcher.settings.dispatch.count_fold_interval,
+        lambda: fold_pending(dispatcher.engine),
+    )

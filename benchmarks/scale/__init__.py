@@ -104,10 +104,12 @@ def _measure_ledger(
                     plan_detail=timing.plan.detail,
                     target_ms=query.target_ms,
                     statements=timing.statements,
+                    cpu_ms=round(timing.cpu_ms, 3),
                 )
             )
             console.print(
-                f"  {query.name}: {timing.median_ms:.2f} ms ({timing.plan.label})",
+                f"  {query.name}: {timing.median_ms:.2f} ms, CPU {timing.cpu_ms:.2f} ms"
+                f" ({timing.plan.label})",
                 highlight=False,
             )
     finally:
@@ -123,6 +125,7 @@ def _measure_ledger(
                 round(found.p99_ms, 3),
                 round(found.max_ms, 3),
                 found.beat_loops,
+                found.longest_hold_ms,
             )
         )
         console.print(

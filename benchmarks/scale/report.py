@@ -42,6 +42,8 @@ class Measurement:
     target_ms: float
     #: statements one run sends; 0 when the work does not exist on this backend
     statements: int = 1
+    #: median CPU ms of the measuring process (SQLite: the database work itself)
+    cpu_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class Writes:
     p99_ms: float
     max_ms: float
     beat_loops: int
+    #: per pass, the longest it kept a write transaction open meanwhile (ms)
+    longest_hold_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,6 +190,9 @@ def print_report(report: Report, console: Console) -> None:
             f" median {_ms(w.median_ms)} ms, p99 {_ms(w.p99_ms)} ms, worst {_ms(w.max_ms)} ms"
             f" over {w.writes} writes — {verdict} ≤{MAX_WRITE_WAIT_MS:g} ms"
         )
+        if w.longest_hold_ms:
+            holds = ", ".join(f"{name} {_ms(ms)}" for name, ms in w.longest_hold_ms.items())
+            console.print(f"  longest write transaction of each pass (ms): {holds}")
     misses = [
         m
         for m in report.measurements

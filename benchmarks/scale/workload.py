@@ -19,10 +19,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from benchmarks.scale.plans import Plan, captured, explain
-from postier.campaigns.queries import unsettled_batches
 from postier.config import DispatchSettings
 from postier.dispatch.polling import apply_receipt
 from postier.ledger import queries
+from postier.ledger.counts import fold_counts
 from postier.ledger.db import optimize
 from postier.ledger.models import LIVE_STATUSES, MessageStatus, messages_table
 from postier.metrics import LedgerCollector
@@ -73,6 +73,9 @@ class Timing:
     plan: Plan
     #: statements sent to the database by one run (0: nothing to do on this backend)
     statements: int
+    #: median CPU time of this process (ms): on SQLite the database work itself, whatever
+    #: the other processes of a shared machine do; on PostgreSQL only the client's part
+    cpu_ms: float = 0.0
 
 
 def _every(seconds: float) -> str:
@@ -165,7 +168,7 @@ QUERIES: Final[tuple[Query, ...]] = (
         "campaign batches to settle",
         "pass",
         "15 s",
-        lambda _e, s, t: unsettled_batches(
+        lambda _e, s, t: queries.unsettled_batch_tags(
             s, t.now - timedelta(seconds=30), t.now - timedelta(hours=24)
         ),
     ),
@@ -220,6 +223,12 @@ QUERIES: Final[tuple[Query, ...]] = (
         lambda _e, s, _t: queries.count_by_status(s, statuses=LIVE_STATUSES),
     ),
     Query(
+        "counts folded",
+        "pass",
+        _every(_DISPATCH.count_fold_interval),
+        lambda _e, s, _t: fold_counts(s),
+    ),
+    Query(
         "planner statistics kept current",
         "pass",
         _every(_DISPATCH.optimize_interval),
@@ -259,25 +268,28 @@ def measure(
 ) -> Timing:
     """Median, p90 and worst of ``repeat`` runs (after ``warmup``), and the plan of one run."""
     for _ in range(warmup):
-        _run_once(engine, query, targets)
+        _run_once(engine, query, targets)  # caches warm, the collector made
     with captured(engine) as statements:
         _run_once(engine, query, targets)
     plan = explain(engine, statements)
-    durations = sorted(_run_once(engine, query, targets) for _ in range(repeat))
+    runs = [_run_once(engine, query, targets) for _ in range(repeat)]
+    durations = sorted(wall for wall, _ in runs)
     p90 = durations[min(len(durations) - 1, round(0.9 * (len(durations) - 1)))]
-    return Timing(statistics.median(durations), p90, durations[-1], plan, len(statements))
+    cpu = statistics.median(used for _, used in runs)
+    return Timing(statistics.median(durations), p90, durations[-1], plan, len(statements), cpu)
 
 
-def _run_once(engine: Engine, query: Query, targets: Targets) -> float:
+def _run_once(engine: Engine, query: Query, targets: Targets) -> tuple[float, float]:
+    """Wall and CPU milliseconds of one run."""
     session = Session(engine)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         query.run(engine, session, targets)
-        elapsed = time.perf_counter() - started
+        elapsed, used = time.perf_counter() - started, time.process_time() - cpu
     finally:
         session.rollback()
         session.close()
-    return elapsed * 1000.0
+    return elapsed * 1000.0, used * 1000.0
 
 
 __all__ = ["QUERIES", "TARGET_MS", "Query", "Targets", "Timing", "find_targets", "measure"]

@@ -10,17 +10,21 @@ stores are deleted at the end.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import statistics
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 
 from sqlalchemy import Engine, bindparam, delete, update
 
-from postier.campaigns.queries import unsettled_batches
-from postier.ledger.db import make_engine, optimize, session_scope
+from postier.ledger.counts import fold_pending
+from postier.ledger.db import in_short_transactions, make_engine, optimize, session_scope
 from postier.ledger.models import (
     Channel,
     MessageKind,
@@ -36,6 +40,7 @@ from postier.ledger.queries import (
     stuck_sending,
     undispatched_inbound,
     unpublished,
+    unsettled_batch_tags,
 )
 from postier.metrics import LedgerCollector
 
@@ -50,38 +55,65 @@ class WriteLatency:
     max_ms: float
     #: passes the child completed meanwhile (each pass once = one loop)
     beat_loops: int
+    #: per pass, the longest it held a write transaction open (ms): what a writer waits behind
+    longest_hold_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _beat_loop(
-    url: str, now: datetime, started: Event, stop: Event, loops: Synchronized[int]
+    url: str,
+    now: datetime,
+    started: Event,
+    stop: Event,
+    loops: Synchronized[int],
+    holds: multiprocessing.Queue[dict[str, float]],
 ) -> None:
-    """Every periodic pass, committed one by one, until ``stop``; then the rows it moved are
-    put back, so a kept ledger measures the same next time."""
+    """Every periodic pass, committed as the pass commits, until ``stop``; then the rows it
+    moved are put back, so a kept ledger measures the same next time. The longest each pass
+    held a transaction open goes to ``holds``."""
     engine = make_engine(url)
     collector = LedgerCollector(url, 0.0)
     released: list[str] = []
     checked: dict[str, datetime | None] = {}
+    longest: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def held(name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        longest[name] = max(longest[name], (time.perf_counter() - began) * 1000.0)
+
     started.set()
     try:
         while not stop.is_set():
-            with session_scope(engine) as session:
+            with held("release due rows"), session_scope(engine) as session:
                 released += release_due(session, now, limit=5000)
             with session_scope(engine) as session:
                 rows = awaiting_delivery(session, now - timedelta(seconds=5), 500)
             for row in rows:
                 checked.setdefault(row.id, row.status_checked_at)
-            with session_scope(engine) as session:
-                mark_status_checked(session, [row.id for row in rows], datetime.now(UTC))
+            with held("delivery poll: mark asked"):
+                at = datetime.now(UTC)
+                in_short_transactions(
+                    engine,
+                    [row.id for row in rows],
+                    lambda session, ids: mark_status_checked(session, ids, at),  # noqa: B023
+                )
             collector.counts()
-            optimize(engine)
+            with held("planner statistics"):
+                optimize(engine)
+            with held("counts folded"):
+                fold_pending(engine)
             with session_scope(engine) as session:
                 undispatched_inbound(session, 500)
                 unpublished(session, now - timedelta(seconds=120), 5000)
                 stuck_sending(session, now - timedelta(seconds=120), 500)
-                unsettled_batches(session, now - timedelta(seconds=30), now - timedelta(hours=24))
+                unsettled_batch_tags(
+                    session, now - timedelta(seconds=30), now - timedelta(hours=24)
+                )
             with loops.get_lock():
                 loops.value += 1
     finally:
+        holds.put({name: round(ms, 3) for name, ms in longest.items()})
         _put_back(engine, now, released, checked)
         collector.engine.dispose()
         engine.dispose()
@@ -123,7 +155,8 @@ def write_latency(
     context = multiprocessing.get_context("spawn")
     started, stop = context.Event(), context.Event()
     loops = context.Value("i", 0)
-    child = context.Process(target=_beat_loop, args=(url, now, started, stop, loops))
+    holds: multiprocessing.Queue[dict[str, float]] = context.Queue()
+    child = context.Process(target=_beat_loop, args=(url, now, started, stop, loops, holds))
     child.start()
     engine = make_engine(url)
     durations: list[float] = []
@@ -148,6 +181,10 @@ def write_latency(
             stop.wait(interval)
     finally:
         stop.set()
+        try:
+            longest_hold = holds.get(timeout=60)
+        except queue.Empty:  # the child never started (the error above says why)
+            longest_hold = {}
         child.join(60)
         with session_scope(engine) as session:
             for start in range(0, len(ids), 500):
@@ -166,6 +203,7 @@ def write_latency(
         p99_ms=ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
         max_ms=ordered[-1],
         beat_loops=int(loops.value),
+        longest_hold_ms=longest_hold,
     )
 
 

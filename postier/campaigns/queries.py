@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 from postier.campaigns.audience import Rejection
 from postier.ledger.bulk import chunks
 from postier.ledger.models import (
-    IX_LIVE,
     Campaign,
     CampaignStatus,
     MessageStatus,
@@ -39,10 +38,9 @@ from postier.ledger.models import (
     campaign_chunks_table,
     campaign_rejections_table,
     campaigns_table,
-    in_live_index,
     messages_table,
 )
-from postier.ledger.plans import ids_picked, pinned
+from postier.ledger.plans import ids_picked
 from postier.ledger.queries import count_by_status
 from postier.ledger.states import apply_transition
 
@@ -524,31 +522,3 @@ def claim_batch(
     for chunk in chunks(ids):
         claimed.extend(_batch_rows(session, m.c.id.in_(chunk)))
     return claimed
-
-
-def unsettled_batches(
-    session: Session, stuck_before: datetime, not_before: datetime
-) -> dict[str, list[BatchRow]]:
-    """Batches whose outcome is not known, by batch id: rows still ``sending`` since before
-    ``stuck_before`` (their worker was lost), or ``unknown``; only those started after
-    ``not_before`` (Octopush remembers a request_id 24 hours)."""
-    m = messages_table
-    started = func.coalesce(m.c.sending_started_at, m.c.updated_at)
-    condition = and_(
-        # the live rows in these two states (ix_messages_live), not every ticket of the ledger
-        in_live_index(),
-        m.c.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN]),
-        m.c.provider_message_id.like(BATCH_PREFIX + "%"),
-        started >= not_before,
-        (m.c.status == MessageStatus.UNKNOWN)
-        | ((m.c.status == MessageStatus.SENDING) & (started < stuck_before)),
-    )
-    ids_and_batches = session.execute(
-        pinned(select(m.c.id, m.c.provider_message_id).where(condition), IX_LIVE)
-    ).all()
-    batch_of = {id_: str(tag)[len(BATCH_PREFIX) :] for id_, tag in ids_and_batches}
-    found: dict[str, list[BatchRow]] = {}
-    for chunk in chunks(list(batch_of)):
-        for row in _batch_rows(session, m.c.id.in_(chunk)):
-            found.setdefault(batch_of[row.id], []).append(row)
-    return found

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, literal, select
+from sqlalchemy import Row, literal, select
 
 from postier import metrics
 from postier.dispatch.health import note_failure, note_success
@@ -48,6 +48,7 @@ from postier.dispatch.lanes import Lane
 from postier.dispatch.sending import ACCOUNT_ERRORS, Dispatcher, backoff_delay
 from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageStatus, messages_table
+from postier.ledger.queries import unsettled_batch_tags
 from postier.ledger.states import transition_many
 from postier.providers.base import OutgoingSms
 from postier.providers.errors import (
@@ -423,22 +424,10 @@ def unsettled_batches(dispatcher: Dispatcher, now: datetime | None = None) -> li
     ``stuck_after`` (their worker was lost), or ``unknown``; only groups Octopush still
     remembers (``SETTLE_WITHIN``)."""
     at = now or _now()
-    messages = messages_table
-    started = func.coalesce(messages.c.sending_started_at, messages.c.updated_at)
     stuck_before = at - timedelta(seconds=stuck_after(dispatcher))
-    query = (
-        select(messages.c.provider_message_id)
-        .where(
-            messages.c.provider_message_id.like(BATCH_PREFIX + "%"),
-            messages.c.status.in_([MessageStatus.SENDING, MessageStatus.UNKNOWN]),
-            started >= at - SETTLE_WITHIN,
-            (messages.c.status == MessageStatus.UNKNOWN) | (started < stuck_before),
-        )
-        .distinct()
-    )
     with session_scope(dispatcher.engine) as session:
-        tags = session.execute(query).scalars().all()
-    return [str(tag).removeprefix(BATCH_PREFIX) for tag in tags]
+        tags = unsettled_batch_tags(session, stuck_before, at - SETTLE_WITHIN)
+    return [tag.removeprefix(BATCH_PREFIX) for tag in tags]
 
 
 def settle_batch(dispatcher: Dispatcher, request_id: str) -> BatchResult:

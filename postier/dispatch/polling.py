@@ -23,7 +23,7 @@ from postier.dispatch.publishing import RELEASE_TASKS, Publisher
 from postier.dispatch.redelivery import resend_undelivered
 from postier.dispatch.resolving import Resolution, resolve_ambiguous
 from postier.dispatch.sending import Dispatcher
-from postier.ledger.db import session_scope
+from postier.ledger.db import in_short_transactions, session_scope
 from postier.ledger.models import IX_RECIPIENT, InboundMessage, Message, MessageStatus
 from postier.ledger.plans import pinned
 from postier.ledger.queries import (
@@ -191,9 +191,11 @@ def expire_unanswered(dispatcher: Dispatcher, rows: list[Message], now: datetime
 
 
 def _touch_checked(dispatcher: Dispatcher, ids: list[str]) -> None:
-    if ids:
-        with session_scope(dispatcher.engine) as session:
-            mark_status_checked(session, ids, _now())
+    """Stamp the rows asked about, in short transactions (SQLite's writers wait meanwhile)."""
+    at = _now()
+    in_short_transactions(
+        dispatcher.engine, ids, lambda session, chunk: mark_status_checked(session, chunk, at)
+    )
 
 
 def _lookup(dispatcher: Dispatcher, message: Message) -> StatusReport:

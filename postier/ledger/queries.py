@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session
 from postier.ledger.bulk import chunks as _chunks
 from postier.ledger.bulk import insert_messages
 from postier.ledger.bulk import insert_or_ignore as _insert_or_ignore
+from postier.ledger.counts import counted
 from postier.ledger.models import (
+    IX_BATCH_UNSETTLED,
     IX_LIVE,
-    IX_LIVE_COUNTS,
     IX_PROVIDER_MESSAGE_ID,
     IX_STATUS_CREATED,
     IX_STATUS_SEND_AT,
@@ -43,10 +44,10 @@ from postier.ledger.models import (
     Lane,
     Message,
     MessageStatus,
+    batch_unsettled_rows,
     delivery_events_table,
     in_live_index,
     inbound_messages_table,
-    live_rows,
     messages_table,
     utcnow,
 )
@@ -239,6 +240,31 @@ def stuck_sending(session: Session, older_than: datetime, limit: int = 500) -> l
     return list(session.execute(pinned(query, IX_LIVE)).scalars().all())
 
 
+def unsettled_batch_tags(
+    session: Session, stuck_before: datetime, not_before: datetime
+) -> list[str]:
+    """Tags (``batch:<request id>``) of Octopush batches whose outcome is not known: rows still
+    ``sending`` since before ``stuck_before`` (their worker was lost), or ``unknown``; only those
+    started after ``not_before``.
+
+    Read from ``ix_messages_batch_unsettled``, which holds only the unsettled batch rows: not
+    every ``sending`` or ``unknown`` row of the ledger (single sends held ``unknown`` for a
+    person pile up there).
+    """
+    messages = messages_table
+    started = func.coalesce(messages.c.sending_started_at, messages.c.updated_at)
+    query = (
+        select(messages.c.provider_message_id)
+        .where(
+            batch_unsettled_rows(),
+            started >= not_before,
+            (messages.c.status == MessageStatus.UNKNOWN) | (started < stuck_before),
+        )
+        .distinct()
+    )
+    return [str(tag) for tag in session.execute(pinned(query, IX_BATCH_UNSETTLED)).scalars()]
+
+
 # -- beat --------------------------------------------------------------------------------
 
 
@@ -248,6 +274,12 @@ def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]
     Two schedulers calling this at once never get the same id (see the module docstring).
     Released rows have ``published_at`` cleared: the caller publishes them, and
     ``unpublished`` finds them if it cannot.
+
+    On SQLite the due rows are found by a read first, which takes no lock, and the move is an
+    UPDATE by id that re-checks the status: the pass, every half second, takes the file's
+    write lock only when something is due, and only for those rows. (Call it at the start of
+    a transaction, as a pass does: a read after this session's first write would hold the
+    lock too.)
     """
     messages = messages_table
     due = pinned(
@@ -257,9 +289,16 @@ def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]
         .limit(limit),
         IX_STATUS_SEND_AT,
     )
+    if _dialect(session) == "sqlite":
+        ids = list(session.execute(due).scalars())
+        if not ids:
+            return []
+        condition: ColumnElement[bool] = messages.c.id.in_(ids)
+    else:
+        condition = ids_picked(session, due, messages.c.id)
     return apply_transition(
         session,
-        ids_picked(session, due, messages.c.id),
+        condition,
         frozenset({MessageStatus.SCHEDULED}),
         MessageStatus.QUEUED,
         now=now,
@@ -279,7 +318,11 @@ def awaiting_delivery(
     ``checked_before``; the never-asked first, then the longest-unasked.
 
     Two reads of ``ix_messages_live`` in its own order, each stopping at ``limit`` rows: one
-    ``OR`` with ``NULLS FIRST`` would make both databases sort every ``sent`` row instead.
+    ``OR`` with ``NULLS FIRST`` would make both databases sort every ``sent`` row instead. The
+    never-asked read orders by ``status_checked_at`` too (all NULL there): PostgreSQL does not
+    take ``IS NULL`` as an equality for the order, so ``ORDER BY updated_at`` alone made it
+    walk ``ix_messages_retention`` (updated_at) from the oldest row, expecting ``sent`` rows
+    spread evenly when they are all the newest: 17 s at 1M messages, minutes at 5M.
     """
     messages = messages_table
 
@@ -292,7 +335,12 @@ def awaiting_delivery(
         query = pinned(query.order_by(*order).limit(count), IX_LIVE)
         return list(session.execute(query).scalars().all())
 
-    rows = read(messages.c.status_checked_at.is_(None), messages.c.updated_at, count=limit)
+    rows = read(
+        messages.c.status_checked_at.is_(None),
+        messages.c.status_checked_at,
+        messages.c.updated_at,
+        count=limit,
+    )
     if len(rows) < limit:
         rows += read(
             messages.c.status_checked_at < checked_before,
@@ -452,19 +500,24 @@ def count_by_status(
 ) -> dict[str, int]:
     """How many messages are in each status (every status asked for, zeros included).
 
-    Over the whole ledger this reads every row: fine for a campaign, not for a year's ledger.
-    ``statuses=LIVE_STATUSES`` counts the live rows only, from ``ix_messages_live_counts``.
+    Over the whole ledger, from the counters the database keeps (``postier.ledger.counts``):
+    a few rows, whatever the ledger's size. Within a campaign, a count of its rows
+    (``ix_messages_campaign_id_status``).
     """
-    messages = messages_table
     wanted = list(MessageStatus) if statuses is None else [MessageStatus(s) for s in statuses]
-    query = select(messages.c.status, func.count()).group_by(messages.c.status)
-    if campaign_id is not None:
-        query = query.where(messages.c.campaign_id == campaign_id)
+    counts = {status.value: 0 for status in wanted}
+    if campaign_id is None:
+        for _provider, status, count in counted(session, wanted):
+            counts[status.value] += count
+        return counts
+    messages = messages_table
+    query = (
+        select(messages.c.status, func.count())
+        .where(messages.c.campaign_id == campaign_id)
+        .group_by(messages.c.status)
+    )
     if statuses is not None:
         query = query.where(messages.c.status.in_(wanted))
-        if campaign_id is None and set(wanted) <= set(LIVE_STATUSES):
-            query = pinned(query.where(in_live_index()), IX_LIVE_COUNTS)
-    counts = {status.value: 0 for status in wanted}
     for status, count in session.execute(query):
         counts[MessageStatus(status).value] = int(count)
     return counts
@@ -473,20 +526,10 @@ def count_by_status(
 def count_live_by_provider(session: Session) -> list[tuple[str | None, MessageStatus, int]]:
     """``(provider, status, count)`` of the live rows (``LIVE_STATUSES``), for the metrics.
 
-    Read from ``ix_messages_live_counts`` alone, in its order: the cost is the live set's,
-    whatever the ledger's size. Final states are counted by the workers' counters instead.
+    From the counters the database keeps as rows move (``postier.ledger.counts``): a few rows
+    read, whatever the size of the ledger or of its live set.
     """
-    messages = messages_table
-    query = pinned(
-        select(messages.c.provider, messages.c.status, func.count())
-        .where(live_rows())
-        .group_by(messages.c.status, messages.c.provider),
-        IX_LIVE_COUNTS,
-    )
-    return [
-        (provider, MessageStatus(status), int(count))
-        for provider, status, count in session.execute(query)
-    ]
+    return counted(session, LIVE_STATUSES)
 
 
 def oldest_update_in(session: Session, status: MessageStatus) -> datetime | None:
@@ -539,4 +582,5 @@ __all__ = [
     "stuck_sending",
     "undispatched_inbound",
     "unpublished",
+    "unsettled_batch_tags",
 ]

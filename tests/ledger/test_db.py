@@ -32,9 +32,11 @@ LEDGER_TABLES = {
     "opt_outs",
     "api_keys",
     "api_idempotency",
+    "message_counts",
+    "message_count_deltas",
 }
 #: the newest migration
-HEAD = "0007"
+HEAD = "0008"
 
 
 def _diffs(engine: Engine) -> list[object]:
