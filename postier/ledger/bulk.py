@@ -50,6 +50,7 @@ _ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "sending_started_at": None,
     "status_checked_at": None,
     "redacted_at": None,
+    "recipient_hash": None,
 }
 _REQUIRED: Final[frozenset[str]] = frozenset({"channel", "kind", "recipient"})
 
