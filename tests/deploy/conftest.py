@@ -28,7 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--screenshot-dir",
         default=None,
-        help="where the Flower browser test writes flower.png (make screenshots)",
+        help="where the browser tests write flower.png and support.png (make screenshots)",
     )
 
 

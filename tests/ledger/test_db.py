@@ -33,7 +33,7 @@ LEDGER_TABLES = {
     "api_idempotency",
 }
 #: the newest migration
-HEAD = "0007"
+HEAD = "0009"
 
 
 def _diffs(engine: Engine) -> list[object]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
+import redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -194,7 +195,11 @@ class SupportPages:
                 Route(f"{PATH}/number", self.by_number, methods=["POST"]),
                 Route(f"{PATH}/messages/{{message_id}}", self.message, methods=["GET"]),
                 Route(f"{PATH}/campaigns/{{campaign_id}}", self.campaign, methods=["GET"]),
-            ]
+            ],
+            exception_handlers={
+                SQLAlchemyError: self._unavailable,
+                redis.RedisError: self._unavailable,
+            },
         )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -227,6 +232,11 @@ class SupportPages:
             )
 
     # -- plumbing --------------------------------------------------------------------------
+
+    async def _unavailable(self, request: Request, exc: Exception) -> Response:
+        """The ledger or Redis did not answer: a page that says so, never a trace."""
+        log.error("support page: %s did not answer (%s)", _service(exc), type(exc).__name__)
+        return self._error(request, 503, f"The {_service(exc)} is not answering; try again.")
 
     def _render(
         self,
@@ -279,11 +289,7 @@ class SupportPages:
         session = self.signer.load(request.cookies.get(COOKIE))
         if session is None:
             return self._to_sign_in(request, clear=COOKIE in request.cookies)
-        try:
-            key = await run_in_threadpool(active_key, self.engine, session.key_id)
-        except SQLAlchemyError:
-            log.exception("the ledger did not answer while checking a support session")
-            return self._error(request, 503, "The ledger is not answering; try again.")
+        key = await run_in_threadpool(active_key, self.engine, session.key_id)
         if key is None:  # revoked (or deleted) since sign-in: the session ends
             return self._to_sign_in(request)
         request.scope.setdefault("state", {})["support_key"] = key.id
@@ -600,6 +606,10 @@ class SupportPages:
             }
             for m in messages
         ]
+
+
+def _service(exc: Exception) -> str:
+    return "ledger" if isinstance(exc, SQLAlchemyError) else "rate limiter (Redis)"
 
 
 def _text(form: FormData, name: str) -> str | None:
