@@ -156,9 +156,18 @@ def _plain(row: Any) -> dict[str, Any]:
     return {key: value for key, value in row._mapping.items()}
 
 
-def export_number(engine: Engine, number: str, *, region: str = "FR") -> dict[str, Any]:
-    """Everything the ledger holds about ``number``, as plain JSON-ready data."""
+def export_number(
+    engine: Engine, number: str, *, region: str = "FR", hash_key: str | None = None
+) -> dict[str, Any]:
+    """Everything the ledger holds about ``number``, as plain JSON-ready data.
+
+    With ``hash_key``, the messages whose number retention redacted are in it too: they still
+    hold its keyed hash (``recipient_hash``), so they are still about this person.
+    """
     e164 = _normalised(number, region)
+    hashed = None
+    if hash_key:
+        hashed = number_hash(e164, hash_key)
     forms = search_forms(e164)
     m, e, i = messages_table, delivery_events_table, inbound_messages_table
     a, ch, r, o = (
@@ -175,6 +184,7 @@ def export_number(engine: Engine, number: str, *, region: str = "FR") -> dict[st
                 .where(
                     sa.or_(
                         m.c.recipient == e164,
+                        m.c.recipient_hash == hashed if hashed else sa.false(),
                         *[_any_form(c, forms) for c in (m.c.body, m.c.payload)],
                     )
                 )
