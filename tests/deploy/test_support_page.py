@@ -27,7 +27,7 @@ from postier.api.keys import create_key
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.queries import get_message
 from postier.stack import Stack
-from tests.deploy.test_flower import CHROMIUM
+from tests.deploy.conftest import need_chromium
 from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -106,11 +106,10 @@ class Page:
 
 
 @contextmanager
-def chromium_page(profile: Path) -> Iterator[Page]:
-    assert CHROMIUM is not None
+def chromium_page(chromium: str, profile: Path) -> Iterator[Page]:
     process = subprocess.Popen(
         [
-            CHROMIUM,
+            chromium,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -157,8 +156,7 @@ def chromium_page(profile: Path) -> Iterator[Page]:
 def test_chromium_finds_a_message_by_number_and_shows_its_timeline(
     deploy_stack: Stack, tmp_path: Path, screenshot_dir: Path
 ) -> None:
-    if CHROMIUM is None:
-        pytest.skip("no chromium: `make services` installs it (apt-get install chromium)")
+    chromium = need_chromium()
     engine = make_engine(deploy_stack.database_url)
     sender = create_key(engine, "browser test: sender", ("send",)).token
     agent = create_key(engine, "support desk", ("read",)).token
@@ -180,7 +178,7 @@ def test_chromium_finds_a_message_by_number_and_shows_its_timeline(
     engine.dispose()
 
     base = f"{deploy_stack.api_url}/support"
-    with chromium_page(tmp_path / "profile") as page:
+    with chromium_page(chromium, tmp_path / "profile") as page:
         page.goto(f"{base}/")
         assert page.url == f"{base}/sign-in"  # no session yet
         page.type_into("#token", agent)
