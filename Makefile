@@ -68,9 +68,11 @@ fmt: $(STAMP)
 env-example: $(STAMP)
 	$(BIN)/postier env-example --write .env.example
 
-## screenshots: the stack and the demo batch, Flower opened in headless Chromium -> deploy/docs/
+## screenshots: the stack and the demo batch, Flower and the support page opened in headless
+## Chromium -> deploy/docs/flower.png, deploy/docs/support.png
 screenshots: $(STAMP) services
-	$(BIN)/python -m pytest -q tests/deploy/test_flower.py --screenshot-dir deploy/docs
+	$(BIN)/python -m pytest -q tests/deploy/test_flower.py tests/deploy/test_support_page.py \
+		--screenshot-dir deploy/docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -589,7 +589,12 @@ def export(
     from postier.privacy.erasure import export_json, export_number
 
     settings = get_settings()
-    data = export_number(make_engine(settings.database_url), number, region=settings.default_region)
+    data = export_number(
+        make_engine(settings.database_url),
+        number,
+        region=settings.default_region,
+        hash_key=settings.retention.hash_key.get_secret_value() or None,
+    )
     text = export_json(data)
     if output is None:
         typer.echo(text)

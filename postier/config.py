@@ -150,7 +150,8 @@ class ApiSettings(BaseModel):
     """The HTTP API (``postier api``, ``postier.api``): keys sent as ``Authorization: Bearer``.
 
     Each key has its own rate limit (GCRA in Redis, like the providers'): ``rate`` requests per
-    second, ``burst`` at once after an idle spell; above it, 429 with Retry-After.
+    second, ``burst`` at once after an idle spell; above it, 429 with Retry-After. The support
+    page (``/support/``) signs in with the same keys and keeps a signed session cookie.
     """
 
     #: address ``postier api`` listens on (0.0.0.0 in a container, behind TLS)
@@ -163,6 +164,13 @@ class ApiSettings(BaseModel):
     burst: int = Field(default=40, ge=1)
     #: bytes of a request body at most (larger: 413); a campaign's CSV audience comes in it
     max_body_bytes: int = Field(default=33_554_432, ge=1024)
+    #: key signing the support page's session cookies, at least 32 characters; set the same on
+    #: every API replica. Unset: a random one per process (sessions end when it restarts)
+    session_secret: SecretStr = SecretStr("")
+    #: minutes a support session lasts without a request (each request renews it)
+    session_idle_minutes: int = Field(default=30, ge=1, le=720)
+    #: hours a support session lasts at most, however active (then sign in again)
+    session_max_hours: int = Field(default=8, ge=1, le=24)
 
 
 class RoutingSettings(BaseModel):
@@ -391,7 +399,10 @@ class RetentionSettings(BaseModel):
     #: seconds between two passes
     interval: float = Field(default=300.0, gt=0)
     #: key of the hash an opt-out is kept as once its number is erased (``postier erase``), so
-    #: the STOP is still honoured; at least 16 characters. Unset: ``postier erase`` refuses
+    #: the STOP is still honoured, and of each message's ``recipient_hash``, which lets the
+    #: support page find a message by number after its number was redacted; at least 16
+    #: characters, never changed once set. Unset: ``postier erase`` refuses, and a number finds
+    #: only the messages still holding it
     hash_key: SecretStr = SecretStr("")
 
 

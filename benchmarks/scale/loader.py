@@ -192,6 +192,8 @@ def messages_sql(d: _Dialect, size: int, start: int, stop: int) -> str:
         "kind": "CASE WHEN wa THEN 'whatsapp_text' ELSE 'sms' END",
         "provider": "pv",
         "recipient": f"('+336' || {d.digits8(f'(h3 / 7) % {recipients}')})",
+        # a stand-in for the keyed hash (one per recipient, as the HMAC would be)
+        "recipient_hash": f"('h:' || {d.hex8(f'(h3 / 7) % {recipients}')})",
         "body": (
             "('Bonjour, votre code de confirmation est ' || CAST(h2 % 1000000 AS TEXT)"
             " || '. Il expire dans 10 minutes. Postier')"

@@ -46,6 +46,7 @@ class Targets:
     provider: str
     provider_message_id: str
     recipient: str
+    recipient_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,12 @@ QUERIES: Final[tuple[Query, ...]] = (
         lambda _e, s, t: queries.events_for(s, t.message_id),
     ),
     Query(
+        "support page: messages to a number",
+        "lookup",
+        "",
+        lambda _e, s, t: queries.messages_to_number(s, t.recipient, t.recipient_hash, limit=26),
+    ),
+    Query(
         "postier list --status failed",
         "listing",
         "",
@@ -242,7 +249,7 @@ def find_targets(engine: Engine, now: datetime) -> Targets:
     m = messages_table
     with Session(engine) as session:
         delivered = session.execute(
-            select(m.c.id, m.c.provider, m.c.provider_message_id, m.c.recipient)
+            select(m.c.id, m.c.provider, m.c.provider_message_id, m.c.recipient, m.c.recipient_hash)
             .where(m.c.id >= "8", m.c.provider_message_id.is_not(None))
             .order_by(m.c.id)
             .limit(1)
@@ -260,6 +267,7 @@ def find_targets(engine: Engine, now: datetime) -> Targets:
         provider=str(delivered.provider),
         provider_message_id=str(delivered.provider_message_id),
         recipient=str(delivered.recipient),
+        recipient_hash=str(delivered.recipient_hash),
     )
 
 

@@ -55,7 +55,7 @@ if ! have chromium; then
   apt_install chromium
 fi
 if have chromium; then echo "chromium: $(command -v chromium)"; else
-  echo "chromium: not installed; the Flower browser test says so and is skipped"; fi
+  echo "chromium: not installed; the browser tests (Flower, support page) say so and are skipped"; fi
 # promtool, for the alert rules' unit tests (tests/deploy/test_monitoring.py): Debian's
 # prometheus package, installed without starting its server (policy-rc.d refuses every
 # service start while it installs; an existing policy is left as it is)

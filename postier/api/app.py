@@ -9,7 +9,9 @@ Routes run as plain functions on Starlette's thread pool (database and broker ca
 block the event loop). ``ApiGuard`` (``postier.api.guard``) authenticates each request by its
 bearer key and applies the key's rate limit before any route sees it; each route then checks
 the key's scope (403). The OpenAPI document is ``/v1/openapi.json``; ``/v1/health`` is the
-readiness probe (the ledger and Redis answer), without a key.
+readiness probe (the ledger and Redis answer), without a key. ``/support/`` is the support
+page (``postier.api.support``): a browser signs in there with a key through a form and keeps
+a signed session cookie, checked by the page itself on every request.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postier.api import idempotency
 from postier.api.guard import ApiGuard
@@ -66,6 +68,8 @@ from postier.api.schemas import (
     SmsIn,
     WhatsAppIn,
 )
+from postier.api.support import SupportPages
+from postier.api.support.session import PATH as SUPPORT_PATH
 from postier.campaigns.producer import CampaignProducer
 from postier.config import Settings, get_settings
 from postier.dispatch.producer import MessageHandle, Producer, SmsRequest
@@ -650,13 +654,30 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             checks["redis"] = type(exc).__name__
         return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    return ApiGuard(
+    guarded = ApiGuard(
         api,
         engine=made.engine,
         limiter=made.limiter,
         settings=settings.api,
         public_paths=PUBLIC_PATHS,
     )
+    support = SupportPages(
+        settings,
+        engine=made.engine,
+        limiter=made.limiter,
+        campaign_status=made.campaigns.status,
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (
+            path == SUPPORT_PATH or path.startswith(SUPPORT_PATH + "/")
+        ):
+            await support(scope, receive, send)  # signs in by a form and a cookie, not a header
+        else:
+            await guarded(scope, receive, send)
+
+    return app
 
 
 __all__ = ["HEALTH_PATH", "OPENAPI_PATH", "Services", "create_app"]

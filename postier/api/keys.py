@@ -146,6 +146,16 @@ def revoke_key(engine: Engine, key_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def active_key(engine: Engine, key_id: str) -> ApiKeyInfo | None:
+    """The key ``key_id`` if it exists and is not revoked (a support session's key, re-read
+    on every request so a revocation ends the session at once)."""
+    with session_scope(engine) as session:
+        row = session.execute(select(api_keys_table).where(api_keys_table.c.id == key_id)).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return _info(row)
+
+
 def authenticate(engine: Engine, token: str) -> ApiKeyInfo | None:
     """The active key ``token`` is, else None (malformed, unknown, wrong secret, revoked).
 
@@ -182,6 +192,7 @@ __all__ = [
     "ApiKeyError",
     "ApiKeyInfo",
     "NewApiKey",
+    "active_key",
     "authenticate",
     "check_scopes",
     "create_key",

@@ -25,6 +25,7 @@ from postier.rules import (
     apply_text_policy,
     check_text,
     normalize_number,
+    number_hash,
     validate_sender,
 )
 from postier.rules.callback_targets import check_callback_url
@@ -200,12 +201,14 @@ class RowBuilder:
         )
         now = self.clock()
         scheduled = send_at is not None and send_at > now
+        hash_key = self.settings.retention.hash_key.get_secret_value()
         return {
             "id": new_message_id(),
             "channel": channel,
             "kind": kind,
             "provider": provider,
             "recipient": recipient,
+            "recipient_hash": number_hash(recipient, hash_key) if hash_key else None,
             "body": body,
             "payload": payload,
             "category": category,

@@ -52,6 +52,7 @@ _ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "redacted_at": None,
     "callback_url": None,
     "callback_seq": 0,
+    "recipient_hash": None,
 }
 _REQUIRED: Final[frozenset[str]] = frozenset({"channel", "kind", "recipient"})
 

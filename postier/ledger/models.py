@@ -80,6 +80,7 @@ IX_STATUS_SEND_AT: Final = "ix_messages_status_send_at"
 IX_CAMPAIGN_STATUS: Final = "ix_messages_campaign_id_status"
 IX_PROVIDER_MESSAGE_ID: Final = "ix_messages_provider_message_id"
 IX_RECIPIENT: Final = "ix_messages_recipient"
+IX_RECIPIENT_HASH: Final = "ix_messages_recipient_hash_created_at_id"
 IX_STATUS_CREATED: Final = "ix_messages_status_created_at_id"
 IX_LIVE: Final = "ix_messages_live"
 IX_BATCH_UNSETTLED: Final = "ix_messages_batch_unsettled"
@@ -198,6 +199,8 @@ class Message(SQLModel, table=True):
         sa.Index(IX_CAMPAIGN_STATUS, "campaign_id", "status"),
         # receipts matched by number (a multi-recipient request's rows share one ticket)
         sa.Index(IX_RECIPIENT, "recipient"),
+        # support's lookup by number, newest first, redacted rows included (postier.api.support)
+        sa.Index(IX_RECIPIENT_HASH, "recipient_hash", "created_at", "id"),
         # listings by state, newest first (``postier list --status``)
         sa.Index(IX_STATUS_CREATED, "status", "created_at", "id"),
         # only the live rows, a few percent of a year's ledger: the delivery poll's set in
@@ -228,8 +231,13 @@ class Message(SQLModel, table=True):
     channel: Channel = Field(sa_type=_enum_column(Channel, 16))
     kind: MessageKind = Field(sa_type=_enum_column(MessageKind, 32))
     provider: str | None = Field(default=None, max_length=32)
-    #: E.164, e.g. +33612345678
+    #: E.164, e.g. +33612345678 (``redacted`` once retention or erasure removed it)
     recipient: str = Field(max_length=32)
+    #: the recipient as a keyed hash (``postier.rules.phones.number_hash``, with
+    #: ``POSTIER_RETENTION__HASH_KEY``; None without that key): written with the row, kept
+    #: when retention redacts the number, so support can still find the message by number;
+    #: cleared by an erasure
+    recipient_hash: str | None = Field(default=None, max_length=32)
     #: SMS text, WhatsApp text or file caption; empty for templates
     body: str = Field(default="", sa_type=sa.Text)
     #: what the provider call needs besides the body: sender, file url/type, template id,

@@ -35,6 +35,8 @@ from postier.ledger.models import (
     IX_BATCH_UNSETTLED,
     IX_LIVE,
     IX_PROVIDER_MESSAGE_ID,
+    IX_RECIPIENT,
+    IX_RECIPIENT_HASH,
     IX_STATUS_CREATED,
     IX_STATUS_SEND_AT,
     IX_UNDISPATCHED,
@@ -547,6 +549,65 @@ def oldest_update_in(session: Session, status: MessageStatus) -> datetime | None
     return found
 
 
+def messages_by_idempotency_keys(session: Session, keys: Collection[str]) -> list[Message]:
+    """The messages stored under any of ``keys`` (the unique index), newest first."""
+    if not keys:
+        return []
+    query = (
+        select(Message)
+        .where(messages_table.c.idempotency_key.in_(list(keys)))
+        .order_by(messages_table.c.created_at.desc(), messages_table.c.id.desc())
+    )
+    return list(session.execute(query).scalars().all())
+
+
+def messages_to_number(
+    session: Session,
+    e164: str,
+    number_hash: str | None,
+    *,
+    before: tuple[datetime, str] | None = None,
+    limit: int = 50,
+) -> list[Message]:
+    """The messages sent to ``e164``, newest first, at most ``limit``, older than ``before``.
+
+    Two index reads merged: the rows still holding the number (``ix_messages_recipient``) and,
+    with a hash key, the rows holding its keyed hash (``ix_messages_recipient_hash_created_at_id``,
+    in its order), which include those whose number retention has redacted. Each reads at most
+    ``limit`` rows of one number, never the ledger.
+    """
+    m = messages_table
+    newest_first = (m.c.created_at.desc(), m.c.id.desc())
+
+    def page(query: Select[Any]) -> Select[Any]:
+        if before is not None:
+            at, message_id = before
+            query = query.where(
+                or_(m.c.created_at < at, and_(m.c.created_at == at, m.c.id < message_id))
+            )
+        return query.order_by(*newest_first).limit(limit)
+
+    reads = [
+        pinned(page(select(m.c.created_at, m.c.id).where(m.c.recipient == e164)), IX_RECIPIENT)
+    ]
+    if number_hash is not None:
+        reads.append(
+            pinned(
+                page(select(m.c.created_at, m.c.id).where(m.c.recipient_hash == number_hash)),
+                IX_RECIPIENT_HASH,
+            )
+        )
+    keys = heapq.merge(
+        *(session.execute(read).all() for read in reads),
+        key=lambda row: (row[0], row[1]),
+        reverse=True,
+    )
+    ids = list(dict.fromkeys(row[1] for row in keys))[:limit]
+    found = session.execute(by_primary_key(select(Message).where(m.c.id.in_(ids))))
+    by_id = {message.id: message for message in found.scalars()}
+    return [by_id[id_] for id_ in ids if id_ in by_id]
+
+
 def events_for(session: Session, message_id: str) -> list[DeliveryEvent]:
     """A message's delivery events, oldest first."""
     events = delivery_events_table
@@ -575,6 +636,8 @@ __all__ = [
     "mark_published",
     "mark_status_checked",
     "mark_unpublished",
+    "messages_by_idempotency_keys",
+    "messages_to_number",
     "oldest_update_in",
     "queued_rows",
     "record_inbound",

@@ -6,17 +6,16 @@ providers write it, ``%2B33612345678`` inside a URL. The significant digits (``6
 are in all but the spaced forms, so each column is searched for them and for those.
 
 Erasure redacts, it does not delete: a message keeps its state, parts, cost and timings for
-statistics; its number, text, template values, file URLs, provider answers and errors go. An
-unsent message to the number is cancelled first. Inbound messages lose their text and sender;
-the number leaves campaign audiences, pending chunks and refused contacts. An opt-out stays, as
-a keyed hash (``POSTIER_RETENTION__HASH_KEY``), so the STOP is still honoured. What the ledger
-cannot reach is listed in ``NOT_REACHABLE``.
+statistics; its number, text, template values, file URLs, provider answers and errors go, and
+so does the keyed hash of the number retention keeps (``recipient_hash``): nothing leads from
+the number to its messages any more. An unsent message to the number is cancelled first.
+Inbound messages lose their text and sender; the number leaves campaign audiences, pending
+chunks and refused contacts. An opt-out stays, as a keyed hash (``POSTIER_RETENTION__HASH_KEY``),
+so the STOP is still honoured. What the ledger cannot reach is listed in ``NOT_REACHABLE``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from postier.ledger.models import (
 )
 from postier.privacy.retention import REDACTED, redacted_payload
 from postier.rules.errors import RuleViolation
-from postier.rules.phones import normalize_number
+from postier.rules.phones import normalize_number, number_hash
 
 #: what ``postier erase`` cannot reach, printed with its report (and in the README)
 NOT_REACHABLE: Final = (
@@ -56,8 +55,6 @@ NOT_REACHABLE: Final = (
     " the ledger's copy until the logs expire",
     "files outside the ledger: CSV files given to `postier campaign create`, earlier exports",
 )
-#: prefix of an opt-out kept as a keyed hash
-HASH_PREFIX: Final = "h:"
 #: states of a message that has not gone out yet: erasing its number cancels it
 UNSENT: Final = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
 
@@ -68,8 +65,7 @@ class ErasureError(ValueError):
 
 def opt_out_hash(e164: str, key: str) -> str:
     """The keyed hash an opt-out of ``e164`` is kept as: ``h:`` and 30 hex digits."""
-    digest = hmac.new(key.encode(), e164.encode(), hashlib.sha256).hexdigest()
-    return HASH_PREFIX + digest[:30]
+    return number_hash(e164, key)
 
 
 def number_forms(e164: str) -> list[str]:
@@ -160,9 +156,18 @@ def _plain(row: Any) -> dict[str, Any]:
     return {key: value for key, value in row._mapping.items()}
 
 
-def export_number(engine: Engine, number: str, *, region: str = "FR") -> dict[str, Any]:
-    """Everything the ledger holds about ``number``, as plain JSON-ready data."""
+def export_number(
+    engine: Engine, number: str, *, region: str = "FR", hash_key: str | None = None
+) -> dict[str, Any]:
+    """Everything the ledger holds about ``number``, as plain JSON-ready data.
+
+    With ``hash_key``, the messages whose number retention redacted are in it too: they still
+    hold its keyed hash (``recipient_hash``), so they are still about this person.
+    """
     e164 = _normalised(number, region)
+    hashed = None
+    if hash_key:
+        hashed = number_hash(e164, hash_key)
     forms = search_forms(e164)
     m, e, i = messages_table, delivery_events_table, inbound_messages_table
     a, ch, r, o = (
@@ -179,6 +184,7 @@ def export_number(engine: Engine, number: str, *, region: str = "FR") -> dict[st
                 .where(
                     sa.or_(
                         m.c.recipient == e164,
+                        m.c.recipient_hash == hashed if hashed else sa.false(),
                         *[_any_form(c, forms) for c in (m.c.body, m.c.payload)],
                     )
                 )
@@ -350,7 +356,7 @@ def erase_number(
                 report.cancelled += len(
                     transition_many(session, unsent, list(sources), target, detail="erased")
                 )
-        holders = [m.c.recipient == e164] + [
+        holders = [m.c.recipient == e164, m.c.recipient_hash == report.number_hash] + [
             _any_form(c, forms)
             for c in (m.c.body, m.c.payload, m.c.last_error, m.c.idempotency_key)
         ]
@@ -365,7 +371,8 @@ def erase_number(
                 sa.update(m)
                 .where(m.c.id == message_id)
                 .values(
-                    recipient=REDACTED if recipient == e164 else recipient,
+                    recipient=REDACTED if recipient in (e164, REDACTED) else recipient,
+                    recipient_hash=None,
                     body="",
                     payload=redacted_payload(payload),
                     idempotency_key=None,

@@ -4,7 +4,9 @@ Categories and periods (``POSTIER_RETENTION__*_DAYS``, 30 days by default, 0 kee
 each counted from the row's last change:
 
 - texts: a settled message's body, template values, file URLs, idempotency key;
-- numbers: a settled message's recipient (replaced by ``REDACTED``);
+- numbers: a settled message's recipient (replaced by ``REDACTED``; its keyed hash,
+  ``recipient_hash``, stays, written now if the row has none and the hash key is set, so the
+  support page still finds the message by number);
 - provider answers: delivery events' raw answers and details, messages' last errors, and
   settled status callback events (their reason copies the move's detail);
 - inbound: an inbound message's text, sender and raw answer (an Octopush STOP is recorded as
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -47,6 +50,7 @@ from postier.ledger.models import (
     messages_table,
     utcnow,
 )
+from postier.rules.phones import number_hash
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,9 @@ def _texts(engine: Engine, cutoff: datetime, size: int, now: datetime) -> int:
     return len(rows)
 
 
-def _numbers(engine: Engine, cutoff: datetime, size: int, now: datetime) -> int:
+def _numbers(
+    engine: Engine, cutoff: datetime, size: int, now: datetime, *, hash_key: str = ""
+) -> int:
     m = messages_table
     with session_scope(engine) as session:
         ids = _ids(
@@ -129,6 +135,20 @@ def _numbers(engine: Engine, cutoff: datetime, size: int, now: datetime) -> int:
             .where(m.c.recipient != REDACTED, m.c.status.in_(SETTLED), m.c.updated_at < cutoff)
             .limit(size),
         )
+        if ids and hash_key:
+            # a row stored before the key was set gets its hash from the number still there,
+            # so support can find it by number once the number is gone
+            unhashed = session.execute(
+                sa.select(m.c.id, m.c.recipient).where(
+                    m.c.id.in_(ids), m.c.recipient_hash.is_(None)
+                )
+            ).all()
+            for message_id, recipient in unhashed:
+                session.execute(
+                    sa.update(m)
+                    .where(m.c.id == message_id)
+                    .values(recipient_hash=number_hash(recipient, hash_key))
+                )
         if ids:
             session.execute(sa.update(m).where(m.c.id.in_(ids)).values(recipient=REDACTED))
             # an Octopush receipt's id is "ticket:+33…": the ticket is enough once settled
@@ -268,7 +288,11 @@ def redact_expired(
         report.opt_outs_recorded = _record_stops(engine)
     steps: list[tuple[str, int, Step]] = [
         ("texts", settings.texts_days, _texts),
-        ("numbers", settings.numbers_days, _numbers),
+        (
+            "numbers",
+            settings.numbers_days,
+            partial(_numbers, hash_key=settings.hash_key.get_secret_value()),
+        ),
         ("provider_answers", settings.provider_answers_days, _provider_answers),
         ("inbound", settings.inbound_days, _inbound),
         ("audiences", settings.audiences_days, _audiences),

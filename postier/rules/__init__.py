@@ -28,6 +28,7 @@ from postier.rules.phones import (
     is_mobile,
     mask_number,
     normalize_number,
+    number_hash,
     number_type,
     to_international_digits,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "is_mobile",
     "mask_number",
     "normalize_number",
+    "number_hash",
     "number_type",
     "require_stop_mention",
     "split_parts",

@@ -19,6 +19,8 @@ own region; it is normalised to its own country code (``+262692…``).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from typing import Final, Literal
 
@@ -218,3 +220,20 @@ def mask_number(e164: str) -> str:
         return f"+{country}" + "*" * len(national)
     hidden = len(national) - _UNMASKED_HEAD - _UNMASKED_TAIL
     return f"+{country}{national[:_UNMASKED_HEAD]}{'*' * hidden}{national[-_UNMASKED_TAIL:]}"
+
+
+#: prefix of a number kept as a keyed hash (``number_hash``)
+HASH_PREFIX: Final = "h:"
+
+
+def number_hash(e164: str, key: str) -> str:
+    """``e164`` as a keyed hash, ``h:`` and 30 hex digits (HMAC-SHA256 with ``key``).
+
+    Why keyed: a plain hash of a French mobile number is reversed by hashing the few hundred
+    million possible numbers; without the key (``POSTIER_RETENTION__HASH_KEY``, kept out of
+    the ledger) the hash says nothing, with it a number typed in can still be matched. The
+    ledger keeps it for opt-outs of erased numbers and beside each message's recipient, so
+    support finds a message by number after retention has redacted the number itself.
+    """
+    digest = hmac.new(key.encode(), e164.encode(), hashlib.sha256).hexdigest()
+    return HASH_PREFIX + digest[:30]

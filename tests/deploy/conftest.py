@@ -9,6 +9,7 @@ and Flower behind basic auth. Logs are JSON so tests can read the records.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,13 +23,27 @@ from postier.stack import Stack, StackOptions
 from tests.integration.conftest import integration_settings
 
 FLOWER_PASSWORD = "flower-test-password"
+#: Debian's Chromium, for the browser tests (Flower, the support page)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: set by .ci/run: a missing Chromium fails the browser tests instead of skipping them
+REQUIRE_CHROMIUM = bool(os.environ.get("POSTIER_TEST_REQUIRE_CHROMIUM"))
+
+
+def need_chromium() -> str:
+    """Chromium's path; a skip with the reason when it is missing (a failure in CI)."""
+    if CHROMIUM is None:
+        reason = "no chromium: `make services` installs it (apt-get install chromium)"
+        if REQUIRE_CHROMIUM:
+            pytest.fail(f"{reason} (POSTIER_TEST_REQUIRE_CHROMIUM is set)")
+        pytest.skip(reason)
+    return CHROMIUM
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--screenshot-dir",
         default=None,
-        help="where the Flower browser test writes flower.png (make screenshots)",
+        help="where the browser tests write flower.png and support.png (make screenshots)",
     )
 
 

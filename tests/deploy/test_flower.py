@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -28,10 +27,10 @@ from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import Message
 from postier.logs import mask_text
 from postier.stack import Stack
+from tests.deploy.conftest import CHROMIUM, need_chromium
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = "1720,720"
 MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
 #: the repr of a task's arguments: ``()``, ``['<id>']`` or ``[['<id>', …]]``
@@ -150,8 +149,7 @@ def _chromium(profile: Path, *args: str, url: str) -> subprocess.CompletedProces
 def test_chromium_shows_the_worker_and_the_demo_tasks(
     deploy_stack: Stack, demo: set[str], tmp_path: Path, screenshot_dir: Path
 ) -> None:
-    if CHROMIUM is None:
-        pytest.skip("no chromium: `make services` installs it (apt-get install chromium)")
+    need_chromium()
     user, password = deploy_stack.flower_credentials or ("", "")
     base = deploy_stack.flower_url.replace("://", f"://{user}:{password}@")
     send_tasks(deploy_stack, demo)

@@ -144,3 +144,18 @@ def test_octopush_defaults_to_unicode_and_counts_ucs2_parts() -> None:
     text = "é" + "ê" * 70  # 71 characters, one needs UCS-2: two parts of 67
     row = builder(datetime.now(PARIS)).sms(SmsRequest("0612345678", text, provider="octopush"))
     assert (row["body"], row["parts"]) == (text, 2)
+
+
+def test_rows_carry_the_keyed_hash_of_their_number_when_a_key_is_set() -> None:
+    from pydantic import SecretStr
+
+    from postier.config import RetentionSettings
+    from postier.rules.phones import number_hash
+
+    at = datetime(2026, 11, 17, 10, 0, tzinfo=PARIS)
+    keyed = Settings(_env_file=None, retention=RetentionSettings(hash_key=SecretStr("k" * 16)))
+    row = RowBuilder(keyed, clock=lambda: at).sms(SmsRequest("06 12 34 56 78", "Bonjour"))
+    assert row["recipient"] == "+33612345678"
+    assert row["recipient_hash"] == number_hash("+33612345678", "k" * 16)
+    plain = builder(at).sms(SmsRequest("06 12 34 56 78", "Bonjour"))
+    assert plain["recipient_hash"] is None

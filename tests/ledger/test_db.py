@@ -36,7 +36,7 @@ LEDGER_TABLES = {
     "message_count_deltas",
 }
 #: the newest migration
-HEAD = "0008"
+HEAD = "0009"
 
 
 def _diffs(engine: Engine) -> list[object]:
@@ -61,6 +61,27 @@ def test_upgrade_from_empty_creates_every_table_and_matches_the_models(
         assert _head(engine) == HEAD
         # what `alembic check` does: the models and the migrated schema agree
         assert _diffs(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_the_recipient_hash_keeps_the_count_triggers(tmp_path: Path) -> None:
+    # 0009's downgrade must not rebuild ``messages`` on SQLite: a rebuild drops 0008's triggers
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        upgrade(engine)
+        downgrade(engine, "0008")
+        with engine.connect() as connection:
+            triggers = set(
+                connection.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                ).scalars()
+            )
+        assert {
+            "messages_counted_insert",
+            "messages_counted_update",
+            "messages_counted_delete",
+        } <= triggers
     finally:
         engine.dispose()
 

@@ -45,6 +45,7 @@ EXPECTED = {
     "receipt matched by provider id": "ix_messages_provider_message_id",
     "receipt whose id is not found (match by number)": "ix_messages_recipient",
     "a message's events": "ix_delivery_events_message_id",
+    "support page: messages to a number": "ix_messages_recipient_hash_created_at_id",
     "postier list --status failed": "ix_messages_status_created_at_id",
     "postier list (no filter)": "ix_messages_status_created_at_id",
     "postier list: counts of live states": COUNTERS,
@@ -146,6 +147,7 @@ def test_sqlite_plans_do_not_flip_with_misleading_statistics(
                     ("ix_messages_campaign_id_status", "30000 30000 30000"),
                     (SQLITE_MESSAGES_PK, "30000 30000"),
                     ("ix_messages_recipient", "30000 30000"),
+                    ("ix_messages_recipient_hash_created_at_id", "30000 30000 1 1"),
                     ("ix_messages_provider_message_id", "30000 30000"),
                 ],
             )

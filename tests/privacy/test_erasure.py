@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from postier.campaigns.optout import opted_out, sync_opt_outs
+from postier.config import RetentionSettings
 from postier.ledger.db import session_scope
 from postier.ledger.models import MessageStatus, messages_table, opt_outs_table
+from postier.ledger.queries import messages_to_number
 from postier.privacy.erasure import (
     NOT_REACHABLE,
     ErasureError,
@@ -23,7 +26,8 @@ from postier.privacy.erasure import (
     find_traces,
     opt_out_hash,
 )
-from postier.privacy.retention import REDACTED
+from postier.privacy.retention import REDACTED, redact_expired
+from postier.rules.phones import number_hash
 from tests.privacy.conftest import HASH_KEY, OTHER, PERSON, seed_person, traces_of
 
 
@@ -179,3 +183,31 @@ def test_the_commands_export_then_erase(
     assert data["messages"] == [] and data["inbound_messages"] == []
     assert bogus.exit_code == 2 and "Traceback" not in bogus.output
     assert traces_of(engine, PERSON) == []
+
+
+def test_a_redacted_number_stays_as_a_keyed_hash_until_erased(engine: Engine) -> None:
+    """Retention keeps (or computes) the message's keyed hash as it redacts the number: the
+    support page's lookup and an export still reach the message; an erasure cuts the link."""
+    seeded = seed_person(engine)
+    digest = number_hash(PERSON, HASH_KEY)
+
+    redact_expired(engine, RetentionSettings(hash_key=SecretStr(HASH_KEY)))
+
+    with session_scope(engine) as session:
+        row = session.execute(
+            sa.select(messages_table).where(messages_table.c.id == seeded.settled)
+        ).one()
+        assert (row.recipient, row.recipient_hash) == (REDACTED, digest)
+        found = [m.id for m in messages_to_number(session, PERSON, digest)]
+        assert seeded.settled in found and seeded.other not in found
+        assert seeded.settled not in [m.id for m in messages_to_number(session, PERSON, None)]
+    exported = {m["id"] for m in export_number(engine, PERSON, hash_key=HASH_KEY)["messages"]}
+    assert seeded.settled in exported
+    assert seeded.settled not in {m["id"] for m in export_number(engine, PERSON)["messages"]}
+
+    erase_number(engine, PERSON, hash_key=HASH_KEY)
+
+    with session_scope(engine) as session:
+        assert messages_to_number(session, PERSON, digest) == []
+        hashes = session.execute(sa.select(messages_table.c.recipient_hash)).scalars().all()
+        assert digest not in hashes

@@ -280,3 +280,16 @@ def test_a_number_longer_than_e164_allows_is_refused() -> None:
     with pytest.raises(RuleViolation) as caught:
         normalize_number("+4920100000000000")
     assert caught.value.rule == "e164.impossible"
+
+
+@given(st.integers(min_value=600000000, max_value=799999999))
+def test_number_hash_is_keyed_fixed_length_and_hides_the_number(national: int) -> None:
+    from postier.rules.phones import HASH_PREFIX, number_hash
+
+    e164 = f"+33{national}"
+    digest = number_hash(e164, "a-key-of-16-char")
+    assert digest == number_hash(e164, "a-key-of-16-char")
+    assert digest != number_hash(e164, "another-key-16ch")
+    assert digest != number_hash(f"+33{national + 1}", "a-key-of-16-char")
+    assert re.fullmatch(HASH_PREFIX + r"[0-9a-f]{30}", digest)
+    assert str(national) not in digest
