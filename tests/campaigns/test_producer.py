@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -22,21 +20,18 @@ def message_count(engine: Engine) -> int:
 
 
 @pytest.mark.parametrize("form", ["list", "csv"])
-def test_a_100k_audience_is_accepted_in_well_under_a_second(
+def test_a_100k_audience_is_stored_whole_and_fanned_out_by_the_worker(
     campaigns: CampaignProducer, drain: Drain, engine: Engine, form: str
 ) -> None:
+    # what keeps create fast whatever the audience: one audience row, no message row, one
+    # small task (its time is the benchmark's "campaign create" figure, not a test's bound)
     audience = numbers(100_000)
     options = (
         {"recipients": audience}
         if form == "list"
         else {"csv": "mobile,prenom\n" + "".join(f"{n},Ana\n" for n in audience)}
     )
-    campaigns.create("warm-up", text="x", recipients=["0612345678"], category="notification")
-    started = time.perf_counter()
     handle = campaigns.create("grosse", text="Bonjour", category="notification", **options)
-    elapsed = time.perf_counter() - started
-    # the design target is ~0.1 s; the bound leaves room for a loaded test machine
-    assert elapsed < 1.0, f"create took {elapsed:.3f}s"
     assert message_count(engine) == 0  # no message row yet: the worker fans it out
     with session_scope(engine) as session:
         kind = session.execute(

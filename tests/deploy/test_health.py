@@ -32,7 +32,6 @@ def test_checks_pass_on_a_ledger_and_redis_that_answer(redis_test_url: str, tmp_
         ("redis", True, "PONG"),
         ("ledger", True, "sqlite"),
     ]
-    assert all(r.seconds < 2 for r in results)
 
 
 def test_an_unreachable_redis_fails_within_the_timeout() -> None:
