@@ -183,9 +183,10 @@ def fan_out_chunk(ctx: CampaignContext, campaign_id: str, start: int, stop: int)
     rejections: list[Rejection] = []
     seen: set[str] = set()
     duplicates = 0
+    factory = ctx.factory.batch()
     for contact in contacts_from_json(chunk.contacts or []):
         try:
-            row = build_row(ctx.factory, spec, campaign_id, contact)
+            row = build_row(factory, spec, campaign_id, contact)
         except RuleViolation as exc:
             rejections.append(Rejection.of(contact.line, exc))
             continue

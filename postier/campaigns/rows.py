@@ -18,18 +18,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Protocol
 
 from postier.campaigns.audience import Contact
 from postier.campaigns.personalise import lookup, render, render_params
 from postier.campaigns.spec import CampaignSpec
-from postier.dispatch.rows import Category, Row, RowBuilder, SmsRequest
+from postier.dispatch.rows import Category, Row, RowBuilder, RowMemo, SmsRequest
 from postier.ledger.models import MessageKind
 from postier.rules.errors import RuleViolation
 
 
 class RowFactory(Protocol):
     """Validated, unsaved ledger rows for one recipient (the producer's builders)."""
+
+    def batch(self) -> RowFactory:
+        """A factory for the rows of one chunk: they share a clock reading and each distinct
+        text's checks (``postier.dispatch.rows.RowMemo``). Not to be shared between threads.
+        """
+        ...
 
     def sms(self, to: str, text: str, *, sender: str | None, category: str, provider: str) -> Row:
         """An SMS row; raises ``RuleViolation`` (number field ``to``)."""
@@ -52,13 +59,17 @@ class RowFactory(Protocol):
 class LedgerRowFactory:
     """``RowFactory`` over the core row builder, which single sends use too."""
 
-    def __init__(self, builder: RowBuilder) -> None:
+    def __init__(self, builder: RowBuilder, memo: RowMemo | None = None) -> None:
         self.builder = builder
+        self.memo = memo
+
+    def batch(self) -> LedgerRowFactory:
+        return LedgerRowFactory(self.builder, self.builder.memo())
 
     def sms(self, to: str, text: str, *, sender: str | None, category: str, provider: str) -> Row:
         chosen: Category = "marketing" if category == "marketing" else "notification"
         return self.builder.sms(
-            SmsRequest(to, text, sender=sender, category=chosen, provider=provider)
+            SmsRequest(to, text, sender=sender, category=chosen, provider=provider), self.memo
         )
 
     def whatsapp_template(
@@ -89,7 +100,26 @@ class LedgerRowFactory:
 
 def message_id(salt: str, recipient: str) -> str:
     """The id of the campaign's message to ``recipient`` (32 hex characters)."""
-    return hmac.new(salt.encode(), recipient.encode(), hashlib.sha256).hexdigest()[:32]
+    return _keyed(salt).copy_with(recipient)
+
+
+class _Keyed:
+    """``message_id`` under one salt: the HMAC keyed once, copied per recipient."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, salt: str) -> None:
+        self._mac = hmac.new(salt.encode(), digestmod=hashlib.sha256)
+
+    def copy_with(self, recipient: str) -> str:
+        mac = self._mac.copy()
+        mac.update(recipient.encode())
+        return mac.hexdigest()[:32]
+
+
+@lru_cache(maxsize=64)
+def _keyed(salt: str) -> _Keyed:
+    return _Keyed(salt)
 
 
 def build_row(factory: RowFactory, spec: CampaignSpec, campaign_id: str, contact: Contact) -> Row:

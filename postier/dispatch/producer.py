@@ -34,7 +34,7 @@ from postier.dispatch.rows import (
 )
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import Lane, MessageKind, MessageStatus, utcnow
-from postier.ledger.queries import get_message, insert_messages
+from postier.ledger.queries import get_message, insert_messages, statuses_of
 from postier.rules import (
     check_file_url,
     check_text,
@@ -51,6 +51,8 @@ from postier.rules.inputs import (
 
 #: a file URL (or thumbnail URL) longer than this is refused
 MAX_URL_CHARS = 2048
+#: a row's lane as stored, by the value it may hold (saves an Enum call per row)
+_LANES: dict[Any, Lane] = {**{lane: lane for lane in Lane}, **{lane.value: lane for lane in Lane}}
 #: messages one ``send_many`` call may queue (larger sends: a campaign, or several calls)
 MAX_BULK_ROWS = 100_000
 
@@ -112,7 +114,6 @@ class Producer:
         if not rows:
             return []
         wanted = [row["id"] for row in rows]
-        statuses = {row["id"]: row["status"] for row in rows}
         # stamped as handed to the broker before it is: one UPDATE per 500 rows saved (after
         # a bulk insert PostgreSQL's stale statistics made each a scan); the publish clears
         # the stamp of any id the broker does not take, and a crash in between leaves rows
@@ -123,19 +124,23 @@ class Producer:
                 row["published_at"] = now
         with session_scope(self.engine) as session:
             ids = insert_messages(session, rows)
-        lanes = {row["id"]: Lane(row.get("lane") or Lane.TRANSACTIONAL) for row in rows}
+        duplicates = {got for want, got in zip(wanted, ids, strict=True) if want != got}
+        stored: dict[str, str] = {}
+        if duplicates:
+            with session_scope(self.engine) as session:
+                stored = statuses_of(session, duplicates)
         handles: list[MessageHandle] = []
         to_publish: dict[Lane, list[str]] = {}
-        for want, got in zip(wanted, ids, strict=True):
-            duplicate = want != got
-            status = statuses[want]
-            if duplicate:
-                with session_scope(self.engine) as session:
-                    existing = get_message(session, got)
-                    status = existing.status if existing else status
-            elif status == MessageStatus.QUEUED:
-                to_publish.setdefault(lanes[want], []).append(got)
-            handles.append(MessageHandle(id=got, status=str(status), duplicate=duplicate))
+        queued = MessageStatus.QUEUED
+        for row, got in zip(rows, ids, strict=True):
+            status = row["status"]
+            if row["id"] != got:
+                handles.append(MessageHandle(got, str(stored.get(got, status)), True))
+                continue
+            if status == queued:
+                lane = _LANES.get(row.get("lane") or Lane.TRANSACTIONAL)
+                to_publish.setdefault(lane or Lane(row["lane"]), []).append(got)
+            handles.append(MessageHandle(got, str(status)))
         for lane, ids_of_lane in to_publish.items():
             self.publisher.publish(ids_of_lane, lane=lane, stamped=True)
         return handles
@@ -301,9 +306,11 @@ class Producer:
         result = BulkResult()
         rows: list[Row] = []
         chosen: list[bool] = []
+        memo = self.rows.memo()
+        build = self.rows.sms
         for index, request in enumerate(requests):
             try:
-                rows.append(self.build_sms(request))
+                rows.append(build(request, memo))
                 chosen.append(request.priority is not None)
             except RuleViolation as exc:
                 result.rejected.append((index, exc))

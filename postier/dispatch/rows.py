@@ -88,6 +88,45 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _CheckedText:
+    """What one text of one category and provider request comes to on its route."""
+
+    provider: str
+    body: str
+    parts: int
+    #: ``payload["text_policy"]`` when the policy changed the text
+    policy: dict[str, Any] | None
+
+
+class RowMemo:
+    """What the rows of one producer call share: one clock reading, and each distinct text's
+    checks (a bulk send of one text checks it once, not once per recipient; a refusal is not
+    remembered, it raises for each row that has it).
+
+    Scoped to one call, so a change of settings between calls is always seen.
+    """
+
+    __slots__ = ("now", "senders", "texts")
+
+    #: distinct texts remembered; beyond, each further one is checked row by row
+    MAX_TEXTS = 4096
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.texts: dict[tuple[str, str, str | None], _CheckedText] = {}
+        self.senders: dict[str, str] = {}
+
+
+def _text_key(request: SmsRequest) -> tuple[str, str, str | None] | None:
+    """``request``'s key in ``RowMemo.texts``; None for values of the wrong type (checked,
+    and refused, row by row)."""
+    text, category, provider = request.text, request.category, request.provider
+    if type(text) is str and type(category) is str and (provider is None or type(provider) is str):
+        return (text, category, provider)
+    return None
+
+
 def sms_text(
     settings: Settings, provider: str, text: str, *, transport: str | None = None
 ) -> PolicyOutcome:
@@ -115,9 +154,11 @@ class RowBuilder:
         self.clock = clock
         self.quiet_hours = QuietHours.from_settings(settings.campaigns)
 
-    def _marketing_send_at(self, send_at: datetime | None) -> datetime | None:
+    def _marketing_send_at(
+        self, send_at: datetime | None, now: datetime | None = None
+    ) -> datetime | None:
         """``send_at``, or the next instant marketing may go out when it falls in quiet hours."""
-        due = send_at if send_at is not None else self.clock()
+        due = send_at if send_at is not None else (now or self.clock())
         if self.quiet_hours.is_allowed(due):
             return send_at
         return self.quiet_hours.next_allowed(due)
@@ -125,13 +166,66 @@ class RowBuilder:
     def _check_send_at(self, send_at: datetime | None) -> datetime | None:
         return check_send_at(send_at, now=self.clock())
 
-    def sms(self, request: SmsRequest) -> Row:
-        """A validated, unsaved ledger row for ``request``; raises ``RuleViolation``."""
+    def memo(self) -> RowMemo:
+        """A fresh ``RowMemo`` for the rows of one call."""
+        return RowMemo(self.clock())
+
+    def sms(self, request: SmsRequest, memo: RowMemo | None = None) -> Row:
+        """A validated, unsaved ledger row for ``request``; raises ``RuleViolation``.
+
+        ``memo``: shared by the rows of one call (``memo()``): they are stamped with one
+        clock reading, and a text repeated across them is checked once.
+        """
         if not isinstance(request, SmsRequest):
             raise RuleViolation("request", "request.type", "must be an SmsRequest")
+        if memo is None:
+            memo = self.memo()
         recipient = normalize_number(
             _check_to(request.to), region=self.settings.default_region, field="to"
         )
+        key = _text_key(request)
+        checked = memo.texts.get(key) if key is not None else None
+        if checked is None:
+            checked = self._checked_text(request)
+            if key is not None and len(memo.texts) < RowMemo.MAX_TEXTS:
+                memo.texts[key] = checked
+        send_at = check_send_at(request.send_at, now=memo.now)
+        if request.category == "marketing":
+            send_at = self._marketing_send_at(send_at, memo.now)
+        sender = request.sender
+        if sender is not None:
+            known = memo.senders.get(sender) if type(sender) is str else None
+            if known is None:
+                known = check_string(sender, field="sender", max_chars=64)
+                known = validate_sender(known, field="sender") if known else known
+                memo.senders[known] = known
+            sender = known
+        campaign_id = check_optional_string(request.campaign_id, field="campaign_id", max_chars=32)
+        payload: dict[str, Any] = {}
+        if sender:
+            payload["sender"] = sender
+        if checked.policy is not None:
+            payload["text_policy"] = dict(checked.policy)
+        return self.row(
+            kind=MessageKind.SMS,
+            channel=Channel.SMS,
+            provider=checked.provider,
+            recipient=recipient,
+            body=checked.body,
+            payload=payload,
+            category=request.category,
+            send_at=send_at,
+            idempotency_key=_check_key(request.idempotency_key),
+            parts=checked.parts,
+            campaign_id=campaign_id,
+            priority=request.priority,
+            callback_url=request.callback_url,
+            now=memo.now,
+        )
+
+    def _checked_text(self, request: SmsRequest) -> _CheckedText:
+        """The text, category and provider of ``request`` checked on its route (the checks
+        of ``sms`` that depend on nothing else)."""
         check_string(request.text, field="text", max_chars=MAX_TEXT_CHARS)
         if request.category not in ("notification", "marketing"):
             raise RuleViolation("category", "category.value", "use 'notification' or 'marketing'")
@@ -145,34 +239,9 @@ class RowBuilder:
         # e.g. French premium marketing on Octopush must carry "STOP au XXXXX" (error 121)
         text = prepare_text(self.settings, provider, request.text, request.category)
         outcome = sms_text(self.settings, provider, text, transport=transport)
-        text = outcome.text
-        info = check_text(provider, text, transport=transport, field="text")
-        send_at = self._check_send_at(request.send_at)
-        if request.category == "marketing":
-            send_at = self._marketing_send_at(send_at)
-        sender = check_optional_string(request.sender, field="sender", max_chars=64)
-        sender = validate_sender(sender, field="sender") if sender else None
-        campaign_id = check_optional_string(request.campaign_id, field="campaign_id", max_chars=32)
-        payload: dict[str, Any] = {}
-        if sender:
-            payload["sender"] = sender
-        if outcome.changed:
-            payload["text_policy"] = outcome.to_payload()
-        return self.row(
-            kind=MessageKind.SMS,
-            channel=Channel.SMS,
-            provider=provider,
-            recipient=recipient,
-            body=text,
-            payload=payload,
-            category=request.category,
-            send_at=send_at,
-            idempotency_key=_check_key(request.idempotency_key),
-            parts=info.parts,
-            campaign_id=campaign_id,
-            priority=request.priority,
-            callback_url=request.callback_url,
-        )
+        info = check_text(provider, outcome.text, transport=transport, field="text")
+        policy = outcome.to_payload() if outcome.changed else None
+        return _CheckedText(provider, outcome.text, info.parts, policy)
 
     def row(
         self,
@@ -190,6 +259,7 @@ class RowBuilder:
         campaign_id: str | None = None,
         priority: Priority | None = None,
         callback_url: str | None = None,
+        now: datetime | None = None,
     ) -> Row:
         """A plain row (building 100,000 ``Message`` objects would cost seconds)."""
         if callback_url is not None:
@@ -199,7 +269,8 @@ class RowBuilder:
         lane = lane_for(
             category, threshold=self.settings.dispatch.bulk_threshold, priority=priority
         )
-        now = self.clock()
+        if now is None:
+            now = self.clock()
         scheduled = send_at is not None and send_at > now
         hash_key = self.settings.retention.hash_key.get_secret_value()
         return {

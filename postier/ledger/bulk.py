@@ -4,12 +4,16 @@ SQLAlchemy's per-parameter processing costs more than the database itself, so ro
 converted once with the columns' own bind processors, written into a temporary table (the
 driver's ``executemany`` on SQLite, ``COPY`` on PostgreSQL), and moved into ``messages`` by one
 ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING id``, which says exactly which rows were
-new. (SQLAlchemy's batched multi-row INSERT took two to six times longer.)
+new. (SQLAlchemy's batched multi-row INSERT took two to six times longer; SQLite's
+``executemany`` straight into ``messages``, with its indexes, twice as long as the two steps.)
+Only the columns whose values differ between the rows are staged (ids and numbers, for a
+bulk send of one text); a value every row shares is bound once in the move.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import JSON, Dialect, Insert, Table, select
@@ -53,6 +57,11 @@ _ROW_DEFAULTS: Final[Mapping[str, Any]] = {
     "callback_url": None,
     "callback_seq": 0,
     "recipient_hash": None,
+}
+#: a new row's status by the value it may be given as (a dict hit, not an Enum call per row)
+_INITIAL: Final[Mapping[Any, MessageStatus]] = {
+    **{status: status for status in INITIAL_STATUSES},
+    **{status.value: status for status in INITIAL_STATUSES},
 }
 _REQUIRED: Final[frozenset[str]] = frozenset({"channel", "kind", "recipient"})
 
@@ -161,9 +170,11 @@ def _row_of(item: Message | Mapping[str, Any], position: int, now: Any) -> dict[
         if "id" not in row:  # not setdefault: a uuid4 per row costs, even when unused
             row["id"] = new_message_id()
         row["payload"] = row.get("payload") or {}
-    status = MessageStatus(row["status"])
-    if status not in INITIAL_STATUSES:
-        raise ValueError(f"message #{position}: a new message is queued or scheduled, not {status}")
+    status = _INITIAL.get(row["status"])
+    if status is None:
+        raise ValueError(
+            f"message #{position}: a new message is queued or scheduled, not {row['status']}"
+        )
     if status is MessageStatus.SCHEDULED and row["send_at"] is None:
         raise ValueError(f"message #{position}: a scheduled message needs send_at")
     if not row["id"]:
@@ -175,53 +186,74 @@ def _row_of(item: Message | Mapping[str, Any], position: int, now: Any) -> dict[
     return row
 
 
-def _as_tuples(
-    dialect: Dialect, table: Table, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]
-) -> list[tuple[Any, ...]]:
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """Rows split for staging: the columns whose values differ between rows (always ``id``),
+    one tuple per row of them as the driver takes them, and the value shared by every row
+    of each other column (bound once in the statement that moves the rows)."""
+
+    keys: tuple[str, ...]
+    tuples: list[tuple[Any, ...]]
+    shared: dict[str, Any]
+
+    def expression(self, key: str, placeholder: str) -> str:
+        """``key`` in a SELECT from the staging table: its column, or the shared value."""
+        return key if key in self.keys else placeholder
+
+    def shared_values(self, keys: Sequence[str]) -> list[Any]:
+        """The shared values of ``keys`` not staged, in order (the move's parameters)."""
+        return [self.shared[key] for key in keys if key not in self.keys]
+
+
+def _staged(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -> _Staged:
     """Rows as the driver takes them, through each column's own bind processor.
 
     Column by column, remembering each distinct value's conversion: a campaign's rows share
-    their timestamps, statuses and kinds, so most conversions are dictionary hits.
+    their timestamps, statuses and kinds, so most conversions are dictionary hits; a column
+    whose value every row shares is not staged at all (a bulk send stages ids and numbers).
     """
+    keys: list[str] = []
     columns: list[list[Any]] = []
-    for key in keys:
+    shared: dict[str, Any] = {}
+    for key in _COLUMNS:
         values = [row[key] for row in rows]
         column_type = table.c[key].type
         process = column_type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             if isinstance(column_type, JSON):
-                values = [None if value is None else process(value) for value in values]
+                # most payloads of a bulk send are empty: that one is serialised once
+                empty = process({})
+                values = [
+                    None if value is None else empty if value == {} else process(value)
+                    for value in values
+                ]
             else:
                 done: dict[Any, Any] = {None: None}
                 values = [
                     done[value] if value in done else done.setdefault(value, process(value))
                     for value in values
                 ]
-        columns.append(values)
-    return list(zip(*columns, strict=True))
+        if key != "id" and values.count(values[0]) == len(values):
+            shared[key] = values[0]
+        else:
+            keys.append(key)
+            columns.append(values)
+    return _Staged(tuple(keys), list(zip(*columns, strict=True)), shared)
 
 
 # The SQL of the SQLite path: only our own table and column names are formatted in.
 _KEYS: Final[str] = ", ".join(_COLUMNS)
 _TEMP: Final[str] = f"temp.{_TEMP_TABLE}"
 _SQL_DROP: Final[str] = f"DROP TABLE IF EXISTS {_TEMP}"
-_SQL_CREATE: Final[str] = (
-    f"CREATE TEMP TABLE {_TEMP_TABLE} AS SELECT {_KEYS} FROM main.messages WHERE 0"  # noqa: S608
-)
-_SQL_STAGE: Final[str] = (
-    f"INSERT INTO {_TEMP} ({_KEYS}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608
-)
-# "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT
-_SQL_MOVE: Final[str] = (
-    f"INSERT INTO main.messages ({_KEYS}) SELECT {_KEYS} FROM {_TEMP} "  # noqa: S608
-    "WHERE true ON CONFLICT DO NOTHING RETURNING id"
-)
 _SQL_INDEX: Final[str] = f"CREATE INDEX {_TEMP}_id ON {_TEMP_TABLE} (id)"
 _SQL_UNSTAGE: Final[str] = f"DELETE FROM {_TEMP} WHERE id = ?"  # noqa: S608
-_SQL_EVENTS: Final[str] = (
-    "INSERT INTO main.delivery_events (message_id, from_status, to_status, at, detail)"  # noqa: S608
-    f" SELECT id, NULL, status, created_at, ? FROM {_TEMP}"
-)
+#: the columns of a message's first event, from the staged rows
+_EVENT_KEYS: Final[tuple[str, ...]] = ("id", "status", "created_at")
+
+#: the page cache of the connection while it inserts (KiB): SQLite's default of 2 MiB is
+#: smaller than the indexes a 100,000-row insert touches, and spilling dirty pages to the WAL
+#: in mid-transaction cost about a third of the insert; set back afterwards
+_SQLITE_INSERT_CACHE_KIB: Final[int] = 65_536
 
 
 def _insert_sqlite(
@@ -232,21 +264,44 @@ def _insert_sqlite(
     The creation events are copied from the same temporary table, after dropping from it the
     rows that were not inserted.
     """
+    staged = _staged(dialect, messages_table, rows)
+    keys = ", ".join(staged.keys)
+    selected = ", ".join(staged.expression(key, "?") for key in _COLUMNS)
+    # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT
+    move = (
+        f"INSERT INTO main.messages ({_KEYS}) SELECT {selected} FROM {_TEMP} "  # noqa: S608
+        "WHERE true ON CONFLICT DO NOTHING RETURNING id"
+    )
+    id_, status, created_at = (staged.expression(key, "?") for key in _EVENT_KEYS)
+    events = (
+        "INSERT INTO main.delivery_events (message_id, from_status, to_status, at, detail)"  # noqa: S608
+        f" SELECT {id_}, NULL, {status}, {created_at}, ? FROM {_TEMP}"
+    )
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(_SQL_DROP)
-        cursor.execute(_SQL_CREATE)
-        cursor.executemany(_SQL_STAGE, _as_tuples(dialect, messages_table, _COLUMNS, rows))
-        cursor.execute(_SQL_MOVE)
-        inserted = {row[0] for row in cursor.fetchall()}
-        if record_events and inserted:
-            if len(inserted) < len(rows):
-                cursor.execute(_SQL_INDEX)
-                cursor.executemany(
-                    _SQL_UNSTAGE, [(row["id"],) for row in rows if row["id"] not in inserted]
-                )
-            cursor.execute(_SQL_EVENTS, (_CREATED,))
-        cursor.execute(_SQL_DROP)
+        cache = cursor.execute("PRAGMA cache_size").fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size = {-_SQLITE_INSERT_CACHE_KIB}")
+        try:
+            cursor.execute(_SQL_DROP)
+            cursor.execute(
+                f"CREATE TEMP TABLE {_TEMP_TABLE} AS SELECT {keys} FROM main.messages WHERE 0"  # noqa: S608
+            )
+            cursor.executemany(
+                f"INSERT INTO {_TEMP} ({keys}) VALUES ({', '.join('?' for _ in staged.keys)})",  # noqa: S608
+                staged.tuples,
+            )
+            cursor.execute(move, staged.shared_values(_COLUMNS))
+            inserted = {row[0] for row in cursor.fetchall()}
+            if record_events and inserted:
+                if len(inserted) < len(rows):
+                    cursor.execute(_SQL_INDEX)
+                    cursor.executemany(
+                        _SQL_UNSTAGE, [(row["id"],) for row in rows if row["id"] not in inserted]
+                    )
+                cursor.execute(events, [*staged.shared_values(_EVENT_KEYS), _CREATED])
+            cursor.execute(_SQL_DROP)
+        finally:
+            cursor.execute(f"PRAGMA cache_size = {int(cache)}")
     finally:
         cursor.close()
     return inserted
@@ -254,35 +309,52 @@ def _insert_sqlite(
 
 _PG_TEMP: Final[str] = "pg_temp." + _TEMP_TABLE
 _PG_DROP: Final[str] = f"DROP TABLE IF EXISTS {_PG_TEMP}"
-_PG_CREATE: Final[str] = (
-    f"CREATE TEMP TABLE {_TEMP_TABLE} AS SELECT {_KEYS} FROM messages WITH NO DATA"  # noqa: S608
-)
-_PG_COPY: Final[str] = f"COPY {_PG_TEMP} ({_KEYS}) FROM STDIN"
-_PG_MOVE: Final[str] = (
-    f"INSERT INTO messages ({_KEYS}) SELECT {_KEYS} FROM {_PG_TEMP} "  # noqa: S608
-    "ON CONFLICT DO NOTHING RETURNING id"
-)
-_PG_EVENTS: Final[str] = (
-    "INSERT INTO delivery_events (message_id, from_status, to_status, at, detail)"  # noqa: S608
-    f" SELECT id, NULL, status, created_at, %s FROM {_PG_TEMP} WHERE id = ANY(%s)"
-)
+
+
+def _pg_placeholder(dialect: Dialect, key: str) -> str:
+    """A shared value in the move's SELECT, cast to its column's type (a parameter in a
+    select list has none, and text is not assigned to a timestamp or a JSON column)."""
+    return f"CAST(%s AS {messages_table.c[key].type.compile(dialect=dialect)})"
 
 
 def _insert_postgresql(
     session: Session, dialect: Dialect, rows: Sequence[dict[str, Any]], *, record_events: bool
 ) -> set[str]:
-    """Rows into ``messages`` by COPY into a temporary table; the ids actually inserted."""
+    """Rows into ``messages`` by COPY into a temporary table; the ids actually inserted.
+
+    The move and the creation events are one statement: the events are written from the
+    rows the INSERT returns, so no list of ids goes back to the server (100,000 ids passed
+    to an ``= ANY(%s)`` cost the server more than the insert).
+    """
+    staged = _staged(dialect, messages_table, rows)
+    keys = ", ".join(staged.keys)
+    selected = ", ".join(staged.expression(key, _pg_placeholder(dialect, key)) for key in _COLUMNS)
+    move = (
+        f"INSERT INTO messages ({_KEYS}) SELECT {selected} FROM {_PG_TEMP} "  # noqa: S608
+        "ON CONFLICT DO NOTHING"
+    )
+    if record_events:
+        move = (
+            f"WITH moved AS ({move} RETURNING id, status, created_at), "  # noqa: S608
+            "events AS (INSERT INTO delivery_events (message_id, from_status, to_status, at,"
+            " detail) SELECT id, NULL, status, created_at, %s FROM moved) "
+            "SELECT id FROM moved"
+        )
+        parameters = [*staged.shared_values(_COLUMNS), _CREATED]
+    else:
+        move += " RETURNING id"
+        parameters = staged.shared_values(_COLUMNS)
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_PG_DROP)
-        cursor.execute(_PG_CREATE)
-        with cursor.copy(_PG_COPY) as copy:
-            for values in _as_tuples(dialect, messages_table, _COLUMNS, rows):
+        cursor.execute(
+            f"CREATE TEMP TABLE {_TEMP_TABLE} AS SELECT {keys} FROM messages WITH NO DATA"  # noqa: S608
+        )
+        with cursor.copy(f"COPY {_PG_TEMP} ({keys}) FROM STDIN") as copy:
+            for values in staged.tuples:
                 copy.write_row(values)
-        cursor.execute(_PG_MOVE)
+        cursor.execute(move, parameters)
         inserted = {row[0] for row in cursor.fetchall()}
-        if record_events and inserted:
-            cursor.execute(_PG_EVENTS, (_CREATED, list(inserted)))
         cursor.execute(_PG_DROP)
     finally:
         cursor.close()

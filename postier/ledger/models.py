@@ -12,7 +12,7 @@ JSON columns are JSONB on PostgreSQL. They are not change-tracked: assign a new 
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -182,9 +182,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: the bits a version-4 UUID (RFC 9562) fixes: its version (0100) and its variant (10)
+_UUID4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET: Final = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_message_id() -> str:
-    """A new message id: uuid4 as 32 hex characters."""
-    return uuid.uuid4().hex
+    """A new message id: a random (version 4) UUID as 32 hex characters.
+
+    The same value ``uuid.uuid4().hex`` gives, without building a ``UUID`` object (a fifth
+    of a bulk send's row building).
+    """
+    return f"{int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 class Message(SQLModel, table=True):

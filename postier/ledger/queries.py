@@ -200,6 +200,16 @@ def lanes_of(session: Session, message_ids: Sequence[str]) -> dict[str, Lane]:
     return found
 
 
+def statuses_of(session: Session, message_ids: Collection[str]) -> dict[str, str]:
+    """The status of each of ``message_ids`` that exists (one query per 500 ids)."""
+    messages = messages_table
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(dict.fromkeys(message_ids))):
+        query = select(messages.c.id, messages.c.status).where(messages.c.id.in_(chunk))
+        found.update((id_, str(MessageStatus(status))) for id_, status in session.execute(query))
+    return found
+
+
 def queued_rows(session: Session, message_ids: Sequence[str]) -> list[Row[Any]]:
     """The ``queued`` rows among ``message_ids``, every column, in the order given.
 

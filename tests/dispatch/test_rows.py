@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from postier.config import Settings
-from postier.dispatch.rows import RowBuilder, SmsRequest
+from postier.dispatch.rows import RowBuilder, RowMemo, SmsRequest
 from postier.ledger.models import MessageStatus
 from postier.rules.errors import RuleViolation
 
@@ -159,3 +159,64 @@ def test_rows_carry_the_keyed_hash_of_their_number_when_a_key_is_set() -> None:
     assert row["recipient_hash"] == number_hash("+33612345678", "k" * 16)
     plain = builder(at).sms(SmsRequest("06 12 34 56 78", "Bonjour"))
     assert plain["recipient_hash"] is None
+
+
+# -- one memo for the rows of a call ---------------------------------------------------------
+
+_TEXTS = ["Soldes d'hiver", "Café à 2 €", "Code 123456", "", "Ünïcødé ✓", "x" * 2000]
+
+
+def _outcome(b: RowBuilder, request: SmsRequest, memo: RowMemo | None) -> object:
+    try:
+        row = b.sms(request, memo)
+    except RuleViolation as exc:
+        return (exc.field, exc.rule)
+    return {key: value for key, value in row.items() if key not in ("id",)}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_TEXTS),
+            st.sampled_from(["notification", "marketing", "promo"]),
+            st.sampled_from([None, "octopush", "primotexto", "afilnet", "nobody"]),
+            st.sampled_from([None, "Postier", "no", "Shop 2"]),
+        ),
+        max_size=12,
+    )
+)
+def test_rows_built_with_one_memo_are_the_rows_built_alone(
+    requests: list[tuple[str, str, str | None, str | None]],
+) -> None:
+    """A memo shared by a call's rows answers a text (and a sender) checked before with what
+    checking it again would give; a refusal is given again to every row that has it."""
+    now = datetime(2026, 11, 17, 10, 0, tzinfo=PARIS)
+    b = builder(now)
+    memo = b.memo()
+    for text, category, provider, sender in requests:
+        request = SmsRequest(
+            "0612345678",
+            text,
+            sender=sender,
+            category=category,  # type: ignore[arg-type]
+            provider=provider,
+        )
+        assert _outcome(b, request, memo) == _outcome(b, request, None)
+
+
+def test_one_memo_stamps_every_row_with_one_instant() -> None:
+    ticks = iter(datetime(2026, 11, 17, 10, 0, second, tzinfo=PARIS) for second in range(60))
+    b = RowBuilder(Settings(_env_file=None), clock=lambda: next(ticks))
+    memo = b.memo()
+    rows = [b.sms(SmsRequest(f"06123456{n:02d}", "Bonjour"), memo) for n in range(3)]
+    assert {row["created_at"] for row in rows} == {memo.now}
+    assert len({row["id"] for row in rows}) == 3
+
+
+def test_a_text_of_the_wrong_type_is_refused_with_a_memo_too() -> None:
+    b = builder(datetime(2026, 11, 17, 10, 0, tzinfo=PARIS))
+    memo = b.memo()
+    for _ in range(2):
+        with pytest.raises(RuleViolation) as caught:
+            b.sms(SmsRequest("0612345678", ["not", "text"]), memo)  # type: ignore[arg-type]
+        assert (caught.value.field, caught.value.rule) == ("text", "text.type")

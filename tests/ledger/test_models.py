@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -35,6 +36,8 @@ def test_new_message_id_is_uuid4_hex() -> None:
         assert len(value) == 32
         assert value[12] == "4"  # the uuid version digit
         int(value, 16)
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, value)
 
 
 @pytest.mark.parametrize(

@@ -204,6 +204,41 @@ def test_insert_without_events(engine: Engine) -> None:
     assert _count(engine, DeliveryEvent) == 0
 
 
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_insert_stores_shared_and_varying_columns_alike(engine: Engine, size: int) -> None:
+    """A column every row shares is bound once rather than staged: each kind of value
+    (text, enum, JSON, timestamp, number, NULL) must read back the same either way."""
+    later = T0 + timedelta(days=1)
+    common: dict[str, Any] = {
+        "campaign_id": "camp",
+        "payload": {"sender": "Postier", "n": [1, 2]},
+        "send_at": later,
+        "status": S.SCHEDULED,
+        "parts": 2,
+        "created_at": T0,
+        "updated_at": T0,
+        "published_at": None,
+    }
+    rows = [message_row(recipient=f"+3361234560{n}", **common) for n in range(size)]
+    odd = message_row(
+        recipient="+33612345699",
+        **{**common, "payload": {}, "status": S.QUEUED, "send_at": None, "parts": None},
+    )
+    for batch in (rows, [*rows[:-1], odd]):
+        with session_scope(engine) as session:
+            ids = insert_messages(session, [{**row, "id": new_message_id()} for row in batch])
+        with session_scope(engine) as session:
+            for message_id, row in zip(ids, batch, strict=True):
+                message = get_message(session, message_id)
+                assert message is not None
+                got = {key: getattr(message, key) for key in (*common, "recipient", "body")}
+                assert got == {key: row[key] for key in got}
+                events = events_for(session, message_id)
+                assert [(e.to_status, e.at, e.detail) for e in events] == [
+                    (row["status"], T0, "created")
+                ]
+
+
 # -- claim_for_sending ---------------------------------------------------------------------
 
 
