@@ -228,7 +228,11 @@ def test_kubectl_renders_the_base() -> None:
         assert result.returncode == 0, result.stderr
         rendered = list(yaml.safe_load_all(result.stdout))
         kinds = sorted(doc["kind"] for doc in rendered)
-        assert kinds.count("Deployment") == 6 and "ConfigMap" in kinds and "Secret" in kinds
+        # every Deployment file of the base, rendered (workers of each lane and callbacks, beat,
+        # Flower, webhooks, the API)
+        files = [doc for _, doc in load_base()[1].items() if doc["kind"] == "Deployment"]
+        assert kinds.count("Deployment") == len(files) == 7
+        assert "ConfigMap" in kinds and "Secret" in kinds
         deployments = {doc["metadata"]["name"] for doc in rendered if doc["kind"] == "Deployment"}
         assert set(WORKERS) <= deployments
         config = next(doc for doc in rendered if doc["kind"] == "ConfigMap")
