@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the demo stack (Redis, SQLite ledger, sandbox, worker, beat, Flower) and a demo batch
+## run: the demo stack (Redis, SQLite ledger, sandbox, workers, beat, Flower, HTTP API) and a demo batch
 run: $(STAMP)
 	$(BIN)/postier demo
 
