@@ -26,16 +26,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import Session
+
+if TYPE_CHECKING:
+    # imported where migrations run: alembic and mako are about 70 modules that a worker,
+    # a producer or the API never uses
+    from alembic.config import Config
 
 _T = TypeVar("_T")
 
@@ -154,6 +156,8 @@ def in_short_transactions(
 
 def alembic_config() -> Config:
     """Alembic's configuration for the migrations shipped inside the package."""
+    from alembic.config import Config
+
     script_location = resources.files("postier.ledger") / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))
@@ -167,6 +171,8 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
     get statistics before any query plans with them. It reads every index once (seconds on a
     ledger of millions, under the write lock the migration already holds).
     """
+    from alembic import command
+
     _run_migration(engine_or_url, lambda config: command.upgrade(config, revision))
 
 
@@ -227,6 +233,8 @@ def _stat_empty_partial_indexes(connection: Connection) -> None:
 
 def downgrade(engine_or_url: Engine | str, revision: str) -> None:
     """Undo migrations down to ``revision`` (``"base"`` drops every ledger table)."""
+    from alembic import command
+
     _run_migration(engine_or_url, lambda config: command.downgrade(config, revision))
 
 
@@ -252,4 +260,6 @@ def _run_migration(engine_or_url: Engine | str, run: Callable[[Config], None]) -
 
 
 def _revision(connection: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
