@@ -279,6 +279,7 @@ def _measure(
     measures = list(e2e_results.values())
     worker_peak = max((m.usage.worker_peak_mib for m in measures), default=None)
     beat_peak = max((m.usage.beat_peak_mib for m in measures), default=None)
+    worker_pss: float | None = None
     if worker_peak is not None:
         peaks: dict[str, float] = {}
         for m in measures:
@@ -304,17 +305,18 @@ def _measure(
             worker_pss = max(pss.values())
             report.figures.append(
                 Figure(
-                    "worker memory, PSS (the larger worker)",
+                    "worker memory, peak PSS (the larger worker)",
                     worker_pss,
                     "MiB",
                     better="lower",
                     detail=", ".join(f"{r} {m:.0f} MiB" for r, m in sorted(pss.items()))
-                    + "; shared pages counted once, read when each measure ended",
+                    + "; main process and pool, shared pages counted once, sampled every "
+                    "0.25 s while each measure drained",
                 )
             )
     if beat_peak is not None:
         report.figures.append(Figure("beat peak RSS", beat_peak, "MiB", better="lower"))
-    _targets(report, options, e2e_results, base_rate, bulk, lateness, worker_peak, env)
+    _targets(report, options, e2e_results, base_rate, bulk, lateness, worker_peak, worker_pss, env)
     _new_targets(report, e2e_results, baseline, slow, lanes)
 
 
@@ -372,6 +374,7 @@ def _targets(
     bulk: runs.Measure | None,
     lateness: runs.Lateness | None,
     worker_peak: float | None,
+    worker_pss: float | None,
     env: runs.Environment,
 ) -> None:
     for name, measure in e2e_results.items():
@@ -418,12 +421,17 @@ def _targets(
             Target("deferred p99 lateness < 1.5 s", f"{lateness.p99:.2f} s", met, limit)
         )
     if worker_peak is not None:
+        # judged on the memory the worker occupies: its tree's PSS, where a forked pool's shared
+        # pages count once (a container's limit sees that); the sum of each process's peak RSS
+        # counts them once per process and is printed beside it
+        memory = worker_pss if worker_pss else worker_peak
+        how = "peak PSS of the tree" if worker_pss else "summed peak RSS"
         report.targets.append(
             Target(
                 "worker RSS < 200 MB",
-                f"{worker_peak:.0f} MiB",
-                worker_peak < WORKER_RSS_TARGET,
-                "" if worker_peak < WORKER_RSS_TARGET else "see the worker's pool size",
+                f"{memory:.0f} MiB ({how}; summed peak RSS {worker_peak:.0f} MiB)",
+                memory < WORKER_RSS_TARGET,
+                "" if memory < WORKER_RSS_TARGET else "see the worker's pool size",
             )
         )
 

@@ -417,15 +417,20 @@ def run_end_to_end(
             raise RuntimeError(f"the producer refused {len(result.rejected)} benchmark messages")
         sampler = Sampler(workers[BULK_WORKER], profile_seconds) if profile_seconds > 0 else None
         settled = 0
+        # each worker tree's memory, shared pages counted once, at its highest while draining
+        pss = dict.fromkeys(workers, 0.0)
 
         def finished() -> bool:
             nonlocal settled
+            for role, pid in workers.items():
+                pss[role] = max(pss[role], procfs.tree_pss_mib(pid))
             _, settled = _count_done(engine, campaign)
             return settled >= messages
 
         wait_until(finished, timeout=120 + messages / 20, interval=0.25, what=f"{name} drain")
         each = {name: procfs.usage(pid) for name, pid in workers.items()}
-        pss = {name: procfs.tree_pss_mib(pid) for name, pid in workers.items()}
+        for role, pid in workers.items():
+            pss[role] = max(pss[role], procfs.tree_pss_mib(pid))
         measure = Measure(
             messages=messages,
             seconds=(_last_sent_at(engine, campaign) - started).total_seconds(),
