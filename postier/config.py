@@ -419,8 +419,11 @@ class LogSettings(BaseModel):
 class CampaignSettings(BaseModel):
     """Bulk campaigns (``postier.campaigns``): fan-out sizes, French quiet hours, estimates."""
 
-    #: contacts per fan-out task (a task builds, stores and publishes this many messages)
-    chunk_size: int = Field(default=1000, ge=1, le=20000)
+    #: contacts per fan-out task (a task builds, stores and publishes this many messages, in
+    #: one transaction: on SQLite its commit writes every index page the rows touched, and
+    #: random ids touch nearly one page per row in chunks of 1,000; 5,000 fanned 100,000
+    #: out in 5.3 s of CPU instead of 6.7 s, holding the write lock some 0.2 s a chunk)
+    chunk_size: int = Field(default=5000, ge=1, le=20000)
     #: recipients per Octopush request when every message of a campaign has the same text
     #: (at most 500, Octopush v1's limit)
     batch_size: int = Field(default=500, ge=1, le=500)

@@ -29,6 +29,8 @@ _T = TypeVar("_T")
 #: the targets of the issue, on this machine
 E2E_RATIO_TARGET = 3.0
 BULK_SECONDS_TARGET = 5.0
+#: a campaign of 100,000 fanned out (create → every message row) within this
+FAN_OUT_SECONDS_TARGET = 5.0
 LATENESS_P99_TARGET = 1.5
 WORKER_RSS_TARGET = 200.0
 
@@ -221,26 +223,40 @@ def _measure(
     slow = _at_latency(options, env, steps, report, pool, concurrency)
     lanes = _lane_figures(options, env, steps, report, pool, concurrency)
 
-    bulk = steps.run(
-        f"producer: one bulk call of {options.bulk_messages:,}",
-        lambda: runs.run_bulk(env, options.bulk_messages, pool=pool, concurrency=concurrency),
-    )
     base_enqueue = (
         baseline.messages / baseline.enqueue_seconds
         if baseline is not None and baseline.enqueue_seconds > 0
         else None
     )
-    if bulk is not None:
+    bulks: dict[str, runs.Measure] = {}
+
+    def bulk_call(ledger: str, url: str | None) -> None:
+        what = f"producer: one bulk call of {options.bulk_messages:,}, {ledger}"
+        measure = steps.run(
+            what,
+            lambda: runs.run_bulk(
+                env, options.bulk_messages, pool=pool, concurrency=concurrency, database_url=url
+            ),
+        )
+        if measure is None:
+            return
+        bulks[ledger] = measure
         report.figures.append(
             Figure(
-                f"producer: one bulk call of {options.bulk_messages:,}",
-                bulk.rate,
+                what,
+                measure.rate,
                 "msg/s",
                 base_enqueue,
-                detail=f"{bulk.seconds:.2f} s, rows stored and tasks published; baseline: "
+                detail=f"{measure.seconds:.2f} s, rows stored and tasks published; baseline: "
                 "publishing one task per message",
             )
         )
+
+    bulk_call("SQLite", None)
+    if options.postgres_url and pg_missing is None:
+        with fresh_database(options.postgres_url) as database_url:
+            bulk_call("PostgreSQL", database_url)
+    bulk = bulks.get("SQLite")
     _campaign_figures(report, steps, options, env, base_enqueue, base_rate)
     lateness = None
     if options.deferred:
@@ -316,7 +332,7 @@ def _measure(
             )
     if beat_peak is not None:
         report.figures.append(Figure("beat peak RSS", beat_peak, "MiB", better="lower"))
-    _targets(report, options, e2e_results, base_rate, bulk, lateness, worker_peak, worker_pss, env)
+    _targets(report, options, e2e_results, base_rate, bulks, lateness, worker_peak, worker_pss, env)
     _new_targets(report, e2e_results, baseline, slow, lanes)
 
 
@@ -355,6 +371,20 @@ def _campaign_figures(
             "baseline: publishing one task per message",
         )
     )
+    per_100k = measure.fan_out.seconds * 100_000 / max(1, measure.recipients)
+    met = per_100k < FAN_OUT_SECONDS_TARGET
+    report.targets.append(
+        Target(
+            "a campaign of 100,000 fanned out < 5 s",
+            f"{per_100k:.1f} s per 100,000"
+            + ("" if measure.recipients == 100_000 else f" ({measure.recipients:,} measured)"),
+            met,
+            ""
+            if met
+            else "from create() to the last row; the bulk worker's processes fan "
+            "out a chunk each while the first chunks' messages are sent",
+        )
+    )
     report.figures.append(
         Figure(
             "campaign end to end (create → ledger sent)",
@@ -371,7 +401,7 @@ def _targets(
     options: BenchOptions,
     e2e_results: dict[str, runs.Measure],
     base_rate: float | None,
-    bulk: runs.Measure | None,
+    bulks: dict[str, runs.Measure],
     lateness: runs.Lateness | None,
     worker_peak: float | None,
     worker_pss: float | None,
@@ -394,15 +424,17 @@ def _targets(
         report.targets.append(
             Target(f"end to end ≥ 3x baseline ({name})", f"{ratio:.2f}x", met, limit)
         )
-    if bulk is not None:
+    for ledger, bulk in bulks.items():
         per_100k = bulk.seconds * 100_000 / max(1, bulk.messages)
         met = per_100k < BULK_SECONDS_TARGET
         limit = ""
         if not met:
             limit = _profile_producer(env, min(bulk.messages, 20_000))
+            if ledger != "SQLite":
+                limit = "(profiled on SQLite) " + limit
         report.targets.append(
             Target(
-                "100,000 accepted by one bulk call < 5 s",
+                f"100,000 accepted by one bulk call < 5 s, {ledger}",
                 f"{per_100k:.1f} s per 100,000"
                 + ("" if bulk.messages == 100_000 else f" ({bulk.messages:,} measured)"),
                 met,

@@ -40,8 +40,9 @@ class BenchOptions:
     lane_codes: int = 20
     #: the personalised bulk send the codes go through
     lane_bulk: int = 5_000
-    #: recipients of the campaign whose fan-out is timed (when campaigns exist)
-    campaign_recipients: int = 10_000
+    #: recipients of the campaign whose fan-out is timed (when campaigns exist): the size of
+    #: the target (fan-out chunks are 5,000 contacts: a smaller campaign keeps processes idle)
+    campaign_recipients: int = 100_000
     #: seconds of load for the sandbox's own ceiling
     ceiling_seconds: float = 5.0
     #: the dispatcher's worker: pool and concurrency (what ``postier up`` starts)

@@ -455,11 +455,22 @@ def run_end_to_end(
         return measure
 
 
-def run_bulk(environment: Environment, messages: int, *, pool: str, concurrency: int) -> Measure:
-    """The duration of one ``send_many`` of ``messages`` SMS (stored and published)."""
+def run_bulk(
+    environment: Environment,
+    messages: int,
+    *,
+    pool: str,
+    concurrency: int,
+    database_url: str | None = None,
+) -> Measure:
+    """The duration of one ``send_many`` of ``messages`` SMS (stored and published), on the
+    ledger at ``database_url`` (SQLite in the work directory by default)."""
     from postier.dispatch.producer import Producer, SmsRequest
 
-    with postier_stack(environment, "bulk", None, pool=pool, concurrency=concurrency) as stack:
+    name = "bulk" if database_url is None else "bulk-postgresql"
+    with postier_stack(
+        environment, name, database_url, pool=pool, concurrency=concurrency
+    ) as stack:
         engine = make_engine(stack.database_url)
         producer = Producer(stack.settings, engine=engine)
         requests = [

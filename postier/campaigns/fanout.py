@@ -42,7 +42,6 @@ from postier.campaigns.queries import (
     HELD_UNTIL,
     add_rejections,
     audience_of,
-    existing_ids,
     finish_chunk,
     get_campaign,
     lock_for_chunk,
@@ -57,7 +56,7 @@ from postier.campaigns.spec import CampaignSpec
 from postier.dispatch.rows import Row
 from postier.ledger.db import session_scope
 from postier.ledger.models import CampaignStatus, Lane, MessageStatus
-from postier.ledger.queries import insert_messages
+from postier.ledger.queries import store_messages
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.providers.errors import PermanentError, ProviderError
 from postier.rules.errors import RuleViolation
@@ -214,12 +213,12 @@ def fan_out_chunk(ctx: CampaignContext, campaign_id: str, start: int, stop: int)
         campaign = get_campaign(session, campaign_id)
         assert campaign is not None
         go_now = status is CampaignStatus.RUNNING and _may_send(ctx, spec, campaign.starts_at)
-        present = existing_ids(session, [row["id"] for row in kept])
-        new_rows = [row for row in kept if row["id"] not in present]
-        duplicates += len(kept) - len(new_rows)
-        for row in new_rows:
+        for row in kept:
             _place(row, go_now=go_now, batched=spec.batched, now=now)
-        insert_messages(session, new_rows)
+        # rows a previous run stored are left as they are (ON CONFLICT DO NOTHING)
+        inserted = store_messages(session, kept).inserted
+        new_rows = [row for row in kept if row["id"] in inserted]
+        duplicates += len(kept) - len(new_rows)
         add_rejections(session, campaign_id, rejections)
         finish_chunk(
             session,

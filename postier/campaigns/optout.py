@@ -14,12 +14,14 @@ chunk and no list held in memory.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, String, any_, bindparam, delete, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -60,13 +62,21 @@ def opted_out(session: Session, numbers: Iterable[str], *, hash_key: str | None 
     wanted = sorted(set(numbers))
     hashed = {opt_out_hash(n, hash_key): n for n in wanted} if hash_key else {}
     keys = [*wanted, *hashed]
-    found: set[str] = set()
-    for chunk in chunks(keys):
-        rows = session.execute(
-            select(opt_outs_table.c.recipient).where(opt_outs_table.c.recipient.in_(chunk))
-        )
-        found.update(hashed.get(recipient, recipient) for recipient in rows.scalars())
-    return found
+    if not keys:
+        return set()
+    rows = session.execute(select(opt_outs_table.c.recipient).where(_among(session, keys)))
+    return {hashed.get(recipient, recipient) for recipient in rows.scalars()}
+
+
+def _among(session: Session, keys: list[str]) -> ColumnElement[bool]:
+    """``recipient`` is one of ``keys``, the list bound as one parameter: an ``IN`` of 500
+    bound values cost SQLAlchemy more to render than the database to answer (a chunk of
+    5,000 numbers was a fifth of a fan-out's CPU on PostgreSQL)."""
+    column = opt_outs_table.c.recipient
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("keys", keys, type_=postgresql.ARRAY(String)))
+    listed = func.json_each(bindparam("keys", json.dumps(keys))).table_valued("value")
+    return column.in_(select(listed.c.value))
 
 
 def add_opt_out(

@@ -351,18 +351,6 @@ def _of(campaign_id: str) -> ColumnElement[bool]:
     return messages_table.c.campaign_id == campaign_id
 
 
-def existing_ids(session: Session, ids: Sequence[str]) -> set[str]:
-    """Those of ``ids`` already stored."""
-    found: set[str] = set()
-    for chunk in chunks(list(ids)):
-        found.update(
-            session.execute(
-                select(messages_table.c.id).where(messages_table.c.id.in_(chunk))
-            ).scalars()
-        )
-    return found
-
-
 def hold_rows(session: Session, campaign_id: str, now: datetime, detail: str) -> int:
     """Hold every unsent message of the campaign (see the module docstring); how many."""
     m = messages_table

@@ -62,15 +62,21 @@ class LedgerRowFactory:
     def __init__(self, builder: RowBuilder, memo: RowMemo | None = None) -> None:
         self.builder = builder
         self.memo = memo
+        #: a batch's requests by all but their number (one text for all: one request)
+        self.requests: dict[tuple[str, str | None, str, str], SmsRequest] = {}
 
     def batch(self) -> LedgerRowFactory:
         return LedgerRowFactory(self.builder, self.builder.memo())
 
     def sms(self, to: str, text: str, *, sender: str | None, category: str, provider: str) -> Row:
-        chosen: Category = "marketing" if category == "marketing" else "notification"
-        return self.builder.sms(
-            SmsRequest(to, text, sender=sender, category=chosen, provider=provider), self.memo
-        )
+        key = (text, sender, category, provider)
+        request = self.requests.get(key) if self.memo is not None else None
+        if request is None:
+            chosen: Category = "marketing" if category == "marketing" else "notification"
+            request = SmsRequest(to, text, sender=sender, category=chosen, provider=provider)
+            if self.memo is not None and len(self.requests) < RowMemo.MAX_TEXTS:
+                self.requests[key] = request
+        return self.builder.sms_to(to, request, self.memo)
 
     def whatsapp_template(
         self,

@@ -113,28 +113,29 @@ class Producer:
         """Store ``rows`` in one transaction, then publish the new, due ones."""
         if not rows:
             return []
-        wanted = [row["id"] for row in rows]
         # stamped as handed to the broker before it is: one UPDATE per 500 rows saved (after
         # a bulk insert PostgreSQL's stale statistics made each a scan); the publish clears
         # the stamp of any id the broker does not take, and a crash in between leaves rows
         # that look published ``republish_after`` ago at most, which beat republishes
         now = utcnow()
+        queued = MessageStatus.QUEUED
+        wanted: list[str] = []
         for row in rows:
-            if row["status"] == MessageStatus.QUEUED:
+            wanted.append(row["id"])
+            if row["status"] == queued:
                 row["published_at"] = now
         with session_scope(self.engine) as session:
             ids = insert_messages(session, rows)
-        duplicates = {got for want, got in zip(wanted, ids, strict=True) if want != got}
         stored: dict[str, str] = {}
-        if duplicates:
+        if ids != wanted:
+            duplicates = {got for want, got in zip(wanted, ids, strict=True) if want != got}
             with session_scope(self.engine) as session:
                 stored = statuses_of(session, duplicates)
         handles: list[MessageHandle] = []
         to_publish: dict[Lane, list[str]] = {}
-        queued = MessageStatus.QUEUED
-        for row, got in zip(rows, ids, strict=True):
+        for row, want, got in zip(rows, wanted, ids, strict=True):
             status = row["status"]
-            if row["id"] != got:
+            if want != got:
                 handles.append(MessageHandle(got, str(stored.get(got, status)), True))
                 continue
             if status == queued:

@@ -107,15 +107,18 @@ class RowMemo:
     Scoped to one call, so a change of settings between calls is always seen.
     """
 
-    __slots__ = ("now", "senders", "texts")
+    __slots__ = ("hash_key", "now", "rows", "senders", "texts")
 
-    #: distinct texts remembered; beyond, each further one is checked row by row
+    #: distinct texts (and rows) remembered; beyond, each further one is checked row by row
     MAX_TEXTS = 4096
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, hash_key: str = "") -> None:
         self.now = now
+        self.hash_key = hash_key
         self.texts: dict[tuple[str, str, str | None], _CheckedText] = {}
         self.senders: dict[str, str] = {}
+        #: a checked row by everything of its request but the number (``_shared_key``)
+        self.rows: dict[tuple[str | None, ...], Row] = {}
 
 
 def _text_key(request: SmsRequest) -> tuple[str, str, str | None] | None:
@@ -125,6 +128,35 @@ def _text_key(request: SmsRequest) -> tuple[str, str, str | None] | None:
     if type(text) is str and type(category) is str and (provider is None or type(provider) is str):
         return (text, category, provider)
     return None
+
+
+def _shared_key(request: SmsRequest) -> tuple[str | None, ...] | None:
+    """``request``'s key in ``RowMemo.rows``: all of it but the number. None when it has a
+    value of its own (``send_at``, ``idempotency_key``) or one of a type the checks refuse
+    (checked, and refused, row by row)."""
+    if request.send_at is not None or request.idempotency_key is not None:
+        return None
+    text = _text_key(request)
+    if text is None:
+        return None
+    rest = (request.sender, request.campaign_id, request.priority, request.callback_url)
+    for value in rest:
+        if value is not None and type(value) is not str:
+            return None
+    return (*text, *rest)
+
+
+def _copied(row: Row) -> Row:
+    """``row`` with its payload copied (a row is the caller's to change)."""
+    copy = row.copy()
+    payload = row["payload"]
+    if payload:
+        copy["payload"] = {
+            key: dict(value) if isinstance(value, dict) else value for key, value in payload.items()
+        }
+    else:
+        copy["payload"] = {}
+    return copy
 
 
 def sms_text(
@@ -168,7 +200,7 @@ class RowBuilder:
 
     def memo(self) -> RowMemo:
         """A fresh ``RowMemo`` for the rows of one call."""
-        return RowMemo(self.clock())
+        return RowMemo(self.clock(), self.settings.retention.hash_key.get_secret_value())
 
     def sms(self, request: SmsRequest, memo: RowMemo | None = None) -> Row:
         """A validated, unsaved ledger row for ``request``; raises ``RuleViolation``.
@@ -178,11 +210,36 @@ class RowBuilder:
         """
         if not isinstance(request, SmsRequest):
             raise RuleViolation("request", "request.type", "must be an SmsRequest")
+        return self.sms_to(request.to, request, memo)
+
+    def sms_to(self, to: str, request: SmsRequest, memo: RowMemo | None = None) -> Row:
+        """``sms`` of ``request`` sent to ``to`` instead of ``request.to``: a campaign's chunk
+        builds its contacts' rows from one request (an ``SmsRequest`` per row cost a third
+        of the row)."""
         if memo is None:
             memo = self.memo()
-        recipient = normalize_number(
-            _check_to(request.to), region=self.settings.default_region, field="to"
-        )
+        recipient = normalize_number(_check_to(to), region=self.settings.default_region, field="to")
+        shared = _shared_key(request)
+        if shared is not None:
+            # everything but the number was checked for an earlier row of this call: its row
+            # with this number (and a new id) is the row the checks below would build
+            known = memo.rows.get(shared)
+            if known is not None:
+                row = _copied(known)
+                row["id"] = new_message_id()
+                row["recipient"] = recipient
+                row["recipient_hash"] = (
+                    number_hash(recipient, memo.hash_key) if memo.hash_key else None
+                )
+                return row
+            built = self._checked_sms(request, recipient, memo)
+            if len(memo.rows) < RowMemo.MAX_TEXTS:
+                memo.rows[shared] = _copied(built)
+            return built
+        return self._checked_sms(request, recipient, memo)
+
+    def _checked_sms(self, request: SmsRequest, recipient: str, memo: RowMemo) -> Row:
+        """``sms``'s row, every check made (the text's through ``memo``)."""
         key = _text_key(request)
         checked = memo.texts.get(key) if key is not None else None
         if checked is None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import JSON, Dialect, Insert, Table, select
@@ -112,34 +114,42 @@ def insert_messages(
     On SQLite the whole call holds the database's write lock, and workers wait at most
     ``busy_timeout`` for it: store a very large campaign in transactions of some 10,000 rows.
     """
-    if not messages:
-        return []
-    now = utcnow()
-    ids: list[str] = []
-    rows: list[dict[str, Any]] = []
-    first_with_key: dict[str, str] = {}
-    keyed_positions: list[tuple[int, str]] = []
-    for position, item in enumerate(messages):
-        row = _row_of(item, position, now)
-        key = row["idempotency_key"]
-        if key is not None:
-            keyed_positions.append((position, key))
-            if key in first_with_key:
-                ids.append(first_with_key[key])
-                continue
-            first_with_key[key] = row["id"]
-        ids.append(row["id"])
-        rows.append(row)
+    return store_messages(session, messages, record_events=record_events).ids
 
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What ``store_messages`` did: the stored id of each item, in the order given, and the
+    ids this call inserted (an item already stored is not among them)."""
+
+    ids: list[str]
+    inserted: set[str]
+
+
+def store_messages(
+    session: Session,
+    messages: Sequence[Message | Mapping[str, Any]],
+    *,
+    record_events: bool = True,
+) -> Stored:
+    """``insert_messages``, also saying which rows were new: the campaign fan-out stores a
+    chunk as it comes and learns here which of its rows a previous run had stored, with no
+    query of its own (a list of ids in ``IN (…)`` cost PostgreSQL a scan per 500 ids while
+    its statistics still described the empty table)."""
+    if not messages:
+        return Stored([], set())
+    now = utcnow()
+    prepared = _prepare(messages, now)
     dialect = session.get_bind().dialect
     if dialect.name == "sqlite":
-        inserted = _insert_sqlite(session, dialect, rows, record_events=record_events)
+        inserted = _insert_sqlite(session, dialect, prepared, record_events=record_events)
     elif dialect.name == "postgresql":
-        inserted = _insert_postgresql(session, dialect, rows, record_events=record_events)
+        inserted = _insert_postgresql(session, dialect, prepared, record_events=record_events)
     else:
         raise NotImplementedError(f"the ledger runs on SQLite or PostgreSQL, not {dialect.name}")
 
-    missing = [key for key, id_ in first_with_key.items() if id_ not in inserted]
+    ids = prepared.positions
+    missing = [key for key, id_ in prepared.first_with_key.items() if id_ not in inserted]
     if missing:
         stored: dict[str, str] = {}
         for chunk in chunks(missing):
@@ -149,48 +159,110 @@ def insert_messages(
                 )
             )
             stored.update({key: id_ for key, id_ in found})
-        for position, key in keyed_positions:
+        for position, key in prepared.keyed_positions:
             if key in stored:
                 ids[position] = stored[key]
+    return Stored(ids, inserted)
 
-    return ids
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The items to insert, checked, with the columns worked out per row beside them (the
+    items themselves are read, never copied or changed)."""
+
+    #: the items to insert (a later item with an earlier one's idempotency key left out)
+    rows: list[Mapping[str, Any]]
+    #: per inserted row: its id and status, as stored
+    ids: list[str]
+    statuses: list[MessageStatus]
+    #: per item given: the id it gets (an idempotency key's first row's, until the database
+    #: says another row holds it)
+    positions: list[str]
+    first_with_key: dict[str, str]
+    keyed_positions: list[tuple[int, str]]
+    now: datetime
+
+    def column(self, key: str) -> list[Any]:
+        """The values of column ``key``, one per row, defaults filled in."""
+        rows = self.rows
+        if key == "id":
+            return self.ids
+        if key == "status":
+            return list(self.statuses)
+        if key == "previous_status":
+            return [None] * len(rows)
+        if key in ("created_at", "updated_at"):
+            now = self.now
+            return [row.get(key) or now for row in rows]
+        if key == "payload":
+            return [row.get(key) or {} for row in rows]
+        default = _ROW_DEFAULTS.get(key)
+        return [row.get(key, default) for row in rows]
 
 
-def _row_of(item: Message | Mapping[str, Any], position: int, now: Any) -> dict[str, Any]:
-    if isinstance(item, Message):
-        row = {key: getattr(item, key) for key in _COLUMNS}
-    else:
-        unknown = item.keys() - _COLUMN_SET
-        if unknown:
-            raise TypeError(f"message #{position}: unknown columns {sorted(unknown)}")
-        absent = _REQUIRED - item.keys()
-        if absent:
-            raise TypeError(f"message #{position}: missing {sorted(absent)}")
-        row = {**_ROW_DEFAULTS, **item}
-        if "id" not in row:  # not setdefault: a uuid4 per row costs, even when unused
-            row["id"] = new_message_id()
-        row["payload"] = row.get("payload") or {}
-    status = _INITIAL.get(row["status"])
-    if status is None:
-        raise ValueError(
-            f"message #{position}: a new message is queued or scheduled, not {row['status']}"
-        )
-    if status is MessageStatus.SCHEDULED and row["send_at"] is None:
-        raise ValueError(f"message #{position}: a scheduled message needs send_at")
-    if not row["id"]:
-        raise ValueError(f"message #{position}: no id (use new_message_id())")
-    row["status"] = status
-    row["previous_status"] = None
-    row["created_at"] = row.get("created_at") or now
-    row["updated_at"] = row.get("updated_at") or now
-    return row
+def _prepare(messages: Sequence[Message | Mapping[str, Any]], now: datetime) -> _Prepared:
+    """Check every item (``TypeError``/``ValueError`` naming its position) before anything is
+    written; row by row only what differs between rows (an item's columns are checked again
+    only when they are not those of the item before)."""
+    rows: list[Mapping[str, Any]] = []
+    ids: list[str] = []
+    statuses: list[MessageStatus] = []
+    positions: list[str] = []
+    first_with_key: dict[str, str] = {}
+    keyed_positions: list[tuple[int, str]] = []
+    checked_keys: Any = None
+    scheduled = MessageStatus.SCHEDULED
+    queued = MessageStatus.QUEUED
+    for position, given in enumerate(messages):
+        if isinstance(given, Message):
+            item: Mapping[str, Any] = {key: getattr(given, key) for key in _COLUMNS}
+        else:
+            item = given
+            keys = item.keys()
+            if keys != checked_keys:
+                _check_columns(keys, position)
+                checked_keys = keys
+        status = _INITIAL.get(item.get("status", queued))
+        if status is None:
+            raise ValueError(
+                f"message #{position}: a new message is queued or scheduled, not {item['status']}"
+            )
+        if status is scheduled and item.get("send_at") is None:
+            raise ValueError(f"message #{position}: a scheduled message needs send_at")
+        # not .get(…, new_message_id()): a uuid4 per row costs, even when unused
+        id_ = item["id"] if "id" in item else new_message_id()
+        if not id_:
+            raise ValueError(f"message #{position}: no id (use new_message_id())")
+        key = item.get("idempotency_key")
+        if key is not None:
+            keyed_positions.append((position, key))
+            if key in first_with_key:
+                positions.append(first_with_key[key])
+                continue
+            first_with_key[key] = id_
+        positions.append(id_)
+        rows.append(item)
+        ids.append(id_)
+        statuses.append(status)
+    return _Prepared(rows, ids, statuses, positions, first_with_key, keyed_positions, now)
+
+
+def _check_columns(keys: Any, position: int) -> None:
+    unknown = keys - _COLUMN_SET
+    if unknown:
+        raise TypeError(f"message #{position}: unknown columns {sorted(unknown)}")
+    absent = _REQUIRED - keys
+    if absent:
+        raise TypeError(f"message #{position}: missing {sorted(absent)}")
 
 
 @dataclass(frozen=True, slots=True)
 class _Staged:
     """Rows split for staging: the columns whose values differ between rows (always ``id``),
-    one tuple per row of them as the driver takes them, and the value shared by every row
-    of each other column (bound once in the statement that moves the rows)."""
+    one tuple per row of them as the driver takes them, in the order of their ids (a b-tree
+    filled in key order touches each page once: a third less of SQLite's insert), and the
+    value shared by every row of each other column (bound once in the statement that moves
+    the rows)."""
 
     keys: tuple[str, ...]
     tuples: list[tuple[Any, ...]]
@@ -205,7 +277,7 @@ class _Staged:
         return [self.shared[key] for key in keys if key not in self.keys]
 
 
-def _staged(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -> _Staged:
+def _staged(dialect: Dialect, table: Table, prepared: _Prepared) -> _Staged:
     """Rows as the driver takes them, through each column's own bind processor.
 
     Column by column, remembering each distinct value's conversion: a campaign's rows share
@@ -216,7 +288,7 @@ def _staged(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -
     columns: list[list[Any]] = []
     shared: dict[str, Any] = {}
     for key in _COLUMNS:
-        values = [row[key] for row in rows]
+        values = prepared.column(key)
         column_type = table.c[key].type
         process = column_type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
@@ -238,7 +310,9 @@ def _staged(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -
         else:
             keys.append(key)
             columns.append(values)
-    return _Staged(tuple(keys), list(zip(*columns, strict=True)), shared)
+    tuples = list(zip(*columns, strict=True))
+    tuples.sort(key=itemgetter(keys.index("id")))
+    return _Staged(tuple(keys), tuples, shared)
 
 
 # The SQL of the SQLite path: only our own table and column names are formatted in.
@@ -257,14 +331,14 @@ _SQLITE_INSERT_CACHE_KIB: Final[int] = 65_536
 
 
 def _insert_sqlite(
-    session: Session, dialect: Dialect, rows: Sequence[dict[str, Any]], *, record_events: bool
+    session: Session, dialect: Dialect, prepared: _Prepared, *, record_events: bool
 ) -> set[str]:
     """Rows into ``messages`` through a temporary table; the ids actually inserted.
 
     The creation events are copied from the same temporary table, after dropping from it the
     rows that were not inserted.
     """
-    staged = _staged(dialect, messages_table, rows)
+    staged = _staged(dialect, messages_table, prepared)
     keys = ", ".join(staged.keys)
     selected = ", ".join(staged.expression(key, "?") for key in _COLUMNS)
     # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT
@@ -293,10 +367,10 @@ def _insert_sqlite(
             cursor.execute(move, staged.shared_values(_COLUMNS))
             inserted = {row[0] for row in cursor.fetchall()}
             if record_events and inserted:
-                if len(inserted) < len(rows):
+                if len(inserted) < len(prepared.ids):
                     cursor.execute(_SQL_INDEX)
                     cursor.executemany(
-                        _SQL_UNSTAGE, [(row["id"],) for row in rows if row["id"] not in inserted]
+                        _SQL_UNSTAGE, [(id_,) for id_ in prepared.ids if id_ not in inserted]
                     )
                 cursor.execute(events, [*staged.shared_values(_EVENT_KEYS), _CREATED])
             cursor.execute(_SQL_DROP)
@@ -318,7 +392,7 @@ def _pg_placeholder(dialect: Dialect, key: str) -> str:
 
 
 def _insert_postgresql(
-    session: Session, dialect: Dialect, rows: Sequence[dict[str, Any]], *, record_events: bool
+    session: Session, dialect: Dialect, prepared: _Prepared, *, record_events: bool
 ) -> set[str]:
     """Rows into ``messages`` by COPY into a temporary table; the ids actually inserted.
 
@@ -326,7 +400,7 @@ def _insert_postgresql(
     rows the INSERT returns, so no list of ids goes back to the server (100,000 ids passed
     to an ``= ANY(%s)`` cost the server more than the insert).
     """
-    staged = _staged(dialect, messages_table, rows)
+    staged = _staged(dialect, messages_table, prepared)
     keys = ", ".join(staged.keys)
     selected = ", ".join(staged.expression(key, _pg_placeholder(dialect, key)) for key in _COLUMNS)
     move = (

@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from postier.ledger.bulk import Stored, insert_messages, store_messages
 from postier.ledger.bulk import chunks as _chunks
-from postier.ledger.bulk import insert_messages
 from postier.ledger.bulk import insert_or_ignore as _insert_or_ignore
 from postier.ledger.counts import counted
 from postier.ledger.models import (
@@ -630,6 +630,7 @@ def _rowcount(result: Any) -> int:
 
 
 __all__ = [
+    "Stored",
     "awaiting_delivery",
     "claim_for_sending",
     "claim_unpublished",
@@ -652,6 +653,7 @@ __all__ = [
     "queued_rows",
     "record_inbound",
     "release_due",
+    "store_messages",
     "stuck_sending",
     "undispatched_inbound",
     "unpublished",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
 from postier.campaigns.optout import (
@@ -15,9 +18,11 @@ from postier.campaigns.optout import (
 from postier.config import Settings
 from postier.dispatch.clients import ProviderClients
 from postier.ledger.db import session_scope
-from postier.ledger.models import InboundMessage
+from postier.ledger.models import InboundMessage, OptOut, opt_outs_table
+from postier.privacy.erasure import opt_out_hash
 from postier.rules.errors import RuleViolation
 from postier.sandbox import Sandbox
+from tests.ledger.conftest import pg_admin, postgresql_ledger, sqlite_ledger  # noqa: F401
 
 
 def test_local_opt_outs(engine: Engine) -> None:
@@ -78,3 +83,26 @@ def test_sync_takes_octopush_stops_and_follows_primotexto(
         }
     )
     assert not sync_opt_outs(engine, without_key, clients).primotexto_synced
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Either backend's migrated ledger (the fan-out asks both the same way)."""
+    engine: Engine = request.getfixturevalue(f"{request.param}_ledger")
+    yield engine
+    with engine.begin() as connection:
+        connection.execute(delete(opt_outs_table))
+
+
+def test_a_chunk_of_numbers_is_asked_in_one_query_on_both_ledgers(ledger: Engine) -> None:
+    """Thousands of numbers at once (a fan-out chunk), opt-outs by number and by keyed hash."""
+    numbers = [f"+336{10_000_000 + n:08d}" for n in range(6000)]
+    with session_scope(ledger) as session:
+        for number in numbers[::700]:
+            add_opt_out(session, number)
+        session.add(OptOut(recipient=opt_out_hash(numbers[5], "k" * 16), source="local"))
+    with session_scope(ledger) as session:
+        assert opted_out(session, [*numbers, "+33612345678"]) == set(numbers[::700])
+        assert opted_out(session, numbers, hash_key="k" * 16) == {*numbers[::700], numbers[5]}
+        assert opted_out(session, []) == set()
+        assert opted_out(session, ["+33612345678", "+33612345678"]) == set()

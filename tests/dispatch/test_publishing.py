@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 
@@ -15,10 +16,17 @@ from postier import tasknames
 from postier.celery_app import create_celery_app
 from postier.config import Settings
 from postier.dispatch.polling import republish_unpublished
-from postier.dispatch.publishing import MAX_CHUNK, SINGLE_TASK_LIMIT, Publisher, plan_tasks
+from postier.dispatch.publishing import (
+    MAX_BULK_CHUNK,
+    MAX_CHUNK,
+    RELEASE_TASKS,
+    SINGLE_TASK_LIMIT,
+    Publisher,
+    plan_tasks,
+)
 from postier.dispatch.sending import Dispatcher
 from postier.ledger.db import session_scope
-from postier.ledger.models import Channel, MessageKind, MessageStatus
+from postier.ledger.models import Channel, Lane, MessageKind, MessageStatus
 from postier.ledger.queries import insert_messages
 from tests.dispatch.conftest import Ledger, ago, queued_tasks
 
@@ -141,6 +149,24 @@ def test_a_large_publish_goes_out_in_chunks_holding_every_id_once_in_order(
     assert [i for chunk in chunks for i in chunk] == ids
     assert tasks[0].name == tasknames.SEND_MESSAGES
     assert all(ledger.get(i).published_at is not None for i in (ids[0], ids[-1]))
+
+
+def test_a_large_bulk_publish_goes_out_in_chunks_of_at_most_the_bulk_size(
+    publisher: Publisher, redis_client: redis.Redis
+) -> None:
+    """A bulk chunk's argsrepr (what Flower shows) names its ends and its size, not the ids."""
+    # past RELEASE_TASKS full chunks (smaller sends are spread over that many tasks)
+    ids = [f"{n:032x}" for n in range(RELEASE_TASKS * MAX_BULK_CHUNK + 7)]  # none stored
+
+    assert publisher.publish(ids, lane=Lane.BULK, stamped=True) == len(ids)
+
+    tasks = queued_tasks(redis_client, tasknames.QUEUE_BULK)
+    assert {t.name for t in tasks} == {tasknames.SEND_MESSAGES}
+    chunks = [t.args[0] for t in tasks]
+    assert [len(chunk) for chunk in chunks] == [MAX_BULK_CHUNK] * RELEASE_TASKS + [7]
+    assert [i for chunk in chunks for i in chunk] == ids
+    shown = json.loads(tasks[0].raw)["headers"]["argsrepr"]
+    assert shown == f"[['{ids[0]}', … {MAX_BULK_CHUNK} ids … '{ids[MAX_BULK_CHUNK - 1]}']]"
 
 
 def test_up_to_the_single_task_limit_each_id_is_its_own_task(

@@ -220,3 +220,74 @@ def test_a_text_of_the_wrong_type_is_refused_with_a_memo_too() -> None:
         with pytest.raises(RuleViolation) as caught:
             b.sms(SmsRequest("0612345678", ["not", "text"]), memo)  # type: ignore[arg-type]
         assert (caught.value.field, caught.value.rule) == ("text", "text.type")
+
+
+_KEYED = Settings(
+    _env_file=None,
+    retention={"hash_key": "k" * 16},
+)
+
+
+_SHAPES = st.tuples(
+    st.sampled_from(["Soldes d'hiver", "Votre œuvre", ""]),
+    st.sampled_from(["notification", "marketing"]),
+    st.sampled_from([None, "Postier", "no"]),
+    st.sampled_from([None, "camp-1", "c" * 40]),
+    st.sampled_from([None, "bulk", "transactional", "urgent"]),
+    st.sampled_from([None, "https://app.example/hook", "ftp://app.example/hook"]),
+)
+_NUMBERS = ["0612345678", "+33 7 12 34 56 78", "0033612345679", "+262692123456", "061234", "x"]
+
+
+@given(
+    st.lists(_SHAPES, min_size=1, max_size=3),
+    st.lists(st.tuples(st.sampled_from(_NUMBERS), st.integers(0, 2)), max_size=12),
+    st.booleans(),
+)
+def test_rows_remembered_whole_are_the_rows_built_alone(
+    shapes: list[tuple[str, str, str | None, str | None, str | None, str | None]],
+    picks: list[tuple[str, int]],
+    evening: bool,
+) -> None:
+    """A row remembered for everything but its number (``RowMemo.rows``) gives, with another
+    number, the row every check would build: same columns, keyed hash of its own number,
+    a fresh id, and a refusal of each bad number or value with its field and rule."""
+    # 21:00 on a Tuesday: marketing waits for the morning, so its rows are scheduled
+    now = datetime(2026, 11, 17, 21 if evening else 10, 0, tzinfo=PARIS)
+    b = RowBuilder(_KEYED, clock=lambda: now)
+    memo = b.memo()
+    ids: set[str] = set()
+    for to, pick in picks:
+        text, category, sender, campaign_id, priority, callback_url = shapes[pick % len(shapes)]
+        request = SmsRequest(
+            to,
+            text,
+            sender=sender,
+            category=category,  # type: ignore[arg-type]
+            campaign_id=campaign_id,
+            priority=priority,  # type: ignore[arg-type]
+            callback_url=callback_url,
+        )
+        assert _outcome(b, request, memo) == _outcome(b, request, None)
+        try:
+            ids.add(b.sms(request, memo)["id"])
+        except RuleViolation:
+            continue
+    assert len(memo.rows) <= len(shapes)
+    assert all(len(id_) == 32 for id_ in ids)
+
+
+def test_rows_from_one_remembered_row_own_their_payload() -> None:
+    b = builder(datetime(2026, 11, 17, 10, 0, tzinfo=PARIS))
+    memo = b.memo()
+    first, second = (
+        b.sms(SmsRequest(f"061234567{n}", "Votre œuvre", sender="Postier"), memo) for n in range(2)
+    )
+    assert first["payload"] == second["payload"] != {}
+    for row in (first, second):
+        row["payload"]["sender"] = "changed"
+        row["payload"]["text_policy"]["changes"] = []
+    third = b.sms(SmsRequest("0612345679", "Votre œuvre", sender="Postier"), memo)
+    assert third["payload"]["sender"] == "Postier"
+    assert third["payload"]["text_policy"]["changes"] != []
+    assert len({first["id"], second["id"], third["id"]}) == 3

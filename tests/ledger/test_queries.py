@@ -37,6 +37,7 @@ from postier.ledger.queries import (
     oldest_update_in,
     record_inbound,
     release_due,
+    store_messages,
     stuck_sending,
     undispatched_inbound,
     unpublished,
@@ -111,6 +112,28 @@ def test_insert_refuses_bad_rows_before_writing(engine: Engine) -> None:
         with pytest.raises((ValueError, TypeError)), session_scope(engine) as session:
             insert_messages(session, [message_row(), bad])
     assert _count(engine, Message) == 0
+
+
+def test_store_says_which_rows_it_inserted(engine: Engine) -> None:
+    """A chunk stored again inserts nothing, and says so (the campaign fan-out counts on it);
+    a row given with an id already stored leaves the stored row as it was."""
+    rows = [message_row() for _ in range(30)]
+    with session_scope(engine) as session:
+        first = store_messages(session, rows)
+    assert first.ids == [row["id"] for row in rows]
+    assert first.inserted == set(first.ids)
+    again = [*rows[:10], *(message_row() for _ in range(5))]
+    again[0] = {**again[0], "body": "changed"}
+    with session_scope(engine) as session:
+        second = store_messages(session, again)
+    assert second.ids == [row["id"] for row in again]
+    assert second.inserted == {row["id"] for row in again[10:]}
+    with session_scope(engine) as session:
+        stored = get_message(session, rows[0]["id"])
+        assert stored is not None and stored.body == rows[0]["body"]
+        assert [e.to_status for e in events_for(session, rows[0]["id"])] == [S.QUEUED]
+    assert _count(engine, Message) == 35
+    assert _count(engine, DeliveryEvent) == 35
 
 
 def test_insert_nothing(engine: Engine) -> None:
