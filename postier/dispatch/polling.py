@@ -218,10 +218,7 @@ def _lookup(dispatcher: Dispatcher, message: AwaitingDelivery) -> StatusReport:
     clients = dispatcher.clients
     provider_id = message.provider_message_id or ""
     if message.channel == "whatsapp":
-        platform = str(
-            (message.payload or {}).get("platform_id")
-            or dispatcher.settings.afilnet.whatsapp_platform_ids[0]
-        )
+        platform = str(message.platform_id or dispatcher.settings.afilnet.whatsapp_platform_ids[0])
         return clients.whatsapp.delivery_status(platform, message.recipient, provider_id)
     return clients.sms(message.provider or "").delivery_status(provider_id)
 

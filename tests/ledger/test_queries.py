@@ -437,11 +437,16 @@ def test_awaiting_delivery_reads_the_polls_columns_as_stored(
         provider="afilnet",
         recipient=stored.recipient,
         provider_message_id="af-1",
-        payload={"platform_id": "7"},
+        platform_id="7",
         sending_started_at=started,
         status_checked_at=None,
         updated_at=stored.updated_at,
     )
+    # no platform in the payload: None, and the poll asks the configured one
+    other = ledger.add(S.SENT, channel=Channel.WHATSAPP, provider="afilnet", payload={})
+    with session_scope(engine) as session:
+        (bare,) = [r for r in awaiting_delivery(session, T0) if r.id == other]
+    assert bare.platform_id is None
 
 
 def test_find_by_provider_message_id(ledger: Ledger, engine: Engine) -> None:
