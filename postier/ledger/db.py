@@ -38,7 +38,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import Session
 
-from postier.ledger.wal import WAL_CEILING_PAGES, WAL_KEEP_BYTES
+from postier.ledger.wal import WAL_CEILING_PAGES
 
 _T = TypeVar("_T")
 
@@ -119,7 +119,6 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int, wal_ceiling_pa
             cursor.execute("PRAGMA synchronous=NORMAL")
             # checkpoints are beat's pass; a writer runs one only past the ceiling (ledger.wal)
             cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_ceiling_pages)}")
-            cursor.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
             cursor.execute("PRAGMA foreign_keys=ON")
             # bulk inserts stage rows in a temporary table (ledger.bulk): keep it in memory
             cursor.execute("PRAGMA temp_store=MEMORY")
