@@ -60,6 +60,9 @@ class ScaleOptions:
     write_seconds: float = 10.0
     #: keep the ledgers, and reuse kept ones
     keep: bool = False
+    #: the write check with SQLite's default checkpoints in the writers' commits and no
+    #: checkpoint pass: the behaviour before ``postier.ledger.wal``, for comparison
+    writer_checkpoints: bool = False
     queries: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -115,7 +118,12 @@ def _measure_ledger(
     finally:
         engine.dispose()
     if backend == "sqlite" and options.write_seconds > 0:
-        found = write_latency(ledger.url, ledger.now, seconds=options.write_seconds)
+        found = write_latency(
+            ledger.url,
+            ledger.now,
+            seconds=options.write_seconds,
+            writer_checkpoints=options.writer_checkpoints,
+        )
         report.writes.append(
             Writes(
                 backend,
@@ -126,6 +134,11 @@ def _measure_ledger(
                 round(found.max_ms, 3),
                 found.beat_loops,
                 found.longest_hold_ms,
+                round(found.max_insert_ms, 3),
+                round(found.max_commit_ms, 3),
+                found.max_wal_bytes,
+                found.writer_checkpoints,
+                found.slow_writes_during,
             )
         )
         console.print(

@@ -68,6 +68,15 @@ class Writes:
     beat_loops: int
     #: per pass, the longest it kept a write transaction open meanwhile (ms)
     longest_hold_ms: dict[str, float] = field(default_factory=dict)
+    #: the worst write's split: its INSERT (the wait for the lock) and its COMMIT (ms)
+    max_insert_ms: float = 0.0
+    max_commit_ms: float = 0.0
+    #: the largest the ``-wal`` file grew meanwhile (bytes)
+    max_wal_bytes: int = 0
+    #: SQLite's default checkpoints in the writers' commits, no checkpoint pass (the before)
+    writer_checkpoints: bool = False
+    #: writes slower than 25 ms, by the beat loop's step they overlapped
+    slow_writes_during: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,6 +199,18 @@ def print_report(report: Report, console: Console) -> None:
             f" median {_ms(w.median_ms)} ms, p99 {_ms(w.p99_ms)} ms, worst {_ms(w.max_ms)} ms"
             f" over {w.writes} writes — {verdict} ≤{MAX_WRITE_WAIT_MS:g} ms"
         )
+        how = (
+            "checkpoints in the writers' commits (SQLite's default)"
+            if w.writer_checkpoints
+            else "checkpoints by the pass"
+        )
+        console.print(
+            f"  {how}: worst INSERT {_ms(w.max_insert_ms)} ms, worst COMMIT"
+            f" {_ms(w.max_commit_ms)} ms, log at most {w.max_wal_bytes / 2**20:.1f} MiB"
+        )
+        if w.slow_writes_during:
+            during = ", ".join(f"{name} {count}" for name, count in w.slow_writes_during.items())
+            console.print(f"  writes over 25 ms, by the step of the loop they overlapped: {during}")
         if w.longest_hold_ms:
             holds = ", ".join(f"{name} {_ms(ms)}" for name, ms in w.longest_hold_ms.items())
             console.print(f"  longest write transaction of each pass (ms): {holds}")

@@ -2,14 +2,21 @@
 
 SQLite has one write lock for the whole file: a pass that holds it while it walks many rows
 makes every producer and worker wait. A child process runs every periodic pass in a loop,
-committing as beat does (harsher than beat, which runs each on its period); this process
-meanwhile stores one message at a time, as ``send_sms`` does, and times each. The rows it
-stores are deleted at the end.
+committing as beat does (harsher than beat, which runs each on its period), except the WAL
+checkpoint pass, run on its period as beat does (back to back it would sync the files some 50
+times a second, a load beat never makes); this process meanwhile stores one message at a time,
+as ``send_sms`` does, and times each, split into its INSERT (which waits for the write lock) and
+its COMMIT (which ran SQLite's automatic checkpoint when it took the log past 1,000 pages,
+before ``postier.ledger.wal``). The rows it stores are deleted at the end.
+
+``writer_checkpoints=True`` measures the behaviour before ``postier.ledger.wal``: every
+connection checkpoints past SQLite's default 1,000 pages, and no checkpoint pass runs.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import statistics
 import time
@@ -23,6 +30,7 @@ from multiprocessing.synchronize import Event
 
 from sqlalchemy import Engine, bindparam, delete, update
 
+from postier.config import DispatchSettings
 from postier.ledger.counts import fold_pending
 from postier.ledger.db import in_short_transactions, make_engine, optimize, session_scope
 from postier.ledger.models import (
@@ -42,6 +50,7 @@ from postier.ledger.queries import (
     unpublished,
     unsettled_batch_tags,
 )
+from postier.ledger.wal import checkpoint
 from postier.metrics import LedgerCollector
 
 
@@ -57,6 +66,56 @@ class WriteLatency:
     beat_loops: int
     #: per pass, the longest it held a write transaction open (ms): what a writer waits behind
     longest_hold_ms: dict[str, float] = field(default_factory=dict)
+    #: the worst INSERT (waiting for the write lock, then writing) and the worst COMMIT (ms)
+    max_insert_ms: float = 0.0
+    max_commit_ms: float = 0.0
+    #: the largest the ``-wal`` file grew during the run (bytes)
+    max_wal_bytes: int = 0
+    #: each writer checkpointed past SQLite's default 1,000 pages, no checkpoint pass ran
+    writer_checkpoints: bool = False
+    #: writes slower than ``SLOW_WRITE_MS``, by the beat loop's step they overlapped
+    slow_writes_during: dict[str, int] = field(default_factory=dict)
+
+
+#: SQLite's own default ``wal_autocheckpoint``, for the comparison with the behaviour before
+SQLITE_DEFAULT_AUTOCHECKPOINT = 1000
+
+
+_DISPATCH = DispatchSettings()
+#: a step of the beat loop longer than this is noted, to be matched with the slow writes
+_NOTED_MS = 5.0
+#: a write slower than this is matched with the beat loop's steps it overlapped
+SLOW_WRITE_MS = 25.0
+#: the longest hold of each pass; the (name, start, end) of each step longer than _NOTED_MS
+_Steps = tuple[dict[str, float], list[tuple[str, float, float]]]
+
+
+def slow_writes_by_step(
+    writes: list[tuple[float, float]], spans: list[tuple[str, float, float]]
+) -> dict[str, int]:
+    """For the writes slower than ``SLOW_WRITE_MS``, how many overlapped each step (a write
+    may overlap several); ``"nothing noted"`` counts those that overlapped none."""
+    found: dict[str, int] = defaultdict(int)
+    for began, ended in writes:
+        if (ended - began) * 1000.0 <= SLOW_WRITE_MS:
+            continue
+        names = {name for name, start, end in spans if start < ended and end > began}
+        for name in names or {"nothing noted"}:
+            found[name] += 1
+    return dict(sorted(found.items(), key=lambda item: -item[1]))
+
+
+def _engine(url: str, writer_checkpoints: bool) -> Engine:
+    if writer_checkpoints:
+        return make_engine(url, sqlite_wal_ceiling_pages=SQLITE_DEFAULT_AUTOCHECKPOINT)
+    return make_engine(url)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _beat_loop(
@@ -65,29 +124,37 @@ def _beat_loop(
     started: Event,
     stop: Event,
     loops: Synchronized[int],
-    holds: multiprocessing.Queue[dict[str, float]],
+    holds: multiprocessing.Queue[_Steps],
+    writer_checkpoints: bool,
 ) -> None:
     """Every periodic pass, committed as the pass commits, until ``stop``; then the rows it
     moved are put back, so a kept ledger measures the same next time. The longest each pass
-    held a transaction open goes to ``holds``."""
-    engine = make_engine(url)
+    held a transaction open, and when each step longer than ``_NOTED_MS`` ran, go to
+    ``holds``."""
+    engine = _engine(url, writer_checkpoints)
     collector = LedgerCollector(url, 0.0)
     released: list[str] = []
     checked: dict[str, datetime | None] = {}
     longest: dict[str, float] = defaultdict(float)
+    spans: list[tuple[str, float, float]] = []
 
     @contextmanager
-    def held(name: str) -> Iterator[None]:
+    def held(name: str, *, writes: bool = True) -> Iterator[None]:
         began = time.perf_counter()
         yield
-        longest[name] = max(longest[name], (time.perf_counter() - began) * 1000.0)
+        ended = time.perf_counter()
+        if writes:
+            longest[name] = max(longest[name], (ended - began) * 1000.0)
+        if (ended - began) * 1000.0 > _NOTED_MS:
+            spans.append((name, began, ended))
 
+    next_checkpoint = 0.0
     started.set()
     try:
         while not stop.is_set():
             with held("release due rows"), session_scope(engine) as session:
                 released += release_due(session, now, limit=5000)
-            with session_scope(engine) as session:
+            with held("delivery poll: read", writes=False), session_scope(engine) as session:
                 rows = awaiting_delivery(session, now - timedelta(seconds=5), 500)
             for row in rows:
                 checked.setdefault(row.id, row.status_checked_at)
@@ -98,12 +165,17 @@ def _beat_loop(
                     [row.id for row in rows],
                     lambda session, ids: mark_status_checked(session, ids, at),  # noqa: B023
                 )
-            collector.counts()
+            with held("metrics' count", writes=False):
+                collector.counts()
             with held("planner statistics"):
                 optimize(engine)
             with held("counts folded"):
                 fold_pending(engine)
-            with session_scope(engine) as session:
+            if not writer_checkpoints and time.monotonic() >= next_checkpoint:
+                next_checkpoint = time.monotonic() + _DISPATCH.checkpoint_interval
+                with held("WAL checkpoint", writes=False):
+                    checkpoint(engine)
+            with held("other passes' reads", writes=False), session_scope(engine) as session:
                 undispatched_inbound(session, 500)
                 unpublished(session, now - timedelta(seconds=120), 5000)
                 stuck_sending(session, now - timedelta(seconds=120), 500)
@@ -113,7 +185,7 @@ def _beat_loop(
             with loops.get_lock():
                 loops.value += 1
     finally:
-        holds.put({name: round(ms, 3) for name, ms in longest.items()})
+        holds.put(({name: round(ms, 3) for name, ms in longest.items()}, spans))
         _put_back(engine, now, released, checked)
         collector.engine.dispose()
         engine.dispose()
@@ -149,17 +221,31 @@ def _put_back(
 
 
 def write_latency(
-    url: str, now: datetime, *, seconds: float = 10.0, interval: float = 0.02
+    url: str,
+    now: datetime,
+    *,
+    seconds: float = 10.0,
+    interval: float = 0.02,
+    writer_checkpoints: bool = False,
 ) -> WriteLatency:
     """Store one message every ``interval`` for ``seconds`` while the passes loop; the waits."""
     context = multiprocessing.get_context("spawn")
     started, stop = context.Event(), context.Event()
     loops = context.Value("i", 0)
-    holds: multiprocessing.Queue[dict[str, float]] = context.Queue()
-    child = context.Process(target=_beat_loop, args=(url, now, started, stop, loops, holds))
+    holds: multiprocessing.Queue[_Steps] = context.Queue()
+    child = context.Process(
+        target=_beat_loop, args=(url, now, started, stop, loops, holds, writer_checkpoints)
+    )
+    engine = _engine(url, writer_checkpoints)
+    wal = f"{engine.url.database}-wal"
+    with engine.connect() as connection:  # start from an empty log, before the loop starts
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     child.start()
-    engine = make_engine(url)
     durations: list[float] = []
+    inserts: list[float] = []
+    commits: list[float] = []
+    spans: list[tuple[float, float]] = []
+    wal_bytes = 0
     ids: list[str] = []
     try:
         if not started.wait(60):
@@ -177,14 +263,20 @@ def write_latency(
             began = time.perf_counter()
             with session_scope(engine) as session:
                 ids.extend(insert_messages(session, [row]))
-            durations.append((time.perf_counter() - began) * 1000.0)
+                inserted = time.perf_counter()
+            ended = time.perf_counter()
+            durations.append((ended - began) * 1000.0)
+            spans.append((began, ended))
+            inserts.append((inserted - began) * 1000.0)
+            commits.append((ended - inserted) * 1000.0)
+            wal_bytes = max(wal_bytes, _size(wal))
             stop.wait(interval)
     finally:
         stop.set()
         try:
-            longest_hold = holds.get(timeout=60)
+            longest_hold, steps = holds.get(timeout=60)
         except queue.Empty:  # the child never started (the error above says why)
-            longest_hold = {}
+            longest_hold, steps = {}, []
         child.join(60)
         with session_scope(engine) as session:
             for start in range(0, len(ids), 500):
@@ -204,7 +296,12 @@ def write_latency(
         max_ms=ordered[-1],
         beat_loops=int(loops.value),
         longest_hold_ms=longest_hold,
+        max_insert_ms=max(inserts),
+        max_commit_ms=max(commits),
+        max_wal_bytes=wal_bytes,
+        writer_checkpoints=writer_checkpoints,
+        slow_writes_during=slow_writes_by_step(spans, steps),
     )
 
 
-__all__ = ["WriteLatency", "write_latency"]
+__all__ = ["WriteLatency", "slow_writes_by_step", "write_latency"]

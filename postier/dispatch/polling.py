@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from celery import Celery
@@ -27,6 +27,7 @@ from postier.ledger.db import in_short_transactions, session_scope
 from postier.ledger.models import IX_RECIPIENT, InboundMessage, Message, MessageStatus
 from postier.ledger.plans import pinned
 from postier.ledger.queries import (
+    AwaitingDelivery,
     awaiting_delivery,
     find_by_provider_message_id,
     mark_inbound_dispatched,
@@ -118,13 +119,17 @@ SETTLED_BY_REPORT = (MessageStatus.SENT, MessageStatus.UNKNOWN, MessageStatus.EX
 
 
 def apply_report(
-    engine: Engine, message: Message, report: StatusReport, settings: Settings | None = None
+    engine: Engine,
+    message: Message | AwaitingDelivery,
+    report: StatusReport,
+    settings: Settings | None = None,
 ) -> bool:
     """Move a ``sent`` (or ``unknown``, or ``expired``) row to its final state when ``report``
     gives one; counted in ``postier_messages_total``, where the final totals are read.
 
     With ``settings``, an ``undelivered`` for a temporary reason is resent once through the
-    fallback (``redelivery``).
+    fallback (``redelivery``), which copies the whole row: the poll's light row is read in
+    full for it (a move changes none of the columns the resend inherits).
     """
     if report.state is DeliveryState.DELIVERED or report.state is DeliveryState.UNDELIVERED:
         target = (
@@ -145,9 +150,18 @@ def apply_report(
         if moved:
             metrics.count_message(message.provider, target)
         if moved and settings is not None and target is MessageStatus.UNDELIVERED:
-            resend_undelivered(engine, settings, message, report)
+            whole = _whole(engine, message)
+            if whole is not None:  # None: erased meanwhile, nothing left to resend
+                resend_undelivered(engine, settings, whole, report)
         return moved
     return False
+
+
+def _whole(engine: Engine, message: Message | AwaitingDelivery) -> Message | None:
+    if isinstance(message, Message):
+        return message
+    with session_scope(engine) as session:
+        return session.get(Message, message.id)
 
 
 def _duration(seconds: float) -> str:
@@ -158,7 +172,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def expire_unanswered(dispatcher: Dispatcher, rows: list[Message], now: datetime) -> list[Message]:
+def expire_unanswered(
+    dispatcher: Dispatcher, rows: Sequence[AwaitingDelivery], now: datetime
+) -> list[AwaitingDelivery]:
     """Rows ``sent`` longer than their provider's receipt window: ``sent → expired``.
 
     Without it a message whose receipt never comes stays ``sent`` for ever, and the poll's set
@@ -166,8 +182,8 @@ def expire_unanswered(dispatcher: Dispatcher, rows: list[Message], now: datetime
     attempt's start). Returns the rows still to ask about.
     """
     dispatch = dispatcher.settings.dispatch
-    overdue: dict[float, list[Message]] = defaultdict(list)
-    waiting: list[Message] = []
+    overdue: dict[float, list[AwaitingDelivery]] = defaultdict(list)
+    waiting: list[AwaitingDelivery] = []
     for row in rows:
         window = dispatch.receipt_window_for(row.provider)
         if (row.sending_started_at or row.updated_at) < now - timedelta(seconds=window):
@@ -198,14 +214,11 @@ def _touch_checked(dispatcher: Dispatcher, ids: list[str]) -> None:
     )
 
 
-def _lookup(dispatcher: Dispatcher, message: Message) -> StatusReport:
+def _lookup(dispatcher: Dispatcher, message: AwaitingDelivery) -> StatusReport:
     clients = dispatcher.clients
     provider_id = message.provider_message_id or ""
     if message.channel == "whatsapp":
-        platform = str(
-            (message.payload or {}).get("platform_id")
-            or dispatcher.settings.afilnet.whatsapp_platform_ids[0]
-        )
+        platform = str(message.platform_id or dispatcher.settings.afilnet.whatsapp_platform_ids[0])
         return clients.whatsapp.delivery_status(platform, message.recipient, provider_id)
     return clients.sms(message.provider or "").delivery_status(provider_id)
 
@@ -217,10 +230,8 @@ def poll_delivery_states(dispatcher: Dispatcher, limit: int = 500) -> int:
     checked_before = now - timedelta(seconds=dispatcher.settings.dispatch.poll_delivery_interval)
     with session_scope(dispatcher.engine) as session:
         rows = awaiting_delivery(session, checked_before, limit)
-        for row in rows:
-            session.expunge(row)
     waiting = expire_unanswered(dispatcher, rows, now)
-    by_provider: dict[str, list[Message]] = defaultdict(list)
+    by_provider: dict[str, list[AwaitingDelivery]] = defaultdict(list)
     for row in waiting:
         by_provider[row.provider or ""].append(row)
     finished = len(rows) - len(waiting)

@@ -23,6 +23,7 @@ from postier.ledger.models import (
     utcnow,
 )
 from postier.ledger.queries import (
+    AwaitingDelivery,
     awaiting_delivery,
     claim_for_sending,
     claim_unpublished,
@@ -59,6 +60,7 @@ __all__ = [
     "FINAL_STATUSES",
     "INITIAL_STATUSES",
     "LIVE_STATUSES",
+    "AwaitingDelivery",
     "Campaign",
     "CampaignStatus",
     "Channel",

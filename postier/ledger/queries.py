@@ -22,7 +22,7 @@ import heapq
 import itertools
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -41,6 +41,7 @@ from postier.ledger.models import (
     IX_STATUS_SEND_AT,
     IX_UNDISPATCHED,
     LIVE_STATUSES,
+    Channel,
     DeliveryEvent,
     InboundMessage,
     Lane,
@@ -319,13 +320,36 @@ def release_due(session: Session, now: datetime, limit: int = 1000) -> list[str]
     )
 
 
+class AwaitingDelivery(NamedTuple):
+    """A ``sent`` row as the delivery poll reads it: only the columns it needs.
+
+    Not a ``Message``: building 500 ORM objects (identity map, every column, instrumented
+    attributes) cost the poll about 40 ms of CPU on a loaded machine, against a 20 ms target
+    for a pass's database work (``make bench-scale``). A named tuple, built straight from the
+    result row (a frozen dataclass's ``__init__`` cost a quarter of what was left), and the
+    WhatsApp platform read out of the payload by the database (decoding 500 payloads was a
+    third).
+    """
+
+    id: str
+    channel: Channel
+    provider: str | None
+    recipient: str
+    provider_message_id: str | None
+    #: ``payload["platform_id"]``: the WhatsApp platform it went through, if it names one
+    platform_id: str | None
+    sending_started_at: datetime | None
+    status_checked_at: datetime | None
+    updated_at: datetime
+
+
 def awaiting_delivery(
     session: Session,
     checked_before: datetime,
     limit: int = 500,
     *,
     provider: str | None = None,
-) -> list[Message]:
+) -> list[AwaitingDelivery]:
     """``sent`` rows whose delivery state was never asked, or last asked before
     ``checked_before``; the never-asked first, then the longest-unasked.
 
@@ -337,15 +361,21 @@ def awaiting_delivery(
     spread evenly when they are all the newest: 17 s at 1M messages, minutes at 5M.
     """
     messages = messages_table
+    columns = [
+        messages.c.payload["platform_id"].as_string().label("platform_id")
+        if name == "platform_id"
+        else messages.c[name]
+        for name in AwaitingDelivery._fields
+    ]
 
-    def read(condition: ColumnElement[bool], *order: Any, count: int) -> list[Message]:
-        query = select(Message).where(
+    def read(condition: ColumnElement[bool], *order: Any, count: int) -> list[AwaitingDelivery]:
+        query = select(*columns).where(
             in_live_index(), messages.c.status == MessageStatus.SENT, condition
         )
         if provider is not None:
             query = query.where(messages.c.provider == provider)
         query = pinned(query.order_by(*order).limit(count), IX_LIVE)
-        return list(session.execute(query).scalars().all())
+        return [AwaitingDelivery._make(row) for row in session.execute(query)]
 
     rows = read(
         messages.c.status_checked_at.is_(None),
@@ -630,6 +660,7 @@ def _rowcount(result: Any) -> int:
 
 
 __all__ = [
+    "AwaitingDelivery",
     "Stored",
     "awaiting_delivery",
     "claim_for_sending",

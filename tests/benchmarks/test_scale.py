@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from benchmarks.scale import ScaleOptions, print_report, run_scale
 from benchmarks.scale.__main__ import main
 from benchmarks.scale.workload import QUERIES
+from benchmarks.scale.writes import slow_writes_by_step
 from tests.ledger.conftest import PG_URL, pg_admin  # noqa: F401 (the fixture)
 
 SIZES = (1_000, 3_000)
@@ -45,6 +46,8 @@ def test_every_query_is_measured_on_both_backends_and_reported(
     assert [w["size"] for w in writes] == list(SIZES)
     assert all(w["writes"] > 0 for w in writes)
     assert all("delivery poll: mark asked" in w["longest_hold_ms"] for w in writes)
+    assert all(w["max_insert_ms"] > 0 and w["max_commit_ms"] > 0 for w in writes)
+    assert all(w["max_wal_bytes"] > 0 and not w["writer_checkpoints"] for w in writes)
     text = console.export_text()
     assert "growth" in text and "release due rows" in text
     # nothing is left behind without --keep
@@ -60,3 +63,14 @@ def test_the_command_line_keeps_and_reuses_a_ledger(tmp_path: Path) -> None:
     document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert [load["how"] for load in document["loads"]] == ["reused"]
     assert [m["query"] for m in document["measurements"]] == ["message by id"]
+
+
+def test_slow_writes_are_matched_with_the_steps_theyslow_writes_by_step() -> None:
+    spans = [("mark asked", 1.00, 1.05), ("checkpoint", 1.04, 1.20), ("read", 2.0, 2.1)]
+    writes = [(1.03, 1.07), (1.10, 1.111), (1.5, 1.6), (0.0, 0.01)]
+    # the second write took 11 ms (not slow), the last 10 ms; the third overlapped nothing
+    assert slow_writes_by_step(writes, spans) == {
+        "mark asked": 1,
+        "checkpoint": 1,
+        "nothing noted": 1,
+    }

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select
 from postier.ledger.db import session_scope
 from postier.ledger.models import (
     LIVE_STATUSES,
+    Channel,
     DeliveryEvent,
     InboundMessage,
     Message,
@@ -20,6 +21,7 @@ from postier.ledger.models import (
     new_message_id,
 )
 from postier.ledger.queries import (
+    AwaitingDelivery,
     awaiting_delivery,
     claim_for_sending,
     claim_unpublished,
@@ -433,6 +435,41 @@ def test_awaiting_delivery(ledger: Ledger, engine: Engine) -> None:
     assert just_now not in {m.id for m in rows}
     assert {m.id for m in octopush} == {never, long_ago}
     assert [m.id for m in after] == [other]
+
+
+def test_awaiting_delivery_reads_the_polls_columns_as_stored(
+    ledger: Ledger, engine: Engine
+) -> None:
+    started = T0 - 2 * MINUTE
+    sent = ledger.add(
+        S.SENT,
+        channel=Channel.WHATSAPP,
+        provider="afilnet",
+        provider_message_id="af-1",
+        payload={"platform_id": "7"},
+        sending_started_at=started,
+    )
+    with session_scope(engine) as session:
+        (row,) = [r for r in awaiting_delivery(session, T0) if r.id == sent]
+        stored = session.get(Message, sent)
+        assert stored is not None
+    assert isinstance(row, AwaitingDelivery)
+    assert row == AwaitingDelivery(
+        id=sent,
+        channel=Channel.WHATSAPP,
+        provider="afilnet",
+        recipient=stored.recipient,
+        provider_message_id="af-1",
+        platform_id="7",
+        sending_started_at=started,
+        status_checked_at=None,
+        updated_at=stored.updated_at,
+    )
+    # no platform in the payload: None, and the poll asks the configured one
+    other = ledger.add(S.SENT, channel=Channel.WHATSAPP, provider="afilnet", payload={})
+    with session_scope(engine) as session:
+        (bare,) = [r for r in awaiting_delivery(session, T0) if r.id == other]
+    assert bare.platform_id is None
 
 
 def test_find_by_provider_message_id(ledger: Ledger, engine: Engine) -> None:
