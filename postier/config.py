@@ -30,15 +30,26 @@ class HttpSettings(BaseModel):
     connect_timeout: float = 3.0
     #: seconds to wait for a provider's answer once the request is sent
     read_timeout: float = 10.0
-    #: seconds to wait for a free connection of the client's pool
+    #: seconds to wait for a free connection of the process's pool
     pool_timeout: float = 2.0
-    #: connections the process's pooled client keeps open at most (every provider together;
+    #: connections the process's connection pool keeps open at most (every provider together;
     #: at least ``dispatch.max_in_flight``, or concurrent sends would wait for a connection)
     max_connections: int = 100
     #: attempts of one call (first included) for errors that surely did not reach the provider
     short_retry_attempts: int = 3
     #: a Retry-After longer than this is not waited for in-process: the caller reschedules
     max_inline_wait: float = 1.0
+    #: an HTTP(S) proxy to reach the providers through (``http://host:port``); the
+    #: HTTP_PROXY/HTTPS_PROXY variables are not read
+    proxy: str | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _http_proxy(cls, value: str | None) -> str | None:
+        """httpx reaches an HTTP(S) proxy without extra packages; say so before a send fails."""
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("http.proxy is an http:// or https:// URL")
+        return value or None
 
 
 class AfilnetSettings(BaseModel):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from postier.config import HttpSettings, Settings
 from postier.ledger import outbox
 from postier.sandbox import Sandbox, SandboxServer
+from tests.http_pool import http_pool  # noqa: F401
 from tests.redis_fixtures import redis_client, redis_server, redis_test_url  # noqa: F401
 
 
@@ -43,15 +43,6 @@ def settings(sandbox_server: SandboxServer, sandbox: Sandbox) -> Settings:
         }
     )
     return base.pointed_at_sandbox(sandbox_server.url)
-
-
-@pytest.fixture
-def http_client(settings: Settings) -> Iterator[httpx.Client]:
-    from postier.providers.transport import build_http_client
-
-    client = build_http_client(settings.http)
-    yield client
-    client.close()
 
 
 @pytest.fixture(autouse=True)

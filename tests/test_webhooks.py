@@ -34,6 +34,7 @@ from postier.providers.base import OutgoingSms
 from postier.providers.octopush import OctopushClient
 from postier.sandbox import Sandbox
 from postier.webhooks import METRICS_PATH, create_app, inbound_path, receipts_path
+from tests.http_pool import RecordingPool
 
 S = MessageStatus
 SECRET = "test-callback-secret-0123456789"
@@ -156,9 +157,9 @@ def test_a_receipt_from_octopush_moves_the_message_to_delivered(
     engine: Engine,
     settings: Settings,
     sandbox: Sandbox,
-    http_client: httpx.Client,
+    http_pool: RecordingPool,
 ) -> None:
-    octopush = OctopushClient(settings.octopush, settings.http, http_client)
+    octopush = OctopushClient(settings.octopush, settings.http, http_pool)
     sent = octopush.send_sms(OutgoingSms(recipients=("+33612345801",), text="Votre code : 1"))
     assert sent.message_id is not None
     message_id = sent_octopush_row(engine, "+33612345801", sent.message_id)

@@ -201,7 +201,7 @@ def _claim_and_send(
     for row in rows:
         if row.id in claimed:
             metrics.observe_lane_wait(lane, row.published_at, now)
-    # built here, once: the pool's threads must not race to build the shared pooled client
+    # built here, once: the threads must not race to build the shared connection pool
     _ = dispatcher.clients.http
     settings = dispatcher.settings
     cap = min(settings.dispatch.max_in_flight, settings.http.max_connections)

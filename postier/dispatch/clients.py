@@ -1,4 +1,4 @@
-"""The provider clients of one process, built once and sharing one pooled ``httpx.Client``.
+"""The provider clients of one process, built once and sharing one connection pool.
 
 SMS clients come from the providers' registry (``ProviderProfile.build_sms``); the typed
 accessors below are for what only one provider offers (WhatsApp and contact groups on Afilnet,
@@ -23,7 +23,7 @@ from postier.providers.octopush import OctopushClient
 from postier.providers.primotexto import PrimotextoClient
 from postier.providers.registry import profile_of
 from postier.providers.results import Provider
-from postier.providers.transport import build_http_client
+from postier.providers.transport import build_http_transport
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -32,16 +32,17 @@ C = TypeVar("C")
 class ProviderClients:
     """Lazily built clients for every provider, one set per worker process."""
 
-    def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
+    def __init__(self, settings: Settings, http: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
-        self._http = http_client
+        self._http = http
         self._lock = threading.RLock()
         self._sms: dict[Provider, SmsProvider] = {}
         self._shared: dict[type[Any], Any] = {}
 
     @cached_property
-    def http(self) -> httpx.Client:
-        return self._http if self._http is not None else build_http_client(self.settings.http)
+    def http(self) -> httpx.BaseTransport:
+        """The process's connection pool (``transport.build_http_transport``) unless given."""
+        return self._http if self._http is not None else build_http_transport(self.settings.http)
 
     def shared(self, key: type[T], build: Callable[[], T]) -> T:
         """The one ``key`` object of this process (``providers.profile.ClientContext``)."""

@@ -204,10 +204,10 @@ class PrimotextoClient:
         self,
         settings: PrimotextoSettings,
         http: HttpSettings,
-        client: httpx.Client | None = None,
+        pool: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.transport = Transport(Provider.PRIMOTEXTO, http, client)
+        self.transport = Transport(Provider.PRIMOTEXTO, http, pool)
 
     # -- SmsProvider ----------------------------------------------------------------------
 

@@ -34,14 +34,14 @@ StopPolicy = Literal["add", "require", "none"]
 
 
 class ClientContext(Protocol):
-    """What a provider's client factory is given: the settings, the process's pooled HTTP
-    client, and a per-process cache for an object several clients share (Afilnet's API)."""
+    """What a provider's client factory is given: the settings, the process's HTTP connection
+    pool, and a per-process cache for an object several clients share (Afilnet's API)."""
 
     @property
     def settings(self) -> Settings: ...
 
     @property
-    def http(self) -> httpx.Client: ...
+    def http(self) -> httpx.BaseTransport: ...
 
     def shared(self, key: type[T], build: Callable[[], T]) -> T:
         """The one ``key`` object of this process, built by ``build`` on first use."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -29,6 +28,7 @@ from postier.providers.afilnet.api import AfilnetApi
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.providers.errors import NotFoundError
 from postier.rules.errors import RuleViolation
+from tests.http_pool import RecordingPool
 
 
 def test_semicolon_csv_with_bom_mapping_and_line_numbers() -> None:
@@ -111,8 +111,8 @@ def test_afilnet_numbers_get_their_plus_back() -> None:
 
 
 @pytest.fixture
-def groups(settings: Settings, http_client: httpx.Client) -> AfilnetGroups:
-    return AfilnetGroups(AfilnetApi(settings.afilnet, settings.http, http_client))
+def groups(settings: Settings, http_pool: RecordingPool) -> AfilnetGroups:
+    return AfilnetGroups(AfilnetApi(settings.afilnet, settings.http, http_pool))
 
 
 def test_a_group_is_read_with_getcontacts(groups: AfilnetGroups) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from postier.campaigns.contacts import import_csv
@@ -10,11 +9,12 @@ from postier.config import Settings
 from postier.providers.afilnet.api import AfilnetApi
 from postier.providers.afilnet.groups import AfilnetGroups
 from postier.rules.errors import RuleViolation
+from tests.http_pool import RecordingPool
 
 
 @pytest.fixture
-def groups(settings: Settings, http_client: httpx.Client) -> AfilnetGroups:
-    return AfilnetGroups(AfilnetApi(settings.afilnet, settings.http, http_client), batch_size=2)
+def groups(settings: Settings, http_pool: RecordingPool) -> AfilnetGroups:
+    return AfilnetGroups(AfilnetApi(settings.afilnet, settings.http, http_pool), batch_size=2)
 
 
 def test_a_csv_is_imported_with_bad_lines_reported(groups: AfilnetGroups) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from postier.campaigns.lifecycle import CampaignReport, report
 from postier.providers.afilnet.api import AfilnetApi
 from postier.providers.afilnet.groups import AfilnetGroups
-from postier.providers.transport import build_http_client
+from postier.providers.transport import build_http_transport
 from postier.rules.quiet_hours import QuietHours
 from postier.sandbox import Sandbox
 from postier.stack import Stack
@@ -148,7 +148,7 @@ def test_a_group_campaign(
     live_sandbox: Sandbox, stack: Stack, campaigns: CampaignProducer, wait_until: Wait
 ) -> None:
     settings = stack.settings
-    with build_http_client(settings.http) as http:
+    with build_http_transport(settings.http) as http:
         groups = AfilnetGroups(AfilnetApi(settings.afilnet, settings.http, http))
         group = groups.create_group("clients", "mobile", ["mobile", "name"])
         groups.add_contacts(

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hsettings
@@ -26,11 +25,12 @@ from postier.providers.errors import (
 )
 from postier.rules.errors import RuleViolation
 from postier.sandbox import Sandbox
+from tests.http_pool import RecordingPool
 
 
 @pytest.fixture
-def api(settings: Settings, http_client: httpx.Client) -> AfilnetApi:
-    return AfilnetApi(settings.afilnet, settings.http, http_client)
+def api(settings: Settings, http_pool: RecordingPool) -> AfilnetApi:
+    return AfilnetApi(settings.afilnet, settings.http, http_pool)
 
 
 @pytest.fixture
@@ -303,9 +303,9 @@ def test_afilnet_codes_map_to_typed_errors(
     assert not isinstance(caught.value, NotFoundError)
 
 
-def test_basic_auth_works_for_group_calls(settings: Settings, http_client: httpx.Client) -> None:
+def test_basic_auth_works_for_group_calls(settings: Settings, http_pool: RecordingPool) -> None:
     basic = settings.afilnet.model_copy(update={"auth": "basic"})
-    groups = AfilnetGroups(AfilnetApi(basic, settings.http, http_client))
+    groups = AfilnetGroups(AfilnetApi(basic, settings.http, http_pool))
     group_id = _group(groups)
     assert groups.get_columns(group_id) == ["mobile", "name", "city"]
 

@@ -24,21 +24,20 @@ from postier.providers.errors import (
 )
 from postier.providers.results import DeliveryState, Provider
 from postier.sandbox import Sandbox
+from tests.http_pool import RecordingPool
 
 E164 = "+33612345678"
 BOUNCING = "+33600009999"
 
 
 @pytest.fixture
-def seen(http_client: httpx.Client) -> list[httpx.Request]:
-    requests: list[httpx.Request] = []
-    http_client.event_hooks["request"] = [requests.append]
-    return requests
+def seen(http_pool: RecordingPool) -> list[httpx.Request]:
+    return http_pool.requests
 
 
 @pytest.fixture
-def sms(settings: Settings, http_client: httpx.Client) -> AfilnetSms:
-    api = AfilnetApi(settings.afilnet, settings.http, http_client)
+def sms(settings: Settings, http_pool: RecordingPool) -> AfilnetSms:
+    api = AfilnetApi(settings.afilnet, settings.http, http_pool)
     return AfilnetSms(api, sender=settings.afilnet.sms_sender)
 
 
@@ -169,11 +168,10 @@ def test_balance(sms: AfilnetSms, sandbox: Sandbox) -> None:
     assert sms.balance() == Decimal("9.5")
 
 
-def test_basic_auth_mode(settings: Settings, http_client: httpx.Client, sandbox: Sandbox) -> None:
-    requests: list[httpx.Request] = []
-    http_client.event_hooks["request"] = [requests.append]
+def test_basic_auth_mode(settings: Settings, http_pool: RecordingPool, sandbox: Sandbox) -> None:
+    requests = http_pool.requests
     basic = settings.afilnet.model_copy(update={"auth": "basic"})
-    sms = AfilnetSms(AfilnetApi(basic, settings.http, http_client), sender="Postier")
+    sms = AfilnetSms(AfilnetApi(basic, settings.http, http_pool), sender="Postier")
     receipt = sms.send_sms(OutgoingSms(recipients=(E164,), text="x"))
     assert receipt.message_id == sandbox.core.records[0].message_id
     assert requests[0].headers["authorization"].startswith("Basic ")

@@ -32,6 +32,7 @@ from postier.providers.errors import (
 from postier.providers.results import DeliveryState, InboundMessage, Provider
 from postier.sandbox import Sandbox
 from postier.sandbox.afilnet import whatsapp as sandbox_whatsapp
+from tests.http_pool import RecordingPool
 
 E164 = "+33612345678"
 DIGITS = "33612345678"
@@ -44,16 +45,14 @@ def platform(settings: Settings) -> str:
 
 
 @pytest.fixture
-def seen(http_client: httpx.Client) -> list[httpx.Request]:
+def seen(http_pool: RecordingPool) -> list[httpx.Request]:
     """Every request the client sends, as it went on the wire."""
-    requests: list[httpx.Request] = []
-    http_client.event_hooks["request"] = [requests.append]
-    return requests
+    return http_pool.requests
 
 
 @pytest.fixture
-def wa(settings: Settings, http_client: httpx.Client) -> AfilnetWhatsApp:
-    return AfilnetWhatsApp(AfilnetApi(settings.afilnet, settings.http, http_client))
+def wa(settings: Settings, http_pool: RecordingPool) -> AfilnetWhatsApp:
+    return AfilnetWhatsApp(AfilnetApi(settings.afilnet, settings.http, http_pool))
 
 
 def afilnet_requests(sandbox: Sandbox) -> int:
@@ -381,10 +380,10 @@ def test_credentials_go_in_the_body_never_the_url(
 
 
 def test_basic_auth_mode(
-    settings: Settings, http_client: httpx.Client, seen: list[httpx.Request], platform: str
+    settings: Settings, http_pool: RecordingPool, seen: list[httpx.Request], platform: str
 ) -> None:
     basic = settings.afilnet.model_copy(update={"auth": "basic"})
-    wa = AfilnetWhatsApp(AfilnetApi(basic, settings.http, http_client))
+    wa = AfilnetWhatsApp(AfilnetApi(basic, settings.http, http_pool))
     receipt = wa.send_message(platform, E164, "x")
     assert receipt.message_id is not None
     password = settings.afilnet.password.get_secret_value()
@@ -405,14 +404,14 @@ def test_basic_auth_mode(
 )
 def test_credential_errors(
     settings: Settings,
-    http_client: httpx.Client,
+    http_pool: RecordingPool,
     platform: str,
     auth: str,
     update: dict[str, object],
     code: str,
 ) -> None:
     bad = settings.afilnet.model_copy(update={**update, "auth": auth})
-    wa = AfilnetWhatsApp(AfilnetApi(bad, settings.http, http_client))
+    wa = AfilnetWhatsApp(AfilnetApi(bad, settings.http, http_pool))
     with pytest.raises(AuthenticationError) as caught:
         wa.send_message(platform, E164, "x")
     assert caught.value.code == code

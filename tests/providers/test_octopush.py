@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -60,6 +60,7 @@ from postier.sandbox import Sandbox, SandboxServer
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
 from postier.sandbox.octopush.legacy import D_READINGS
 from postier.sandbox.octopush.legacy import signature_of as sandbox_signature
+from tests.http_pool import RecordingPool
 
 PARIS = ZoneInfo("Europe/Paris")
 FR_A, FR_B, FR_BOUNCE = "+33601020304", "+33712345678", "+33600009999"
@@ -74,20 +75,25 @@ Make = Callable[..., OctopushClient]
 
 
 @pytest.fixture
-def seen(http_client: httpx.Client) -> list[httpx.Request]:
-    """Every request the shared HTTP client sends (observed, not altered)."""
-    requests: list[httpx.Request] = []
-    http_client.event_hooks["request"].append(requests.append)
-    return requests
+def seen(http_pool: RecordingPool) -> list[httpx.Request]:
+    """Every request the shared connection pool sends (observed, not altered)."""
+    return http_pool.requests
 
 
 @pytest.fixture
-def make(settings: Settings, http_client: httpx.Client) -> Make:
+def wire() -> Iterator[httpx.Client]:
+    """A plain client for forms posted as they are, outside any provider client."""
+    with httpx.Client(timeout=5.0) as client:
+        yield client
+
+
+@pytest.fixture
+def make(settings: Settings, http_pool: RecordingPool) -> Make:
     def factory(**overrides: Any) -> OctopushClient:
         if "api_key" in overrides:
             overrides["api_key"] = SecretStr(overrides["api_key"])
         octopush = settings.octopush.model_copy(update=overrides)
-        return OctopushClient(octopush, settings.http, http_client)
+        return OctopushClient(octopush, settings.http, http_pool)
 
     return factory
 
@@ -432,7 +438,7 @@ def test_deferred_requests_do_not_sign_the_date(
 
 
 def test_a_deferred_signature_holds_under_either_reading_of_d(
-    settings: Settings, http_client: httpx.Client
+    settings: Settings, wire: httpx.Client
 ) -> None:
     form = build_send_form(
         settings.octopush, sms(send_at=datetime.now(UTC) + timedelta(hours=2), request_id="d-1")
@@ -442,7 +448,7 @@ def test_a_deferred_signature_holds_under_either_reading_of_d(
     assert readings == {form["request_sha1"]}
     # and a form carrying a stray sms_date is still accepted
     url = settings.octopush.base_url + "sms/json"
-    answer = parse_json_answer(http_client.post(url, data={**form, "sms_date": "1"}).text)
+    answer = parse_json_answer(wire.post(url, data={**form, "sms_date": "1"}).text)
     assert answer["error_code"] == "000"
 
 
@@ -453,12 +459,12 @@ def test_unsigned_requests(make: Make, seen: list[httpx.Request]) -> None:
 
 
 def test_a_tampered_signed_form_is_refused(
-    settings: Settings, http_client: httpx.Client, make: Make
+    settings: Settings, wire: httpx.Client, make: Make
 ) -> None:
     form = build_send_form(settings.octopush, sms(request_id="tamper"))
     form["sms_text"] = "Un autre texte"
     url = settings.octopush.base_url + "sms/json"
-    answer = parse_json_answer(http_client.post(url, data=form).text)
+    answer = parse_json_answer(wire.post(url, data=form).text)
     with pytest.raises(PermanentError) as caught:
         receipt_from_answer(answer, sms())
     assert caught.value.code == "124"
@@ -511,7 +517,7 @@ def test_signature_covers_exactly_the_signed_fields(
 )
 def test_the_sandbox_accepts_what_the_client_signs(
     settings: Settings,
-    http_client: httpx.Client,
+    wire: httpx.Client,
     text: str,
     sender: str,
     recipients: list[str],
@@ -526,9 +532,9 @@ def test_the_sandbox_accepts_what_the_client_signs(
     )
     form = build_send_form(settings.octopush, message)
     url = settings.octopush.base_url + "sms/json"
-    assert parse_json_answer(http_client.post(url, data=form).text)["error_code"] == "000"
+    assert parse_json_answer(wire.post(url, data=form).text)["error_code"] == "000"
     tampered = {**form, "sms_sender": sender + "x", "request_id": uuid.uuid4().hex}
-    assert parse_json_answer(http_client.post(url, data=tampered).text)["error_code"] == "124"
+    assert parse_json_answer(wire.post(url, data=tampered).text)["error_code"] == "124"
 
 
 # --- GMT+1 timestamps -----------------------------------------------------------------------------

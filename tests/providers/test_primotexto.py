@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -34,13 +33,14 @@ from postier.rules.errors import RuleViolation
 from postier.sandbox import Sandbox, SandboxServer
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
 from postier.sandbox.primotexto import MAX_PARTS
+from tests.http_pool import RecordingPool
 
 MOBILE = "+33612345678"
 
 
 @pytest.fixture
-def client(settings: Settings, http_client: httpx.Client) -> PrimotextoClient:
-    return PrimotextoClient(settings.primotexto, settings.http, http_client)
+def client(settings: Settings, http_pool: RecordingPool) -> PrimotextoClient:
+    return PrimotextoClient(settings.primotexto, settings.http, http_pool)
 
 
 @pytest.fixture
@@ -88,11 +88,11 @@ def test_category_picks_the_marketing_route(client: PrimotextoClient, sandbox: S
 
 
 def test_the_settings_sender_is_the_default(
-    settings: Settings, http_client: httpx.Client, sandbox: Sandbox
+    settings: Settings, http_pool: RecordingPool, sandbox: Sandbox
 ) -> None:
     primotexto = settings.primotexto.model_copy(update={"sender": "Postier"})
-    PrimotextoClient(primotexto, settings.http, http_client).send_sms(sms())
-    PrimotextoClient(primotexto, settings.http, http_client).send_sms(sms(sender="Other"))
+    PrimotextoClient(primotexto, settings.http, http_pool).send_sms(sms())
+    PrimotextoClient(primotexto, settings.http, http_pool).send_sms(sms(sender="Other"))
     senders = [r.extra["sender"] for r in sandbox.core.records_for("primotexto")]
     assert senders == ["Postier", "Other"]
 
@@ -215,10 +215,10 @@ def test_exhausted_credits_raise_insufficient_credit(
 
 
 def test_a_bad_key_is_an_authentication_error(
-    settings: Settings, http_client: httpx.Client, sandbox: Sandbox
+    settings: Settings, http_pool: RecordingPool, sandbox: Sandbox
 ) -> None:
     bad = settings.primotexto.model_copy(update={"api_key": SecretStr("wrong")})
-    client = PrimotextoClient(bad, settings.http, http_client)
+    client = PrimotextoClient(bad, settings.http, http_pool)
     with pytest.raises(AuthenticationError) as caught:
         client.send_sms(sms())
     assert caught.value.code == "72"
@@ -394,24 +394,11 @@ def test_a_bad_blacklist_number_is_rejected(client: PrimotextoClient) -> None:
 # -- transport: secrets, retries, ambiguity -------------------------------------------------
 
 
-@pytest.fixture
-def seen_requests(settings: Settings) -> Iterator[tuple[httpx.Client, list[httpx.Request]]]:
-    from postier.providers.transport import build_http_client
-
-    seen: list[httpx.Request] = []
-    http = build_http_client(settings.http)
-    http.event_hooks = {"request": [seen.append]}
-    yield http, seen
-    http.close()
-
-
 def test_the_key_travels_only_in_the_header(
-    settings: Settings,
-    sandbox: Sandbox,
-    seen_requests: tuple[httpx.Client, list[httpx.Request]],
+    settings: Settings, sandbox: Sandbox, http_pool: RecordingPool
 ) -> None:
-    http, seen = seen_requests
-    client = PrimotextoClient(settings.primotexto, settings.http, http)
+    seen = http_pool.requests
+    client = PrimotextoClient(settings.primotexto, settings.http, http_pool)
     key = SANDBOX_ACCOUNTS.primotexto_api_key
     receipt = client.send_sms(sms(campaign="promo"))
     assert receipt.message_id is not None

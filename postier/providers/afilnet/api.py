@@ -96,10 +96,10 @@ class AfilnetApi:
         self,
         settings: AfilnetSettings,
         http: HttpSettings,
-        client: httpx.Client | None = None,
+        pool: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.transport = Transport(Provider.AFILNET, http, client)
+        self.transport = Transport(Provider.AFILNET, http, pool)
 
     def call(
         self,

@@ -28,10 +28,10 @@ class OctopushClient:
         self,
         settings: OctopushSettings,
         http: HttpSettings,
-        client: httpx.Client | None = None,
+        pool: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.transport = Transport(Provider.OCTOPUSH, http, client)
+        self.transport = Transport(Provider.OCTOPUSH, http, pool)
         self.api: LegacyApi | V1Api
         if settings.transport == "v1":
             self.api = V1Api(settings, http, self.transport)
