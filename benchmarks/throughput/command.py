@@ -47,6 +47,9 @@ def bench(
     concurrency: Annotated[
         int, typer.Option(help="the worker's concurrency")
     ] = _defaults.worker_concurrency,
+    bulk_processes: Annotated[
+        int, typer.Option(help="the bulk worker's processes (0: as `postier up` starts it)")
+    ] = _defaults.bulk_processes,
     postgres: Annotated[
         str, typer.Option(help="PostgreSQL server URL ('' to leave it out)")
     ] = _defaults.postgres_url or "",
@@ -71,12 +74,13 @@ def bench(
         deferred_window=window,
         worker_pool=pool,
         worker_concurrency=concurrency,
+        bulk_processes=bulk_processes,
         postgres_url=postgres or None,
         profile=profile,
         deferred=not skip_deferred,
     )
     if quick:
-        options = replace(options.quick(), workdir=workdir)
+        options = replace(options.quick(), workdir=workdir, bulk_processes=bulk_processes)
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # a log file or CI: tables wide enough to read

@@ -9,6 +9,7 @@ another's rows; a failing measure is reported and the others still run.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from benchmarks.throughput.profiling import Profile, profile_call
 from benchmarks.throughput.provider import SandboxProcess, measure_ceiling
 from benchmarks.throughput.report import BenchReport, Figure, Target
 from postier.redis_server import start_private_redis
+from postier.stack import BULK_PROCESSES_PER_CPU
 
 _T = TypeVar("_T")
 
@@ -73,6 +75,7 @@ def run_bench(options: BenchOptions, console: Console) -> BenchReport:
         redis_url=redis.url,
         redis_pid=redis.process.pid if redis.process is not None else None,
         sandbox=sandbox,
+        bulk_processes=options.bulk_processes,
     )
     try:
         _measure(options, environment, steps, report)
@@ -319,6 +322,9 @@ def _measure(
                 pss[role] = max(pss.get(role, 0.0), mib)
         if pss:
             worker_pss = max(pss.values())
+            bulk_processes = options.bulk_processes or BULK_PROCESSES_PER_CPU * (
+                os.cpu_count() or 1
+            )
             report.figures.append(
                 Figure(
                     "worker memory, peak PSS (the larger worker)",
@@ -327,7 +333,7 @@ def _measure(
                     better="lower",
                     detail=", ".join(f"{r} {m:.0f} MiB" for r, m in sorted(pss.items()))
                     + "; main process and pool, shared pages counted once, sampled every "
-                    "0.25 s while each measure drained",
+                    f"0.25 s while each measure drained; bulk worker prefork x{bulk_processes}",
                 )
             )
     if beat_peak is not None:

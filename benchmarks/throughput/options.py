@@ -48,6 +48,8 @@ class BenchOptions:
     #: the dispatcher's worker: pool and concurrency (what ``postier up`` starts)
     worker_pool: str = "threads"
     worker_concurrency: int = 8
+    #: processes of the bulk worker's prefork pool; 0: what ``postier up`` starts (per CPU)
+    bulk_processes: int = 0
     #: the ledger on PostgreSQL: a server with trust auth, where a fresh database is made
     postgres_url: str | None = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     #: sample the worker with py-spy during the SQLite end-to-end run

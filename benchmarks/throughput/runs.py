@@ -147,6 +147,8 @@ class Environment:
     redis_url: str
     redis_pid: int | None
     sandbox: SandboxProcess
+    #: the bulk worker's prefork processes; 0: the stack's default
+    bulk_processes: int = 0
 
     def flush_broker(self) -> None:
         """Empty the private Redis: no task of one measure reaches the next."""
@@ -312,6 +314,7 @@ def postier_stack(
         beat=True,
         worker_pool=pool,
         worker_concurrency=concurrency,
+        bulk_worker_concurrency=environment.bulk_processes,
         settings=settings or bench_settings(),
         log_level="warning",
     )
