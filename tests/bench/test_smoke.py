@@ -55,7 +55,7 @@ def test_every_measure_runs_and_the_report_has_its_targets(tmp_path: Path) -> No
         "campaign fan-out (create → message rows)",
         "deferred lateness p99",
         "worker peak RSS (the larger worker)",
-        "worker memory, PSS (the larger worker)",
+        "worker memory, peak PSS (the larger worker)",
         "beat peak RSS",
         "end to end, PostgreSQL ledger, personalised texts",
         "asyncio peer, personalised texts",
