@@ -46,7 +46,6 @@ def create_celery_app(settings: Settings | None = None, *, main: str = "postier"
             "postier.poll_*": {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.reap_*": {"queue": tasknames.QUEUE_SCHEDULED},
             tasknames.OPTIMIZE_LEDGER: {"queue": tasknames.QUEUE_SCHEDULED},
-            tasknames.CHECKPOINT_LEDGER: {"queue": tasknames.QUEUE_SCHEDULED},
             tasknames.REFRESH_PROVIDER_BALANCES: {"queue": tasknames.QUEUE_SCHEDULED},
             tasknames.FOLD_LEDGER_COUNTS: {"queue": tasknames.QUEUE_SCHEDULED},
             "postier.hooks.*": {"queue": tasknames.QUEUE_HOOKS},

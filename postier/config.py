@@ -268,9 +268,6 @@ class DispatchSettings(BaseModel):
     #: seconds between two passes keeping the ledger's planner statistics current (SQLite's
     #: PRAGMA optimize; nothing to do on PostgreSQL)
     optimize_interval: float = 3600.0
-    #: seconds between two passes copying SQLite's write-ahead log into the database file
-    #: (``postier.ledger.wal``: so that no writer's commit does it; nothing on PostgreSQL)
-    checkpoint_interval: float = Field(default=1.0, gt=0)
     #: seconds between two passes folding the ledger's count deltas into its counters
     #: (PostgreSQL; ``postier.ledger.counts``): a count reads the deltas not yet folded
     count_fold_interval: float = Field(default=5.0, gt=0)

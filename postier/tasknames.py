@@ -27,8 +27,6 @@ REAP_STUCK_SENDS = "postier.reap_stuck_sends"
 REAP_EXPIRED_PERSONAL_DATA = "postier.reap_expired_personal_data"
 #: keeps the ledger's planner statistics current (SQLite's PRAGMA optimize)
 OPTIMIZE_LEDGER = "postier.optimize_ledger"
-#: copies SQLite's write-ahead log into the database file (``postier.ledger.wal``)
-CHECKPOINT_LEDGER = "postier.checkpoint_ledger"
 #: reads each provider account's balance for the metrics (``postier.dispatch.balances``)
 REFRESH_PROVIDER_BALANCES = "postier.refresh_provider_balances"
 #: folds the ledger's count deltas into its counters (``postier.ledger.counts``)

@@ -43,7 +43,6 @@ def beat_schedule(
         "poll-whatsapp-inbox": (tasknames.POLL_WHATSAPP_INBOX, dispatch.poll_inbox_interval),
         "reap-stuck-sends": (tasknames.REAP_STUCK_SENDS, dispatch.reap_interval),
         "optimize-ledger": (tasknames.OPTIMIZE_LEDGER, dispatch.optimize_interval),
-        "checkpoint-ledger": (tasknames.CHECKPOINT_LEDGER, dispatch.checkpoint_interval),
         "fold-ledger-counts": (tasknames.FOLD_LEDGER_COUNTS, dispatch.count_fold_interval),
     }
     # Octopush batches (campaigns' and bulk chunks'): settled after batch_stuck_after (or half

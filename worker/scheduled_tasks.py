@@ -12,7 +12,6 @@ from postier import tasknames
 from postier.config import get_settings
 from postier.dispatch import batches, polling
 from postier.ledger.db import optimize
-from postier.ledger.wal import checkpoint
 from worker.app import app
 from worker.context import process_context
 
@@ -127,19 +126,6 @@ def optimize_ledger() -> int:
         dispatcher.settings.dispatch.optimize_interval,
         lambda: len(optimize(dispatcher.engine)),
     )
-
-
-@app.task(name=tasknames.CHECKPOINT_LEDGER)
-def checkpoint_ledger() -> int:
-    """Copy SQLite's write-ahead log into the database file, so no writer's commit does it
-    (``postier.ledger.wal``); the pages copied."""
-    dispatcher, _ = process_context(app)
-
-    def run() -> int:
-        done = checkpoint(dispatcher.engine)
-        return done.copied_pages if done is not None else 0
-
-    return run_once("checkpoint", dispatcher.settings.dispatch.checkpoint_interval, run)
 
 
 @app.task(name=tasknames.REFRESH_PROVIDER_BALANCES)

@@ -60,9 +60,6 @@ class ScaleOptions:
     write_seconds: float = 10.0
     #: keep the ledgers, and reuse kept ones
     keep: bool = False
-    #: the write check with SQLite's default checkpoints in the writers' commits and no
-    #: checkpoint pass: the behaviour before ``postier.ledger.wal``, for comparison
-    writer_checkpoints: bool = False
     queries: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -122,7 +119,6 @@ def _measure_ledger(
             ledger.url,
             ledger.now,
             seconds=options.write_seconds,
-            writer_checkpoints=options.writer_checkpoints,
         )
         report.writes.append(
             Writes(
@@ -137,7 +133,6 @@ def _measure_ledger(
                 round(found.max_insert_ms, 3),
                 round(found.max_commit_ms, 3),
                 found.max_wal_bytes,
-                found.writer_checkpoints,
                 found.slow_writes_during,
             )
         )

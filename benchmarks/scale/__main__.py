@@ -25,11 +25,6 @@ def main(argv: list[str] | None = None) -> int:
         "--write-seconds", type=float, default=10.0, help="SQLite write check length (0: none)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the ledgers and reuse them")
-    parser.add_argument(
-        "--writer-checkpoints",
-        action="store_true",
-        help="write check with SQLite's default checkpoints in the writers' commits (the before)",
-    )
     parser.add_argument("--query", action="append", default=[], help="only this query (repeatable)")
     args = parser.parse_args(argv)
     options = ScaleOptions(
@@ -40,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat,
         write_seconds=args.write_seconds,
         keep=args.keep,
-        writer_checkpoints=args.writer_checkpoints,
         queries=tuple(args.query),
     )
     console = Console(width=None if Console().is_terminal else 200)

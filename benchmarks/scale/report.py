@@ -73,8 +73,6 @@ class Writes:
     max_commit_ms: float = 0.0
     #: the largest the ``-wal`` file grew meanwhile (bytes)
     max_wal_bytes: int = 0
-    #: SQLite's default checkpoints in the writers' commits, no checkpoint pass (the before)
-    writer_checkpoints: bool = False
     #: writes slower than 25 ms, by the beat loop's step they overlapped
     slow_writes_during: dict[str, int] = field(default_factory=dict)
 
@@ -199,13 +197,8 @@ def print_report(report: Report, console: Console) -> None:
             f" median {_ms(w.median_ms)} ms, p99 {_ms(w.p99_ms)} ms, worst {_ms(w.max_ms)} ms"
             f" over {w.writes} writes — {verdict} ≤{MAX_WRITE_WAIT_MS:g} ms"
         )
-        how = (
-            "checkpoints in the writers' commits (SQLite's default)"
-            if w.writer_checkpoints
-            else "checkpoints by the pass"
-        )
         console.print(
-            f"  {how}: worst INSERT {_ms(w.max_insert_ms)} ms, worst COMMIT"
+            f"  worst INSERT {_ms(w.max_insert_ms)} ms, worst COMMIT"
             f" {_ms(w.max_commit_ms)} ms, log at most {w.max_wal_bytes / 2**20:.1f} MiB"
         )
         if w.slow_writes_during:

@@ -2,15 +2,10 @@
 
 SQLite has one write lock for the whole file: a pass that holds it while it walks many rows
 makes every producer and worker wait. A child process runs every periodic pass in a loop,
-committing as beat does (harsher than beat, which runs each on its period), except the WAL
-checkpoint pass, run on its period as beat does (back to back it would sync the files some 50
-times a second, a load beat never makes); this process meanwhile stores one message at a time,
-as ``send_sms`` does, and times each, split into its INSERT (which waits for the write lock) and
-its COMMIT (which ran SQLite's automatic checkpoint when it took the log past 1,000 pages,
-before ``postier.ledger.wal``). The rows it stores are deleted at the end.
-
-``writer_checkpoints=True`` measures the behaviour before ``postier.ledger.wal``: every
-connection checkpoints past SQLite's default 1,000 pages, and no checkpoint pass runs.
+committing as beat does (harsher than beat, which runs each on its period); this process
+meanwhile stores one message at a time, as ``send_sms`` does, and times each, split into its
+INSERT (which waits for the write lock) and its COMMIT (which runs SQLite's automatic
+checkpoint when it takes the log past 1,000 pages). The rows it stores are deleted at the end.
 """
 
 from __future__ import annotations
@@ -30,7 +25,6 @@ from multiprocessing.synchronize import Event
 
 from sqlalchemy import Engine, bindparam, delete, update
 
-from postier.config import DispatchSettings
 from postier.ledger.counts import fold_pending
 from postier.ledger.db import in_short_transactions, make_engine, optimize, session_scope
 from postier.ledger.models import (
@@ -50,7 +44,6 @@ from postier.ledger.queries import (
     unpublished,
     unsettled_batch_tags,
 )
-from postier.ledger.wal import checkpoint
 from postier.metrics import LedgerCollector
 
 
@@ -71,17 +64,10 @@ class WriteLatency:
     max_commit_ms: float = 0.0
     #: the largest the ``-wal`` file grew during the run (bytes)
     max_wal_bytes: int = 0
-    #: each writer checkpointed past SQLite's default 1,000 pages, no checkpoint pass ran
-    writer_checkpoints: bool = False
     #: writes slower than ``SLOW_WRITE_MS``, by the beat loop's step they overlapped
     slow_writes_during: dict[str, int] = field(default_factory=dict)
 
 
-#: SQLite's own default ``wal_autocheckpoint``, for the comparison with the behaviour before
-SQLITE_DEFAULT_AUTOCHECKPOINT = 1000
-
-
-_DISPATCH = DispatchSettings()
 #: a step of the beat loop longer than this is noted, to be matched with the slow writes
 _NOTED_MS = 5.0
 #: a write slower than this is matched with the beat loop's steps it overlapped
@@ -105,12 +91,6 @@ def slow_writes_by_step(
     return dict(sorted(found.items(), key=lambda item: -item[1]))
 
 
-def _engine(url: str, writer_checkpoints: bool) -> Engine:
-    if writer_checkpoints:
-        return make_engine(url, sqlite_wal_ceiling_pages=SQLITE_DEFAULT_AUTOCHECKPOINT)
-    return make_engine(url)
-
-
 def _size(path: str) -> int:
     try:
         return os.stat(path).st_size
@@ -125,13 +105,12 @@ def _beat_loop(
     stop: Event,
     loops: Synchronized[int],
     holds: multiprocessing.Queue[_Steps],
-    writer_checkpoints: bool,
 ) -> None:
     """Every periodic pass, committed as the pass commits, until ``stop``; then the rows it
     moved are put back, so a kept ledger measures the same next time. The longest each pass
     held a transaction open, and when each step longer than ``_NOTED_MS`` ran, go to
     ``holds``."""
-    engine = _engine(url, writer_checkpoints)
+    engine = make_engine(url)
     collector = LedgerCollector(url, 0.0)
     released: list[str] = []
     checked: dict[str, datetime | None] = {}
@@ -148,7 +127,6 @@ def _beat_loop(
         if (ended - began) * 1000.0 > _NOTED_MS:
             spans.append((name, began, ended))
 
-    next_checkpoint = 0.0
     started.set()
     try:
         while not stop.is_set():
@@ -171,10 +149,6 @@ def _beat_loop(
                 optimize(engine)
             with held("counts folded"):
                 fold_pending(engine)
-            if not writer_checkpoints and time.monotonic() >= next_checkpoint:
-                next_checkpoint = time.monotonic() + _DISPATCH.checkpoint_interval
-                with held("WAL checkpoint", writes=False):
-                    checkpoint(engine)
             with held("other passes' reads", writes=False), session_scope(engine) as session:
                 undispatched_inbound(session, 500)
                 unpublished(session, now - timedelta(seconds=120), 5000)
@@ -226,17 +200,14 @@ def write_latency(
     *,
     seconds: float = 10.0,
     interval: float = 0.02,
-    writer_checkpoints: bool = False,
 ) -> WriteLatency:
     """Store one message every ``interval`` for ``seconds`` while the passes loop; the waits."""
     context = multiprocessing.get_context("spawn")
     started, stop = context.Event(), context.Event()
     loops = context.Value("i", 0)
     holds: multiprocessing.Queue[_Steps] = context.Queue()
-    child = context.Process(
-        target=_beat_loop, args=(url, now, started, stop, loops, holds, writer_checkpoints)
-    )
-    engine = _engine(url, writer_checkpoints)
+    child = context.Process(target=_beat_loop, args=(url, now, started, stop, loops, holds))
+    engine = make_engine(url)
     wal = f"{engine.url.database}-wal"
     with engine.connect() as connection:  # start from an empty log, before the loop starts
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -299,7 +270,6 @@ def write_latency(
         max_insert_ms=max(inserts),
         max_commit_ms=max(commits),
         max_wal_bytes=wal_bytes,
-        writer_checkpoints=writer_checkpoints,
         slow_writes_during=slow_writes_by_step(spans, steps),
     )
 

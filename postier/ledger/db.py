@@ -2,9 +2,8 @@
 
 SQLite is the embedded default for one host, PostgreSQL the choice for several
 (docs/ARCHITECTURE.md, "Decisions, and why"). On SQLite every connection runs in WAL mode (readers
-never block the writer), leaves checkpoints to beat's pass below a ceiling (``postier.ledger.wal``),
-waits ``busy_timeout`` ms for the write lock instead of failing at once, enforces foreign keys and
-keeps temporary tables in memory. The transition and queue queries rely on
+never block the writer), waits ``busy_timeout`` ms for the write lock instead of failing at once,
+enforces foreign keys and keeps temporary tables in memory. The transition and queue queries rely on
 ``UPDATE … RETURNING``, hence SQLite 3.35 or newer.
 
 Transactions on SQLite start at the first write of a session (the driver's default), so a
@@ -34,8 +33,6 @@ from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import Session
-
-from postier.ledger.wal import WAL_CEILING_PAGES
 
 if TYPE_CHECKING:
     # imported where migrations run: alembic and mako are about 70 modules that a worker,
@@ -80,19 +77,11 @@ def _normalise_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(
-    url: str | URL,
-    *,
-    sqlite_busy_timeout_ms: int = 5000,
-    sqlite_wal_ceiling_pages: int = WAL_CEILING_PAGES,
-    **kwargs: Any,
-) -> Engine:
+def make_engine(url: str | URL, *, sqlite_busy_timeout_ms: int = 5000, **kwargs: Any) -> Engine:
     """An engine for the ledger at ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``).
 
     For a SQLite file the parent directory is created, so the default ``sqlite:///var/postier.db``
-    works from a fresh checkout. A SQLite connection checkpoints the log itself only past
-    ``sqlite_wal_ceiling_pages`` (``postier.ledger.wal``). Extra ``kwargs`` go to
-    ``create_engine``.
+    works from a fresh checkout. Extra ``kwargs`` go to ``create_engine``.
     """
     parsed = _normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -105,13 +94,13 @@ def make_engine(
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)
         engine.dialect.statement_compiler = _SQLiteCompiler
-        _install_sqlite_pragmas(engine, sqlite_busy_timeout_ms, sqlite_wal_ceiling_pages)
+        _install_sqlite_pragmas(engine, sqlite_busy_timeout_ms)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
 
 
-def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int, wal_ceiling_pages: int) -> None:
+def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
@@ -119,8 +108,6 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int, wal_ceiling_pa
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            # checkpoints are beat's pass; a writer runs one only past the ceiling (ledger.wal)
-            cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_ceiling_pages)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             # bulk inserts stage rows in a temporary table (ledger.bulk): keep it in memory
             cursor.execute("PRAGMA temp_store=MEMORY")

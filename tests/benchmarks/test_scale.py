@@ -47,7 +47,7 @@ def test_every_query_is_measured_on_both_backends_and_reported(
     assert all(w["writes"] > 0 for w in writes)
     assert all("delivery poll: mark asked" in w["longest_hold_ms"] for w in writes)
     assert all(w["max_insert_ms"] > 0 and w["max_commit_ms"] > 0 for w in writes)
-    assert all(w["max_wal_bytes"] > 0 and not w["writer_checkpoints"] for w in writes)
+    assert all(w["max_wal_bytes"] > 0 for w in writes)
     text = console.export_text()
     assert "growth" in text and "release due rows" in text
     # nothing is left behind without --keep
