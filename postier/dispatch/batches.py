@@ -48,7 +48,7 @@ from postier.dispatch.lanes import Lane
 from postier.dispatch.sending import ACCOUNT_ERRORS, Dispatcher, backoff_delay
 from postier.ledger.db import session_scope
 from postier.ledger.models import Message, MessageStatus, messages_table
-from postier.ledger.queries import unsettled_batch_tags
+from postier.ledger.queries import detached_message, unsettled_batch_tags
 from postier.ledger.states import transition_many
 from postier.providers.base import OutgoingSms
 from postier.providers.errors import (
@@ -330,7 +330,7 @@ def _settle_later(
 def _as_message(row: Row[Any]) -> Message:
     """The ``Message`` of a claimed row (``sending``, its attempt counted), for the
     dispatcher's one-message steps; detached, never added to a session."""
-    return Message(**dict(row._mapping))
+    return detached_message(dict(row._mapping))
 
 
 def _retry_later(

@@ -35,7 +35,7 @@ from postier.dispatch.inflight import run_all
 from postier.dispatch.sending import Dispatcher, SendOutcome
 from postier.ledger.db import session_scope
 from postier.ledger.models import Lane, Message, MessageKind, MessageStatus, messages_table
-from postier.ledger.queries import queued_rows
+from postier.ledger.queries import detached_message, queued_rows
 from postier.ledger.states import transition_many
 from postier.providers.octopush import MAX_RECIPIENTS_PER_REQUEST
 from postier.providers.registry import batch_max_recipients
@@ -244,4 +244,4 @@ def _as_message(row: Row[Any], claimed_at: datetime | None = None) -> Message:
         values.update(
             sending_started_at=claimed_at, updated_at=claimed_at, provider_message_id=None
         )
-    return Message(**values)
+    return detached_message(values)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select
 
 from postier.ledger.db import session_scope
 from postier.ledger.models import (
@@ -27,6 +27,7 @@ from postier.ledger.queries import (
     claim_unpublished,
     count_by_status,
     count_live_by_provider,
+    detached_message,
     events_for,
     find_by_provider_message_id,
     get_by_idempotency_key,
@@ -606,3 +607,33 @@ def test_get_message_reads_the_stored_row_not_the_session_cache(
     assert cached is again
     assert again is not None
     assert again.last_error == "changed elsewhere"
+
+
+# -- detached_message ----------------------------------------------------------------------
+
+
+def test_a_detached_message_equals_the_constructed_one_and_the_loaded_one(engine: Engine) -> None:
+    """Built as the loader builds objects: every column as ``Message(**values)`` and
+    ``session.get`` give it, with no pending change and no session."""
+    rows = [
+        message_row(payload={"sms_type": "FR", "nested": [1, 2]}, send_at=T0),
+        message_row(status=S.SCHEDULED, send_at=T0, campaign_id="c-1"),
+    ]
+    with session_scope(engine) as session:
+        ids = insert_messages(session, rows)
+    with session_scope(engine) as session:
+        read = session.execute(select(messages_table).where(messages_table.c.id.in_(ids))).all()
+        loaded = {message_id: get_message(session, message_id) for message_id in ids}
+        for row in read:
+            fast = detached_message(dict(row._mapping))
+            built = Message(**dict(row._mapping))
+            assert fast.model_dump() == built.model_dump() == loaded[row.id].model_dump()
+            assert inspect(fast).transient and not inspect(fast).modified
+            assert fast not in session
+
+
+def test_a_detached_message_needs_every_column() -> None:
+    values = message_row()
+    values.pop("recipient")
+    with pytest.raises(ValueError, match="a message row without"):
+        detached_message(values)
