@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from postier.config import HttpSettings
+from postier.providers.connections import StdlibTransport
 from postier.providers.errors import AmbiguousError, RetryableError
 from postier.providers.results import Provider
 from postier.providers.transport import DEFAULT_HEADERS, Transport, build_http_transport
@@ -226,7 +227,7 @@ def test_a_shared_pool_is_left_open_and_an_own_one_closed() -> None:
     sender.close()
     assert not pool.closed
     own = Transport(Provider.OCTOPUSH, FAST)
-    assert isinstance(own.pool, httpx.HTTPTransport)
+    assert isinstance(own.pool, StdlibTransport)
     own.close()
 
 
@@ -258,7 +259,7 @@ def silent_server() -> Iterator[str]:
 
 
 def test_the_real_pool_maps_its_errors(silent_server: str) -> None:
-    """httpcore's errors reach the classification as httpx's, through the real pool."""
+    """The pool's errors reach the classification as httpx's, through the real pool."""
     settings = FAST.model_copy(update={"read_timeout": 0.2})
     with build_http_transport(settings) as pool:
         sender = Transport(Provider.OCTOPUSH, settings, pool)
