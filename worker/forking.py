@@ -34,14 +34,15 @@ def freeze_heap_before_forks() -> None:
 def warm_shared_state() -> None:
     """Build, before the forks, what every child would otherwise build for itself on first use.
 
-    SQLAlchemy configures its mappers at the first query and httpx imports its transport at
-    the first client; done here they land in the frozen, shared heap. Nothing here opens a
-    socket or a database connection (those must never cross a fork: worker.context).
+    SQLAlchemy configures its mappers at the first query, and the provider clients' pool
+    (``providers.connections``) and its TLS module are imported by the first send; done here
+    they land in the frozen, shared heap. Nothing here opens a socket or a database
+    connection (those must never cross a fork: worker.context).
     """
-    import httpcore  # noqa: F401  # httpx imports it at the first client only
     from sqlalchemy.orm import configure_mappers
 
-    import postier.ledger.models  # noqa: F401  # the mappers to configure
+    import postier.ledger.models  # the mappers to configure
+    import postier.providers.transport  # noqa: F401  # the pool, http.client and ssl
 
     configure_mappers()
 

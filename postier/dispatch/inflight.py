@@ -7,9 +7,10 @@ are handed to its provider's pool instead and run concurrently, at most
 ``dispatch.max_in_flight`` per provider in this process whichever chunks they come from (the
 cap a provider sees from one worker; the rate limit in Redis stays the global one).
 
-Threads rather than ``asyncio``: the provider clients are the synchronous httpx ones every
-other path uses (lookups, polls, the CLI), their connection pool (httpcore's) is thread-safe,
-and the request is I/O: the GIL is released while a thread waits for its answer. Pools are
+Threads rather than ``asyncio``: the provider clients are the synchronous ones every other
+path uses (lookups, polls, the CLI), their connection pool (``providers.connections``) is
+thread-safe, and the request is I/O: the GIL is released while a thread waits for its answer.
+Pools are
 made on first use in the process that uses them, never before a fork.
 """
 

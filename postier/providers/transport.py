@@ -126,7 +126,7 @@ class Transport:
 
     Each request is built here as ``httpx.Client`` would build it (our default headers, the
     timeouts in the ``timeout`` extension, basic auth as a precomputed header) and handed to
-    the pool's ``handle_request``, which maps httpcore's errors onto httpx's. As with the
+    the pool's ``handle_request``, which raises httpx's errors. As with the
     client's defaults: redirects are not followed, cookies are not kept, the body is read
     before returning. ``pool`` may be any ``httpx.BaseTransport`` (tests wrap the real one to
     see the requests, or give an ``httpx.MockTransport``).

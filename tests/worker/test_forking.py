@@ -77,10 +77,14 @@ def test_warming_configures_the_ledger_mappers_and_imports_the_http_transport() 
         from worker import forking
         forking.warm_shared_state()
         from postier.ledger.models import Message
-        print(int("httpcore" in sys.modules), int(Message.__mapper__.configured))
+        print(
+            int("postier.providers.connections" in sys.modules),
+            int("ssl" in sys.modules),
+            int(Message.__mapper__.configured),
+        )
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.split() == ["1", "1"]
+    assert done.stdout.split() == ["1", "1", "1"]
