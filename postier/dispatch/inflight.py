@@ -10,8 +10,7 @@ cap a provider sees from one worker; the rate limit in Redis stays the global on
 Threads rather than ``asyncio``: the provider clients are the synchronous ones every other
 path uses (lookups, polls, the CLI), their connection pool (``providers.connections``) is
 thread-safe, and the request is I/O: the GIL is released while a thread waits for its answer.
-Pools are
-made on first use in the process that uses them, never before a fork.
+Pools are made on first use in the process that uses them, never before a fork.
 """
 
 from __future__ import annotations
