@@ -205,16 +205,17 @@ def transition_each(
     if not changes:
         return []
     messages = messages_table
-    columns = {key for values in changes.values() for key in values}
-    per_row: dict[str, Any] = {}
-    for key in sorted(columns):
-        whens = {id_: values[key] for id_, values in changes.items() if key in values}
-        per_row[key] = case(whens, value=messages.c.id, else_=messages.c[key])
     raws = raws or {}
     moved: list[str] = []
     ids = list(changes)
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
+        # each statement carries the values of its own rows only
+        columns = {key for id_ in chunk for key in changes[id_]}
+        per_row: dict[str, Any] = {}
+        for key in sorted(columns):
+            whens = {id_: changes[id_][key] for id_ in chunk if key in changes[id_]}
+            per_row[key] = case(whens, value=messages.c.id, else_=messages.c[key])
         moved.extend(
             apply_transition(
                 session,

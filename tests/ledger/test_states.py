@@ -22,6 +22,7 @@ from postier.ledger.states import (
     can_transition,
     is_final,
     transition,
+    transition_each,
     transition_many,
 )
 from tests.ledger.conftest import T0, Ledger
@@ -347,3 +348,29 @@ def test_workers_claiming_one_message_exactly_one_wins(
         assert message is not None
         assert (message.status, message.attempts) == (S.SENDING, 1)
         assert [e.to_status for e in events] == [S.QUEUED, S.SENDING]
+
+
+def test_transition_each_sets_each_rows_own_values_across_statements(
+    ledger: Ledger, engine: Engine
+) -> None:
+    """Past 200 ids the move takes several statements: each row still gets its own values,
+    a row that leaves a column out keeps its current one, and rows in no source stay."""
+    ids = [ledger.add(MessageStatus.SENDING, parts=1) for _ in range(450)]
+    stay = ledger.add(MessageStatus.QUEUED)
+    changes: dict[str, dict[str, object]] = {
+        id_: ({"provider_message_id": f"p-{n}", "parts": 1 + n % 3} if n % 4 else {})
+        for n, id_ in enumerate(ids)
+    }
+    changes[stay] = {"provider_message_id": "never"}
+    with session_scope(engine) as session:
+        moved = transition_each(session, changes, MessageStatus.SENDING, MessageStatus.SENT)
+    assert sorted(moved) == sorted(ids)
+    with session_scope(engine) as session:
+        for n, id_ in enumerate(ids):
+            message = get_message(session, id_)
+            assert message is not None and message.status is MessageStatus.SENT
+            expected = (f"p-{n}", 1 + n % 3) if n % 4 else (None, 1)
+            assert (message.provider_message_id, message.parts) == expected
+        kept = get_message(session, stay)
+        assert kept is not None
+        assert (kept.status, kept.provider_message_id) == (MessageStatus.QUEUED, None)
