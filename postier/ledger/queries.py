@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from postier.ledger.bulk import Stored, insert_messages, store_messages
@@ -247,6 +247,10 @@ def detached_message(values: Mapping[str, Any]) -> Message:
     missing = _MESSAGE_COLUMNS.difference(values)
     if missing:
         raise ValueError(f"a message row without {', '.join(sorted(missing))}")
+    if not _MESSAGE_MANAGER.mapper.configured:
+        # the loader's objects come after a query has configured the mappers; a core select
+        # does not, and an unconfigured class has no attribute access yet
+        configure_mappers()
     message: Message = _MESSAGE_MANAGER.new_instance()
     message.__dict__.update(values)
     return message

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 from datetime import timedelta
 from typing import Any
@@ -627,7 +630,9 @@ def test_a_detached_message_equals_the_constructed_one_and_the_loaded_one(engine
         for row in read:
             fast = detached_message(dict(row._mapping))
             built = Message(**dict(row._mapping))
-            assert fast.model_dump() == built.model_dump() == loaded[row.id].model_dump()
+            found = loaded[row.id]
+            assert found is not None
+            assert fast.model_dump() == built.model_dump() == found.model_dump()
             assert inspect(fast).transient and not inspect(fast).modified
             assert fast not in session
 
@@ -637,3 +642,21 @@ def test_a_detached_message_needs_every_column() -> None:
     values.pop("recipient")
     with pytest.raises(ValueError, match="a message row without"):
         detached_message(values)
+
+
+def test_a_detached_message_works_in_a_process_that_never_queried_objects() -> None:
+    """A bulk worker reads core rows only: the mappers may not be configured yet."""
+    code = textwrap.dedent(
+        """
+        from postier.ledger.models import messages_table
+        from postier.ledger.queries import detached_message
+        values = {column.key: None for column in messages_table.columns}
+        values.update(id="m-1", payload={"a": 1}, recipient="+33600000000")
+        message = detached_message(values)
+        print(message.id, message.payload, message.recipient)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["m-1", "{'a':", "1}", "+33600000000"]
