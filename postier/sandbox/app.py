@@ -8,6 +8,7 @@ Octopush. Faults are applied by one ASGI middleware in front of all three.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -123,6 +124,8 @@ class ExactPathRouter(Router):
     def __init__(self, routes: list[BaseRoute]) -> None:
         super().__init__(routes)
         self.exact: dict[str, Route] = {}
+        #: the endpoints of ``exact`` that are ``async def f(request) -> Response``
+        self.lean: dict[str, Callable[[Request], Awaitable[Response]]] = {}
         for index, route in enumerate(self.routes):
             if not isinstance(route, Route) or route.param_convertors:
                 continue
@@ -132,7 +135,10 @@ class ExactPathRouter(Router):
                 for other in earlier
             ):
                 continue
-            self.exact.setdefault(route.path, route)
+            if route.path not in self.exact:
+                self.exact[route.path] = route
+                if inspect.iscoroutinefunction(route.endpoint):
+                    self.lean[route.path] = route.endpoint
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.exact.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -147,7 +153,15 @@ class ExactPathRouter(Router):
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope["path_params"] = dict(scope.get("path_params", {}))
-        await route.handle(scope, receive, send)
+        endpoint = self.lean.get(route.path)
+        if endpoint is None:
+            await route.handle(scope, receive, send)
+            return
+        # what Starlette's ``request_response`` does, without its per-request exception
+        # wrapper: the sandbox registers no handlers, so an exception reaches the app's own
+        # ExceptionMiddleware (HTTPException) or ServerErrorMiddleware (500) just the same
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 class Sandbox:
