@@ -13,7 +13,7 @@ random bodies. Any other content type (multipart) goes to ``Request.form()`` as 
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_to_bytes
 
 from python_multipart.multipart import parse_options_header
 from starlette.exceptions import HTTPException
@@ -48,10 +48,20 @@ def parse_urlencoded(body: bytes) -> dict[str, str]:
         count += 1
         if count > MAX_FIELDS:
             raise HTTPException(400, f"Too many fields. Maximum number of fields is {MAX_FIELDS}.")
-        fields[unquote_plus(name) if "%" in name or "+" in name else name] = (
-            unquote_plus(value) if "%" in value or "+" in value else value
-        )
+        fields[_unquote_plus(name)] = _unquote_plus(value)
     return fields
+
+
+def _unquote_plus(text: str) -> str:
+    """``urllib.parse.unquote_plus(text)``, without its regular-expression split for the
+    common ASCII text (for which it decodes the escapes of the whole text at once anyway)."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    if text.isascii():
+        return unquote_to_bytes(text).decode("utf-8", "replace")
+    return unquote(text)
 
 
 async def form_fields(request: Request) -> dict[str, str]:
