@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from benchmarks.throughput.baseline import octopush_form
 from benchmarks.throughput.harness import SANDBOX_CPU, _sandbox_figure
-from benchmarks.throughput.provider import SEND_PATH, SandboxLoad, SandboxProcess
+from benchmarks.throughput.provider import SEND_PATH, SandboxLoad, SandboxProcess, _httpx_load
 from benchmarks.throughput.report import BenchReport
+from postier.sandbox import SandboxServer
 
 
 def test_a_window_counts_the_provider_requests_and_the_sandbox_cpu(tmp_path: Path) -> None:
@@ -46,3 +50,17 @@ def test_the_figure_sits_beside_plain_celerys() -> None:
     assert figure.name == f"{SANDBOX_CPU}, x"
     assert (figure.value, figure.baseline, figure.unit, figure.better) == (0.45, 0.6, "ms", "lower")
     assert figure.ratio == 0.75
+
+
+def test_the_httpx_ceiling_times_the_load_once_every_client_is_made(
+    sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients slower to make than the load lasts (a loaded machine) still send."""
+    made = httpx.Client.__init__
+
+    def slow_client(self: httpx.Client, *args: Any, **kwargs: Any) -> None:
+        time.sleep(0.3)
+        made(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "__init__", slow_client)
+    assert _httpx_load(sandbox_server.url, 0.2, 2, 0) > 0
