@@ -21,7 +21,12 @@ from benchmarks.throughput import runs
 from benchmarks.throughput.options import BenchOptions
 from benchmarks.throughput.postgres import fresh_database, server_answers
 from benchmarks.throughput.profiling import Profile, profile_call
-from benchmarks.throughput.provider import SandboxProcess, measure_ceiling
+from benchmarks.throughput.provider import (
+    Ceiling,
+    SandboxLoad,
+    SandboxProcess,
+    measure_ceiling,
+)
 from benchmarks.throughput.report import BenchReport, Figure, Target
 from postier.redis_server import start_private_redis
 from postier.stack import BULK_PROCESSES_PER_CPU
@@ -57,6 +62,39 @@ class _Steps:
         return value
 
 
+#: the name of the sandbox's CPU figure of a measure
+SANDBOX_CPU = "sandbox CPU per request"
+
+
+def _sandbox_figure(
+    report: BenchReport,
+    what: str,
+    load: SandboxLoad | None,
+    baseline: SandboxLoad | None = None,
+) -> None:
+    """The sandbox's CPU per provider request over the measure ``what`` (beside plain
+    Celery's, when given): what the provider side took from the machine per request."""
+    if load is None or load.cpu_per_request_ms is None:
+        return
+    report.figures.append(
+        Figure(
+            f"{SANDBOX_CPU}, {what}",
+            load.cpu_per_request_ms,
+            "ms",
+            baseline.cpu_per_request_ms if baseline is not None else None,
+            better="lower",
+            detail=f"sandbox process CPU {load.cpu_seconds:.2f} s over the measured window / "
+            f"{load.requests:,} provider requests it received",
+        )
+    )
+
+
+def _ceiling(env: runs.Environment, seconds: float) -> tuple[Ceiling, SandboxLoad]:
+    before = env.sandbox.snapshot()
+    ceiling = measure_ceiling(env.sandbox.url, seconds=seconds)
+    return ceiling, env.sandbox.load_since(before)
+
+
 def _limit_of(profile: Profile | None, fallback: str) -> str:
     return profile.finding() if profile is not None and profile.error is None else fallback
 
@@ -89,9 +127,8 @@ def _measure(
     options: BenchOptions, env: runs.Environment, steps: _Steps, report: BenchReport
 ) -> None:
     pool, concurrency = options.worker_pool, options.worker_concurrency
-    ceiling = steps.run(
-        "sandbox ceiling", lambda: measure_ceiling(env.sandbox.url, seconds=options.ceiling_seconds)
-    )
+    measured_ceiling = steps.run("sandbox ceiling", lambda: _ceiling(env, options.ceiling_seconds))
+    ceiling, ceiling_load = measured_ceiling if measured_ceiling is not None else (None, None)
     baseline = steps.run(
         f"baseline: {options.baseline_messages:,} one-message tasks",
         lambda: runs.run_baseline(env, options.baseline_messages, options.baseline_concurrency),
@@ -107,6 +144,7 @@ def _measure(
                 detail=f"{ceiling.tool}; one recipient per request",
             )
         )
+        _sandbox_figure(report, "ceiling (sandbox alone)", ceiling_load)
     if baseline is not None:
         report.figures.append(
             Figure(
@@ -117,6 +155,8 @@ def _measure(
                 detail="drained from a full queue; " + "; ".join(baseline.notes),
             )
         )
+        _sandbox_figure(report, "baseline", baseline.sandbox)
+    base_sandbox = baseline.sandbox if baseline is not None else None
 
     def e2e(name: str, url: str | None, messages: int, *, same: bool, profile: bool) -> None:
         measure = steps.run(
@@ -156,6 +196,8 @@ def _measure(
                 ),
             )
         )
+        if not same:
+            _sandbox_figure(report, name, measure.sandbox, base_sandbox)
         e2e_results[name] = measure
         if measure.profile is not None:
             report.findings.append(f"{name}: {measure.profile.finding()}")
@@ -211,6 +253,7 @@ def _measure(
                 detail="; ".join(peer.notes),
             )
         )
+        _sandbox_figure(report, "asyncio peer", peer.sandbox, base_sandbox)
         personal = e2e_results.get("SQLite ledger, personalised texts")
         if personal is not None:
             report.figures.append(
@@ -575,6 +618,12 @@ def _at_latency(
                 base_rate,
                 detail=detail,
             )
+        )
+        _sandbox_figure(
+            report,
+            f"personalised texts at {ms}",
+            postier.sandbox,
+            baseline.sandbox if baseline is not None else None,
         )
         if peer is not None:
             report.figures.append(

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.throughput import procfs
 from benchmarks.throughput.baseline import octopush_form
 
 #: the endpoint every measured send goes to (Octopush legacy form API, JSON answers)
@@ -36,6 +37,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSnapshot:
+    """The sandbox process's CPU seconds and the provider requests it had received."""
+
+    cpu_seconds: float
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxLoad:
+    """The sandbox's CPU over a measured window and the provider requests it served in it.
+
+    The sandbox shares the machine with the processes measured: every millisecond it spends
+    per request is taken from them. Its admin calls in the window (the harness polling its
+    request counter) are in the CPU, not in the requests: a small overestimate.
+    """
+
+    cpu_seconds: float
+    requests: int
+
+    @property
+    def cpu_per_request_ms(self) -> float | None:
+        return 1000 * self.cpu_seconds / self.requests if self.requests > 0 else None
 
 
 class SandboxProcess:
@@ -88,10 +114,25 @@ class SandboxProcess:
     def set_faults(self, provider: str, **plan: Any) -> None:
         self.client.put(f"{self.url}/_sandbox/faults/{provider}", json=plan).raise_for_status()
 
-    def request_count(self, provider: str) -> int:
-        """Requests the sandbox received for ``provider`` since the last reset."""
+    def request_count(self, provider: str | None = None) -> int:
+        """Requests the sandbox received for ``provider`` (every provider: None) since the
+        last reset."""
         health = self.client.get(f"{self.url}/_sandbox/health").json()
-        return int(health.get("requests", {}).get(provider, 0))
+        counts: dict[str, int] = health.get("requests", {})
+        if provider is None:
+            return sum(int(count) for count in counts.values())
+        return int(counts.get(provider, 0))
+
+    def snapshot(self) -> SandboxSnapshot:
+        """The sandbox's CPU seconds and provider requests so far: the start of a window
+        (take it after any ``reset``, which zeroes the request counter)."""
+        return SandboxSnapshot(procfs.cpu_seconds(self.pid), self.request_count())
+
+    def load_since(self, before: SandboxSnapshot) -> SandboxLoad:
+        """What the sandbox spent since ``before``: read before anything costly (``records``)
+        is asked of it, or that would be counted too."""
+        now = self.snapshot()
+        return SandboxLoad(now.cpu_seconds - before.cpu_seconds, now.requests - before.requests)
 
     def records(self, provider: str | None = None) -> list[dict[str, Any]]:
         """The provider's record of accepted messages (one per recipient)."""
@@ -171,14 +212,22 @@ def _ceiling_wrk(wrk: str, url: str, seconds: float, connections: int) -> Ceilin
 
 
 def _httpx_load(url: str, seconds: float, threads: int, offset: int) -> int:
-    """Send one-recipient SMS from ``threads`` threads for ``seconds``; how many succeeded."""
-    stop = time.monotonic() + seconds
+    """Send one-recipient SMS from ``threads`` threads for ``seconds``; how many succeeded.
+
+    The seconds start once every thread has its client: on a loaded machine making them can
+    take longer than the load lasts (a quick run once measured 0 requests).
+    """
+    stop = [0.0]
+    ready = threading.Barrier(
+        threads, action=lambda: stop.__setitem__(0, time.monotonic() + seconds)
+    )
     counts = [0] * threads
 
     def run(index: int) -> None:
         with httpx.Client(timeout=10.0) as client:
             number = 10_000_000 + offset + index * 1_000_000
-            while time.monotonic() < stop:
+            ready.wait()
+            while time.monotonic() < stop[0]:
                 number += 1
                 form = octopush_form(f"+336{number:08d}", "Bonjour")
                 if client.post(url + SEND_PATH, data=form).is_success:

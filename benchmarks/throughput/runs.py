@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from benchmarks.throughput import baseline, procfs
 from benchmarks.throughput.profiling import Profile, Sampler
-from benchmarks.throughput.provider import SandboxProcess
+from benchmarks.throughput.provider import SandboxLoad, SandboxProcess
 from postier.config import RateLimit, Settings
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import MessageStatus, delivery_events_table, messages_table
@@ -112,6 +112,8 @@ class Measure:
     enqueue_seconds: float = 0.0
     profile: Profile | None = None
     notes: list[str] = field(default_factory=list)
+    #: the sandbox's CPU and the provider requests it served over the measured window
+    sandbox: SandboxLoad | None = None
 
     @property
     def rate(self) -> float:
@@ -120,6 +122,10 @@ class Measure:
     @property
     def worker_cpu_per_message_ms(self) -> float:
         return 1000 * self.usage.worker_cpu / self.messages if self.messages else 0.0
+
+    @property
+    def sandbox_cpu_per_request_ms(self) -> float | None:
+        return self.sandbox.cpu_per_request_ms if self.sandbox is not None else None
 
     @property
     def total_cpu_per_message_ms(self) -> float:
@@ -223,6 +229,7 @@ def run_baseline(
             )
     enqueued = time.perf_counter() - started
     log = open(environment.workdir / "baseline-worker.log", "ab")  # noqa: SIM115
+    sandbox_before = environment.sandbox.snapshot()
     worker = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
         [
             sys.executable,
@@ -257,6 +264,7 @@ def run_baseline(
             timeout=60 + messages / 50 + messages * latency,
             what="baseline drain",
         )
+        sandbox_load = environment.sandbox.load_since(sandbox_before)
         if worker.poll() is not None:
             raise RuntimeError(f"the baseline worker exited with {worker.returncode}")
         usage = procfs.usage(worker.pid)
@@ -273,6 +281,7 @@ def run_baseline(
                 other_cpu=shared,
                 worker_peak_mib=usage.peak_rss_mib,
             ),
+            sandbox=sandbox_load,
         )
         measure.notes.append(
             f"prefork x{processes}; enqueueing the {messages} tasks took {enqueued:.1f} s"
@@ -413,6 +422,7 @@ def run_end_to_end(
         worker_before = sum(procfs.usage(pid).cpu_seconds for pid in workers.values())
         beat_before = procfs.cpu_seconds(beat_pid)
         shared_before = environment.shared_cpu()
+        sandbox_before = environment.sandbox.snapshot()
         started = datetime.now(UTC)
         result = producer.send_many(requests)
         enqueued = (datetime.now(UTC) - started).total_seconds()
@@ -431,6 +441,7 @@ def run_end_to_end(
             return settled >= messages
 
         wait_until(finished, timeout=120 + messages / 20, interval=0.25, what=f"{name} drain")
+        sandbox_load = environment.sandbox.load_since(sandbox_before)
         each = {name: procfs.usage(pid) for name, pid in workers.items()}
         for role, pid in workers.items():
             pss[role] = max(pss[role], procfs.tree_pss_mib(pid))
@@ -450,6 +461,7 @@ def run_end_to_end(
                 worker_pss=pss,
             ),
             profile=sampler.result() if sampler is not None else None,
+            sandbox=sandbox_load,
         )
         done, _ = _count_done(engine, campaign)
         if done < messages:
@@ -663,6 +675,7 @@ def run_peer(
         pipe.execute()
     client.close()
     log = open(environment.workdir / "peer.log", "ab")  # noqa: SIM115 - owned by the children
+    sandbox_before = environment.sandbox.snapshot()
     started = [
         subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
             [
@@ -689,6 +702,7 @@ def run_peer(
             timeout=60 + messages / 20,
             what="asyncio peer drain",
         )
+        sandbox_load = environment.sandbox.load_since(sandbox_before)
         cpu = sum(procfs.usage(p.pid).cpu_seconds for p in started)
         peak = sum(procfs.usage(p.pid).peak_rss_mib for p in started)
         shared = environment.shared_cpu() - shared_before
@@ -698,6 +712,7 @@ def run_peer(
             messages=len(times) - 1,
             seconds=times[-1] - times[0] if len(times) > 1 else 0.0,
             usage=Usage(worker_cpu=cpu, other_cpu=shared, worker_peak_mib=peak),
+            sandbox=sandbox_load,
         )
         measure.notes.append(f"asyncio, {processes} processes x 16 requests in flight")
         if len(times) < messages:

@@ -90,9 +90,25 @@ def _part_starts(widths: list[int], per_part: int) -> list[int]:
     return starts
 
 
+def _one_unit_each(encoding: Encoding, units: int) -> SegmentInfo:
+    """``analyze`` of a text whose every character is one unit: parts fill up exactly."""
+    single, per_part = _capacities(encoding)
+    if units == 0:
+        return SegmentInfo(encoding, 0, 0, single)
+    if units <= single:
+        return SegmentInfo(encoding, units, 1, single)
+    return SegmentInfo(encoding, units, -(-units // per_part), per_part)
+
+
 def analyze(text: str) -> SegmentInfo:
     """Encoding, size and number of parts of ``text`` as an SMS."""
+    # the common texts (basic GSM alphabet only; UCS-2 within the BMP) are one unit per
+    # character: counted without walking the text in Python (the sandbox and every send)
+    if GSM7_BASIC_CHARS.issuperset(text):
+        return _one_unit_each(Encoding.GSM7, len(text))
     encoding = Encoding.GSM7 if is_gsm7(text) else Encoding.UCS2
+    if encoding is Encoding.UCS2 and ord(max(text)) <= _BMP_LAST:
+        return _one_unit_each(Encoding.UCS2, len(text))
     single, per_part = _capacities(encoding)
     widths = list(_unit_widths(text, encoding))
     units = sum(widths)

@@ -8,6 +8,7 @@ Octopush. Faults are applied by one ASGI middleware in front of all three.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -17,7 +18,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from postier.sandbox.afilnet import AfilnetSim
 from postier.sandbox.core import FAULT_KINDS, FaultPlan, SandboxCore
@@ -108,6 +109,59 @@ async def _plain(
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class ExactPathRouter(Router):
+    """A Starlette router that finds a route by exact path before trying each in turn.
+
+    Starlette matches a request against every route's regular expression in order; the
+    sandbox has 25, and the Octopush send path came thirteenth. A route with no path parameter
+    that no earlier route matches is the one Starlette would pick for its path, so a
+    dictionary finds it at once; everything else (path parameters, mounts, a wrong method's
+    405, slash redirects, 404) goes through ``Router.app`` unchanged.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        super().__init__(routes)
+        self.exact: dict[str, Route] = {}
+        #: the endpoints of ``exact`` that are ``async def f(request) -> Response``
+        self.lean: dict[str, Callable[[Request], Awaitable[Response]]] = {}
+        for index, route in enumerate(self.routes):
+            if not isinstance(route, Route) or route.param_convertors:
+                continue
+            earlier = self.routes[:index]
+            if any(
+                not isinstance(other, Route | Mount) or other.path_regex.match(route.path)
+                for other in earlier
+            ):
+                continue
+            if route.path not in self.exact:
+                self.exact[route.path] = route
+                if inspect.iscoroutinefunction(route.endpoint):
+                    self.lean[route.path] = route.endpoint
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.exact.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if (
+            route is None
+            or scope.get("root_path")
+            or (route.methods and scope["method"] not in route.methods)
+        ):
+            await super().app(scope, receive, send)
+            return
+        scope.setdefault("router", self)
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = dict(scope.get("path_params", {}))
+        endpoint = self.lean.get(route.path)
+        if endpoint is None:
+            await route.handle(scope, receive, send)
+            return
+        # what Starlette's ``request_response`` does, without its per-request exception
+        # wrapper: the sandbox registers no handlers, so an exception reaches the app's own
+        # ExceptionMiddleware (HTTPException) or ServerErrorMiddleware (500) just the same
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 class Sandbox:
@@ -208,7 +262,8 @@ class Sandbox:
             *self.octopush.routes(),
             Mount("/_sandbox", routes=self.admin_routes()),
         ]
-        app = Starlette(routes=routes)
+        app = Starlette()
+        app.router = ExactPathRouter(routes)
         return FaultMiddleware(app, self.core)
 
 

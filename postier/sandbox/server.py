@@ -19,6 +19,12 @@ def _config(sandbox: Sandbox) -> uvicorn.Config:
         lifespan="off",
         timeout_keep_alive=30,
         backlog=2048,
+        # the sandbox listens on 127.0.0.1 behind no proxy: no X-Forwarded-* rewriting per request
+        proxy_headers=False,
+        # "auto" picks uvloop and httptools when installed (they are dependencies): the C parser
+        # and loop cost the sandbox less CPU per request than h11 and asyncio's own loop
+        loop="auto",
+        http="auto",
     )
 
 

@@ -65,6 +65,12 @@ def test_every_measure_runs_and_the_report_has_its_targets(tmp_path: Path) -> No
         "code latency at 0 ms, under bulk (p50)",
         "code latency at 80 ms, idle (p50)",
         "bulk throughput at 80 ms with codes going through",
+        "sandbox CPU per request, ceiling (sandbox alone)",
+        "sandbox CPU per request, baseline",
+        "sandbox CPU per request, SQLite ledger, personalised texts",
+        "sandbox CPU per request, PostgreSQL ledger, personalised texts",
+        "sandbox CPU per request, asyncio peer",
+        "sandbox CPU per request, personalised texts at 80 ms",
     ):
         assert wanted in names, sorted(names)
     for figure in report.figures:

@@ -237,3 +237,14 @@ def test_any_gsm_text_up_to_80_characters_is_one_part(text: str) -> None:
 @given(st.text(min_size=1, max_size=35))
 def test_any_text_up_to_35_characters_is_one_part(text: str) -> None:
     assert count_parts(text) == 1
+
+
+@pytest.mark.parametrize(
+    ("filler", "single", "per_part"), [("a", 160, 153), ("ê", 70, 67), ("€", 160, 153)]
+)
+def test_part_boundaries_of_uniform_texts(filler: str, single: int, per_part: int) -> None:
+    """Around each boundary, one-unit (basic GSM, BMP UCS-2) and two-unit (``€``) texts."""
+    width = 2 if filler == "€" else 1
+    for units in (single, single + width, 2 * per_part, 2 * per_part + width, 3 * per_part):
+        text = filler * (units // width)
+        assert analyze(text).parts == len(reference_split(text)), (filler, units)

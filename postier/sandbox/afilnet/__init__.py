@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from postier.sandbox.accounts import SANDBOX_ACCOUNTS
 from postier.sandbox.afilnet.state import AfilnetFault, AfilnetState
 from postier.sandbox.core import SandboxCore
+from postier.sandbox.forms import form_fields
 
 Params = Mapping[str, str]
 Handler = Callable[[AfilnetState, Params], Any]
@@ -82,10 +83,7 @@ class AfilnetSim:
     async def _params(self, request: Request) -> dict[str, str]:
         params = dict(request.query_params)
         if request.method == "POST":
-            form = await request.form()
-            for key, value in form.items():
-                if isinstance(value, str):
-                    params[key] = value
+            params.update(await form_fields(request))
         basic = _basic_credentials(request.headers.get("authorization"))
         if basic is not None:
             params.setdefault("user", basic[0])

@@ -130,9 +130,12 @@ def route_price(sms_type: str, country: str) -> Decimal:
     return PRICES[sms_type]
 
 
+_MILLI: Final = Decimal("0.001")
+
+
 def money(value: Decimal) -> float:
     """A euro amount as the JSON number Octopush answers (three decimals)."""
-    return float(value.quantize(Decimal("0.001")))
+    return float(value.quantize(_MILLI))
 
 
 def iso(epoch: float) -> str:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from postier.sandbox.forms import form_fields
 from postier.sandbox.octopush.account import (
     PRICES,
     SENDER,
@@ -221,14 +222,9 @@ def _answer(
     if fault is not None:
         reason = fault.message.encode("ascii", "replace").decode()
         headers = {"X-Sandbox-Reason": reason}
-    if wants_json(request.url.path):
+    if wants_json(request.scope["path"]):
         return JSONResponse(dict(body), headers=headers)
     return Response(legacy_xml(body), media_type="application/xml", headers=headers)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def legacy_balance(account: OctopushAccount, form: Mapping[str, str]) -> dict[str, Any]:
@@ -254,7 +250,7 @@ def routes(account: OctopushAccount) -> list[BaseRoute]:
         async def answer(request: Request) -> Response:
             if request.method != "POST":
                 return _answer({"error_code": "100"}, request, OctopushFault("100"))
-            form = await _form(request)
+            form = await form_fields(request)
             try:
                 with lock:
                     body = call(account, form)
