@@ -259,7 +259,7 @@ class DispatchSettings(BaseModel):
     transactional_reserve: float = Field(default=0.2, ge=0.0, le=0.9)
     #: provider requests one worker process keeps in flight at once, per provider (a bulk
     #: chunk's messages that each need their own request go out concurrently up to this)
-    max_in_flight: int = Field(default=24, ge=1, le=512)
+    max_in_flight: int = Field(default=48, ge=1, le=512)
     #: CPU priority (``nice``, 0-19) the bulk worker gives itself at start: on a host it shares
     #: with the transactional worker, a bulk send's CPU then never delays a one-time code;
     #: 0 leaves the priority it was started with

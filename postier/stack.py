@@ -37,10 +37,11 @@ BULK_WORKER = "worker-bulk"
 #: the worker of status callbacks (``postier.dispatch.callbacks``): a receiver that hangs holds
 #: only its threads
 CALLBACK_WORKER = "worker-callbacks"
-#: bulk processes per core: with a provider answering at once, one process per core leaves
-#: the cores idle between a chunk's phases (claim, requests, outcome); two keep them busy, and
-#: fewer threads each (``dispatch.max_in_flight``) spend less on the GIL (make bench)
-BULK_PROCESSES_PER_CPU = 2
+#: bulk processes per core: one, with ``dispatch.max_in_flight`` (48) requests in flight each.
+#: Since provider requests cost half the CPU (``providers.connections``), two processes of 48
+#: drained as fast as four of 24 on 2 cores, at 0 ms and at 80 ms provider latency, for 175
+#: instead of 248 MiB (each child dirties about 30 MiB of the shared heap): README, "Benchmarks"
+BULK_PROCESSES_PER_CPU = 1
 
 
 @dataclass

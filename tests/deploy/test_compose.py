@@ -198,7 +198,7 @@ def test_every_queue_has_its_lane_worker(compose: dict[str, Any]) -> None:
     assert set(workers) == WORKERS
     assert_both_lanes(workers)
     bulk = services["worker-bulk"]["command"]
-    assert bulk[bulk.index("--concurrency") + 1] == "4", "two processes per core, for 2 cores"
+    assert bulk[bulk.index("--concurrency") + 1] == "2", "one process per core, for 2 cores"
     header = COMPOSE.read_text().split("\nname:", 1)[0]
     assert "--scale worker-bulk=" in header and "--scale worker=" in header
 
@@ -246,7 +246,7 @@ def test_the_commands_are_the_ones_the_stack_runs(compose: dict[str, Any]) -> No
     assert options.worker_pool == pool[pool.index("--pool") + 1]
     bulk = compose["services"]["worker-bulk"]["command"]
     assert options.bulk_worker_pool == bulk[bulk.index("--pool") + 1]
-    # the bulk worker: two processes per core (compose is written for 2 cores)
+    # the bulk worker: BULK_PROCESSES_PER_CPU processes per core (compose is for 2 cores)
     assert options.bulk_worker_concurrency == 0
     assert started[BULK_WORKER].params["concurrency"] == BULK_PROCESSES_PER_CPU * (
         os.cpu_count() or 1

@@ -79,7 +79,7 @@ def test_a_worker_unit_per_lane_and_every_queue_consumed() -> None:
     bulk = workers["postier-worker-bulk@.service"].params
     assert bulk["queues"] == list(tasknames.BULK_QUEUES)
     assert bulk["hostname"] == "worker-bulk1@host"
-    assert bulk["concurrency"] == 4, "two processes per core (the unit is written for 2 cores)"
+    assert bulk["concurrency"] == 2, "one process per core (the unit is written for 2 cores)"
     target = (UNITS / "postier.target").read_text()
     assert "postier-worker@1" in target and "postier-worker-bulk@1" in target
     assert "postier-worker-callbacks@1" in target
