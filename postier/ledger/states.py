@@ -34,7 +34,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, case, insert, update
+from sqlalchemy import ColumnElement, bindparam, insert, update
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.sql import ClauseElement
 
@@ -182,6 +182,10 @@ def transition_many(
     return moved
 
 
+#: ids one move's ``IN`` list holds (bound parameters stay far under every driver's limit)
+_IDS_PER_STATEMENT: Final = 1000
+
+
 def transition_each(
     session: Session,
     changes: Mapping[str, Mapping[str, Any]],
@@ -194,43 +198,69 @@ def transition_each(
     now: datetime | None = None,
     **fields: Any,
 ) -> list[str]:
-    """Move many rows to ``to`` in one UPDATE, each with values of its own; the ids moved.
+    """Move many rows to ``to``, each with values of its own; the ids moved.
 
-    ``changes`` maps each id to its own column values (its provider id, cost, parts…), set by a
-    ``CASE id WHEN …`` per column; a row that leaves a column out of its values keeps its
-    current one. ``fields`` are set on every row alike and ``raws`` gives each event its
-    provider answer. A chunk of a hundred sends is recorded in one statement, not a hundred.
+    ``changes`` maps each id to its own column values (its provider id, cost, parts…); a row
+    that leaves a column out of its values keeps its current one. ``fields`` are set on every
+    row alike and ``raws`` gives each event its provider answer. One UPDATE moves the rows
+    (and writes their events), then one executemany UPDATE by primary key sets the moved
+    rows' own values, in the same transaction: a chunk of 500 sends is two statements, not
+    500. (A ``CASE id WHEN …`` per column did it in one, but building its thousands of bound
+    parameters was a sixth of a personalised chunk's CPU.)
     """
     sources = check_transition(from_, to)
     if not changes:
         return []
+    own = {key for values in changes.values() for key in values}
+    clash = own & set(fields)
+    if clash:
+        raise TypeError(f"set for every row and for each: {', '.join(sorted(clash))}")
     messages = messages_table
-    raws = raws or {}
-    moved: list[str] = []
     ids = list(changes)
-    for start in range(0, len(ids), 200):
-        chunk = ids[start : start + 200]
-        # each statement carries the values of its own rows only
-        columns = {key for id_ in chunk for key in changes[id_]}
-        per_row: dict[str, Any] = {}
-        for key in sorted(columns):
-            whens = {id_: changes[id_][key] for id_ in chunk if key in changes[id_]}
-            per_row[key] = case(whens, value=messages.c.id, else_=messages.c[key])
+    moved: list[str] = []
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
         moved.extend(
             apply_transition(
                 session,
-                messages.c.id.in_(chunk),
+                messages.c.id.in_(ids[start : start + _IDS_PER_STATEMENT]),
                 sources,
                 MessageStatus(to),
                 now=now,
                 provider_status=provider_status,
                 detail=detail,
                 raw=None,
-                fields={**fields, **per_row},
-                raws=raws,
+                fields=fields,
+                raws=raws or {},
             )
         )
+    # rows with the same columns to set share one executemany statement
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for message_id in moved:
+        values = changes[message_id]
+        if values:
+            columns = tuple(sorted(values))
+            by_columns.setdefault(columns, []).append(
+                {"_id": message_id, **{f"_{key}": value for key, value in values.items()}}
+            )
+    for columns, parameters in by_columns.items():
+        _check_settable(columns)
+        session.execute(
+            update(messages)
+            .where(messages.c.id == bindparam("_id"))
+            .values({column: bindparam(f"_{column}") for column in columns}),
+            parameters,
+        )
+    for message_id in moved:
+        loaded = session.identity_map.get(session.identity_key(Message, message_id))
+        if loaded is not None and changes[message_id]:
+            session.refresh(loaded)
     return moved
+
+
+def _check_settable(columns: Iterable[str]) -> None:
+    unknown = set(columns) - (set(messages_table.c.keys()) - _MANAGED_COLUMNS)
+    if unknown:
+        raise TypeError(f"not settable by a transition: {', '.join(sorted(unknown))}")
 
 
 def apply_transition(

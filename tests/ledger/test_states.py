@@ -374,3 +374,32 @@ def test_transition_each_sets_each_rows_own_values_across_statements(
         kept = get_message(session, stay)
         assert kept is not None
         assert (kept.status, kept.provider_message_id) == (MessageStatus.QUEUED, None)
+
+
+def test_transition_each_refuses_a_column_set_both_for_all_and_for_each(
+    ledger: Ledger, engine: Engine
+) -> None:
+    message_id = ledger.add(MessageStatus.SENDING)
+    with (
+        pytest.raises(TypeError, match="set for every row and for each: parts"),
+        session_scope(engine) as session,
+    ):
+        transition_each(
+            session, {message_id: {"parts": 2}}, MessageStatus.SENDING, MessageStatus.SENT, parts=1
+        )
+
+
+def test_transition_each_refreshes_a_message_its_session_holds(
+    ledger: Ledger, engine: Engine
+) -> None:
+    message_id = ledger.add(MessageStatus.SENDING)
+    with session_scope(engine) as session:
+        held = get_message(session, message_id)
+        assert held is not None
+        transition_each(
+            session,
+            {message_id: {"provider_message_id": "p-1"}},
+            MessageStatus.SENDING,
+            MessageStatus.SENT,
+        )
+        assert (held.status, held.provider_message_id) == (MessageStatus.SENT, "p-1")
