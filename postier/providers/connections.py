@@ -230,15 +230,17 @@ class StdlibTransport(httpx.BaseTransport):
 
 def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
     """An idle connection whose socket is readable has been closed by the server (or holds
-    bytes no request asked for): either way it must not carry the next request."""
+    bytes no request asked for): either way it must not carry the next request. ``poll``,
+    not ``select``: a worker may hold descriptors past ``select``'s 1,024."""
     sock = connection.sock
     if sock is None:
         return True
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 def _or_forever(timeout: float | None) -> float | None:

@@ -366,3 +366,33 @@ def test_https_verifies_the_certificate_and_keeps_the_connection(
             post(pool, server.url, content=b"3")
     finally:
         server.stop()
+
+
+def test_a_connection_on_a_descriptor_past_1024_is_reused(
+    serve: Callable[..., ScriptedServer],
+) -> None:
+    """``select`` fails past descriptor 1,024: the staleness check must not call every
+    connection closed there (a worker with many sockets would reconnect for each request)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard) < 2100:
+        pytest.skip(f"this process may open at most {hard} descriptors")
+    if soft < 2100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2100, hard))
+    held = []
+    try:
+        while True:  # push the next descriptors past 1,024
+            extra = socket.socket()
+            held.append(extra)
+            if extra.fileno() > 1100:
+                break
+        server = serve()
+        with StdlibTransport(max_connections=2) as pool:
+            for _ in range(3):
+                post(pool, server.url, content=b"x")
+        assert server.connections == 1
+    finally:
+        for extra in held:
+            extra.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
