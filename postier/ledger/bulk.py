@@ -72,6 +72,10 @@ _TEMP_TABLE: Final[str] = "postier_new_messages"
 _CREATED: Final[str] = "created"
 _COLUMNS: Final[tuple[str, ...]] = tuple(column.key for column in messages_table.columns)
 _COLUMN_SET: Final[frozenset[str]] = frozenset(_COLUMNS)
+#: columns whose value is worked out per row by ``_prepare``, not read from the item
+_DERIVED: Final[frozenset[str]] = frozenset({"id", "status", "previous_status"})
+#: columns whose empty value is replaced (``_Prepared._blank``)
+_FILLED: Final[frozenset[str]] = frozenset({"created_at", "updated_at", "payload"})
 
 
 def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
@@ -181,21 +185,59 @@ class _Prepared:
     first_with_key: dict[str, str]
     keyed_positions: list[tuple[int, str]]
     now: datetime
+    #: the columns every row names, when all rows are mappings naming the same ones (a
+    #: call's rows built alike); None otherwise
+    keys: frozenset[str] | None
 
-    def column(self, key: str) -> list[Any]:
-        """The values of column ``key``, one per row, defaults filled in."""
+    def columns(self) -> dict[str, Sequence[Any]]:
+        """The values of every column, one per row, defaults filled in.
+
+        Rows naming the same columns are read a column at a time by ``itemgetter`` (in C),
+        not by one ``get`` per row and column in Python.
+        """
         rows = self.rows
-        if key == "id":
-            return self.ids
-        if key == "status":
-            return list(self.statuses)
-        if key == "previous_status":
-            return [None] * len(rows)
-        if key in ("created_at", "updated_at"):
-            now = self.now
-            return [row.get(key) or now for row in rows]
-        if key == "payload":
-            return [row.get(key) or {} for row in rows]
+        count = len(rows)
+        keys = self.keys
+        read: dict[str, Sequence[Any]] = {}
+        if keys is not None:
+            # a column at a time: one C call per row, no tuple per row
+            read = {
+                key: list(map(itemgetter(key), rows))
+                for key in _COLUMNS
+                if key in keys and key not in _DERIVED
+            }
+        result: dict[str, Sequence[Any]] = {}
+        for key in _COLUMNS:
+            if key == "id":
+                values: Sequence[Any] = self.ids
+            elif key == "status":
+                values = self.statuses
+            elif key == "previous_status":
+                values = [None] * count
+            elif keys is None:
+                values = self._column(key)
+            elif key in read:
+                values = read[key]
+                if key in _FILLED and not all(values):
+                    blank = self._blank(key)
+                    values = [value or blank for value in values]
+            elif key in _FILLED:
+                values = [self._blank(key)] * count
+            else:
+                values = [_ROW_DEFAULTS.get(key)] * count
+            result[key] = values
+        return result
+
+    def _blank(self, key: str) -> Any:
+        """What an empty value of ``key`` is stored as: the insertion time, an empty payload."""
+        return {} if key == "payload" else self.now
+
+    def _column(self, key: str) -> list[Any]:
+        """The values of column ``key`` read row by row (rows naming different columns)."""
+        rows = self.rows
+        if key in _FILLED:
+            blank = self._blank(key)
+            return [row.get(key) or blank for row in rows]
         default = _ROW_DEFAULTS.get(key)
         return [row.get(key, default) for row in rows]
 
@@ -211,17 +253,26 @@ def _prepare(messages: Sequence[Message | Mapping[str, Any]], now: datetime) -> 
     first_with_key: dict[str, str] = {}
     keyed_positions: list[tuple[int, str]] = []
     checked_keys: Any = None
+    #: the one set of columns every row names so far (None: rows differ, or a ``Message``)
+    uniform: frozenset[str] | None = None
+    uniform_ok = True
     scheduled = MessageStatus.SCHEDULED
     queued = MessageStatus.QUEUED
     for position, given in enumerate(messages):
         if isinstance(given, Message):
             item: Mapping[str, Any] = {key: getattr(given, key) for key in _COLUMNS}
+            uniform_ok = False
         else:
             item = given
             keys = item.keys()
             if keys != checked_keys:
                 _check_columns(keys, position)
                 checked_keys = keys
+                if uniform_ok:
+                    if uniform is None:
+                        uniform = frozenset(keys)
+                    elif keys ^ uniform:
+                        uniform_ok = False
         status = _INITIAL.get(item.get("status", queued))
         if status is None:
             raise ValueError(
@@ -244,7 +295,8 @@ def _prepare(messages: Sequence[Message | Mapping[str, Any]], now: datetime) -> 
         rows.append(item)
         ids.append(id_)
         statuses.append(status)
-    return _Prepared(rows, ids, statuses, positions, first_with_key, keyed_positions, now)
+    alike = uniform if uniform_ok else None
+    return _Prepared(rows, ids, statuses, positions, first_with_key, keyed_positions, now, alike)
 
 
 def _check_columns(keys: Any, position: int) -> None:
@@ -285,12 +337,17 @@ def _staged(dialect: Dialect, table: Table, prepared: _Prepared) -> _Staged:
     whose value every row shares is not staged at all (a bulk send stages ids and numbers).
     """
     keys: list[str] = []
-    columns: list[list[Any]] = []
+    columns: list[Sequence[Any]] = []
     shared: dict[str, Any] = {}
-    for key in _COLUMNS:
-        values = prepared.column(key)
+    count = len(prepared.ids)
+    for key, values in prepared.columns().items():
         column_type = table.c[key].type
         process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if key != "id" and values.count(values[0]) == count:
+            # one value for every row: converted once, bound once
+            first = values[0]
+            shared[key] = first if process is None or first is None else process(first)
+            continue
         if process is not None:
             if isinstance(column_type, JSON):
                 # most payloads of a bulk send are empty: that one is serialised once
@@ -305,11 +362,8 @@ def _staged(dialect: Dialect, table: Table, prepared: _Prepared) -> _Staged:
                     done[value] if value in done else done.setdefault(value, process(value))
                     for value in values
                 ]
-        if key != "id" and values.count(values[0]) == len(values):
-            shared[key] = values[0]
-        else:
-            keys.append(key)
-            columns.append(values)
+        keys.append(key)
+        columns.append(values)
     tuples = list(zip(*columns, strict=True))
     tuples.sort(key=itemgetter(keys.index("id")))
     return _Staged(tuple(keys), tuples, shared)

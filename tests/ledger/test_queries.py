@@ -264,6 +264,55 @@ def test_insert_stores_shared_and_varying_columns_alike(engine: Engine, size: in
                 ]
 
 
+def _stored_columns(engine: Engine, message_id: str) -> dict[str, Any]:
+    with session_scope(engine) as session:
+        row = session.execute(select(messages_table).where(messages_table.c.id == message_id)).one()
+    return {key: value for key, value in row._mapping.items() if key not in ("id",)}
+
+
+def test_rows_naming_different_columns_are_stored_as_each_alone(engine: Engine) -> None:
+    """A call's rows are read column by column when they all name the same columns, row by
+    row otherwise: a batch of both kinds (defaults, empty values filled in, a ``Message``)
+    stores each row as inserting it alone would."""
+    alike = [
+        message_row(created_at=T0, updated_at=None, payload=None, parts=1),
+        message_row(created_at=None, updated_at=T0, payload={}, parts=None),
+        message_row(created_at=T0, updated_at=T0, payload={"sender": "Shop"}, parts=2),
+    ]
+    mixed = [
+        {"channel": "sms", "kind": "sms", "recipient": "+33612345670", "created_at": T0},
+        message_row(created_at=T0, campaign_id="camp"),
+        Message(
+            channel=Channel.SMS,
+            kind="sms",
+            recipient="+33612345671",
+            body="b",
+            payload={},
+            category="notification",
+            status=S.QUEUED,
+            created_at=T0,
+            updated_at=T0,
+        ),
+    ]
+    for batch in (alike, mixed):
+        with session_scope(engine) as session:
+            together = insert_messages(session, batch)
+        for given, message_id in zip(batch, together, strict=True):
+            alone = given.model_copy() if isinstance(given, Message) else dict(given)
+            if isinstance(alone, Message):
+                alone.id = new_message_id()
+            else:
+                alone["id"] = new_message_id()
+            with session_scope(engine) as session:
+                (alone_id,) = insert_messages(session, [alone])
+            first, second = _stored_columns(engine, message_id), _stored_columns(engine, alone_id)
+            # a timestamp left empty is the insertion's: each call has its own
+            for key in ("created_at", "updated_at"):
+                if first[key] != T0:
+                    first.pop(key), second.pop(key)
+            assert first == second
+
+
 # -- claim_for_sending ---------------------------------------------------------------------
 
 
