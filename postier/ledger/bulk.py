@@ -12,7 +12,9 @@ bulk send of one text); a value every row shares is bound once in the move.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -76,6 +78,27 @@ _COLUMN_SET: Final[frozenset[str]] = frozenset(_COLUMNS)
 _DERIVED: Final[frozenset[str]] = frozenset({"id", "status", "previous_status"})
 #: columns whose empty value is replaced (``_Prepared._blank``)
 _FILLED: Final[frozenset[str]] = frozenset({"created_at", "updated_at", "payload"})
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a bulk call, back on after (when it was on).
+
+    Building and storing 100,000 rows allocates some 100,000 dicts and as many tuples, none
+    of them in a reference cycle; every 700 allocations the collector walks the young ones,
+    and as they survive, whole generations (the process's SQLAlchemy and Celery objects
+    with them): a sixth of a bulk send's CPU. Reference counting still frees everything as
+    usual; cycles made meanwhile (by this thread or another) are collected after. A nested
+    or concurrent call that finds it off leaves it alone.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:

@@ -313,6 +313,28 @@ def test_rows_naming_different_columns_are_stored_as_each_alone(engine: Engine) 
             assert first == second
 
 
+def test_the_collector_is_paused_for_a_bulk_call_and_restored_after() -> None:
+    import gc
+
+    from postier.ledger.bulk import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        raise RuntimeError("a failed call")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
+
+
 # -- claim_for_sending ---------------------------------------------------------------------
 
 
