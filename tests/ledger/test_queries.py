@@ -313,6 +313,27 @@ def test_rows_naming_different_columns_are_stored_as_each_alone(engine: Engine) 
             assert first == second
 
 
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"status": S.SCHEDULED, "send_at": None}, "#2: a scheduled message needs send_at"),
+        ({"status": S.SENT}, "#2: a new message is queued or scheduled"),
+        ({"id": ""}, "#2: no id"),
+    ],
+)
+def test_rows_built_alike_are_refused_by_position_too(
+    engine: Engine, bad: dict[str, Any], error: str
+) -> None:
+    """Rows naming the same columns are checked a column at a time; one the checks refuse
+    is refused by its position, as row by row, and nothing is written."""
+    later = T0 + timedelta(hours=1)
+    rows = [message_row(status=S.QUEUED, send_at=later) for _ in range(4)]
+    rows[2].update(bad)
+    with pytest.raises(ValueError, match=error), session_scope(engine) as session:
+        insert_messages(session, rows)
+    assert _count(engine, Message) == 0
+
+
 def test_the_collector_is_paused_for_a_bulk_call_and_restored_after() -> None:
     import gc
 
