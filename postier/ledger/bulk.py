@@ -87,7 +87,7 @@ def collector_paused() -> Iterator[None]:
     Building and storing 100,000 rows allocates some 100,000 dicts and as many tuples, none
     of them in a reference cycle; every 700 allocations the collector walks the young ones,
     and as they survive, whole generations (the process's SQLAlchemy and Celery objects
-    with them): a sixth of a bulk send's CPU. Reference counting still frees everything as
+    with them): some 15 % of a bulk send's CPU. Reference counting still frees everything as
     usual; cycles made meanwhile (by this thread or another) are collected after. A nested
     or concurrent call that finds it off leaves it alone.
     """
