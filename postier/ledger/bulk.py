@@ -398,6 +398,9 @@ _TEMP: Final[str] = f"temp.{_TEMP_TABLE}"
 _SQL_DROP: Final[str] = f"DROP TABLE IF EXISTS {_TEMP}"
 _SQL_INDEX: Final[str] = f"CREATE INDEX {_TEMP}_id ON {_TEMP_TABLE} (id)"
 _SQL_UNSTAGE: Final[str] = f"DELETE FROM {_TEMP} WHERE id = ?"  # noqa: S608
+_SQL_SAVEPOINT: Final[str] = "SAVEPOINT postier_move"
+_SQL_RELEASE: Final[str] = "RELEASE postier_move"
+_SQL_ROLLBACK_TO: Final[str] = "ROLLBACK TO postier_move"
 #: the columns of a message's first event, from the staged rows
 _EVENT_KEYS: Final[tuple[str, ...]] = ("id", "status", "created_at")
 
@@ -414,6 +417,12 @@ def _insert_sqlite(
 
     The creation events are copied from the same temporary table, after dropping from it the
     rows that were not inserted.
+
+    The move runs without ``RETURNING`` inside a savepoint first: when it inserted every
+    staged row (its change count says so), every id is new. Only when some row was stored
+    already is it rolled back to the savepoint and run again with ``RETURNING id``, which
+    says which. (Buffering and fetching 100,000 returned ids cost SQLite and Python some 5 %
+    of a bulk send's instructions; the savepoint costs a sixtieth of that.)
     """
     staged = _staged(dialect, messages_table, prepared)
     keys = ", ".join(staged.keys)
@@ -421,14 +430,15 @@ def _insert_sqlite(
     # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT
     move = (
         f"INSERT INTO main.messages ({_KEYS}) SELECT {selected} FROM {_TEMP} "  # noqa: S608
-        "WHERE true ON CONFLICT DO NOTHING RETURNING id"
+        "WHERE true ON CONFLICT DO NOTHING"
     )
     id_, status, created_at = (staged.expression(key, "?") for key in _EVENT_KEYS)
     events = (
         "INSERT INTO main.delivery_events (message_id, from_status, to_status, at, detail)"  # noqa: S608
         f" SELECT {id_}, NULL, {status}, {created_at}, ? FROM {_TEMP}"
     )
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    connection = session.connection().connection.dbapi_connection
+    cursor = connection.cursor()  # type: ignore[union-attr]
     try:
         cache = cursor.execute("PRAGMA cache_size").fetchone()[0]
         cursor.execute(f"PRAGMA cache_size = {-_SQLITE_INSERT_CACHE_KIB}")
@@ -441,8 +451,14 @@ def _insert_sqlite(
                 f"INSERT INTO {_TEMP} ({keys}) VALUES ({', '.join('?' for _ in staged.keys)})",  # noqa: S608
                 staged.tuples,
             )
-            cursor.execute(move, staged.shared_values(_COLUMNS))
-            inserted = {row[0] for row in cursor.fetchall()}
+            inserted = _move_sqlite(
+                cursor,
+                move,
+                staged.shared_values(_COLUMNS),
+                prepared.ids,
+                # outside a transaction, RELEASE would commit: then RETURNING at once
+                in_transaction=bool(connection.in_transaction),  # type: ignore[union-attr]
+            )
             if record_events and inserted:
                 if len(inserted) < len(prepared.ids):
                     cursor.execute(_SQL_INDEX)
@@ -456,6 +472,22 @@ def _insert_sqlite(
     finally:
         cursor.close()
     return inserted
+
+
+def _move_sqlite(
+    cursor: Any, move: str, parameters: list[Any], ids: list[str], *, in_transaction: bool
+) -> set[str]:
+    """Run ``move`` (the staged rows into ``messages``); the ids it inserted."""
+    if in_transaction:
+        cursor.execute(_SQL_SAVEPOINT)
+        cursor.execute(move, parameters)
+        if cursor.rowcount == len(ids):
+            cursor.execute(_SQL_RELEASE)
+            return set(ids)
+        cursor.execute(_SQL_ROLLBACK_TO)
+        cursor.execute(_SQL_RELEASE)
+    cursor.execute(move + " RETURNING id", parameters)
+    return {row[0] for row in cursor.fetchall()}
 
 
 _PG_TEMP: Final[str] = "pg_temp." + _TEMP_TABLE

@@ -138,6 +138,28 @@ def test_store_says_which_rows_it_inserted(engine: Engine) -> None:
     assert _count(engine, DeliveryEvent) == 35
 
 
+def test_a_stored_batch_stays_in_its_transaction(engine: Engine) -> None:
+    """The SQLite move runs in a savepoint (rolled back and run again with RETURNING when a
+    row was stored already): neither way may commit on its own. A batch all new, then one
+    half stored already, each rolled back with its transaction, leaves the ledger as it was;
+    the second, committed, inserts only its new half, with one event each."""
+    stored = [message_row() for _ in range(6)]
+    with session_scope(engine) as session:
+        store_messages(session, stored)
+    fresh = [message_row() for _ in range(6)]
+    for batch in (fresh, [*stored[:3], *fresh[:3]]):
+        with pytest.raises(RuntimeError), session_scope(engine) as session:
+            result = store_messages(session, batch)
+            assert result.inserted == {row["id"] for row in batch if row in fresh}
+            raise RuntimeError("the caller's transaction fails after the insert")
+        assert _count(engine, Message) == 6
+        assert _count(engine, DeliveryEvent) == 6
+    with session_scope(engine) as session:
+        result = store_messages(session, [*stored[:3], *fresh[:3]])
+    assert result.inserted == {row["id"] for row in fresh[:3]}
+    assert (_count(engine, Message), _count(engine, DeliveryEvent)) == (9, 9)
+
+
 def test_insert_nothing(engine: Engine) -> None:
     with session_scope(engine) as session:
         assert insert_messages(session, []) == []
