@@ -24,6 +24,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from postier.campaigns.audience import (
     Audience,
@@ -54,6 +55,7 @@ from postier.campaigns.queries import (
 from postier.campaigns.rows import build_row
 from postier.campaigns.spec import CampaignSpec
 from postier.dispatch.rows import Row
+from postier.ledger.bulk import collector_paused
 from postier.ledger.db import session_scope
 from postier.ledger.models import CampaignStatus, Lane, MessageStatus
 from postier.ledger.queries import store_messages
@@ -169,6 +171,11 @@ def _fail(ctx: CampaignContext, campaign_id: str, reason: str) -> None:
 
 def fan_out_chunk(ctx: CampaignContext, campaign_id: str, start: int, stop: int) -> ChunkOutcome:
     """Turn contacts ``start``–``stop`` of the campaign into stored (and published) messages."""
+    with collector_paused():
+        return _fan_out_chunk(ctx, campaign_id, start, stop)
+
+
+def _fan_out_chunk(ctx: CampaignContext, campaign_id: str, start: int, stop: int) -> ChunkOutcome:
     with session_scope(ctx.engine) as session:
         chunk = pending_chunk(session, campaign_id, start)
         campaign = get_campaign(session, campaign_id)
@@ -213,8 +220,9 @@ def fan_out_chunk(ctx: CampaignContext, campaign_id: str, start: int, stop: int)
         campaign = get_campaign(session, campaign_id)
         assert campaign is not None
         go_now = status is CampaignStatus.RUNNING and _may_send(ctx, spec, campaign.starts_at)
+        placed = _placement(go_now=go_now, batched=spec.batched, now=now)
         for row in kept:
-            _place(row, go_now=go_now, batched=spec.batched, now=now)
+            row.update(placed)
         # rows a previous run stored are left as they are (ON CONFLICT DO NOTHING)
         inserted = store_messages(session, kept).inserted
         new_rows = [row for row in kept if row["id"] in inserted]
@@ -259,17 +267,22 @@ def _may_send(ctx: CampaignContext, spec: CampaignSpec, starts_at: datetime | No
     return ctx.quiet_hours.reason_within(now, ctx.quiet_margin) is None
 
 
-def _place(row: Row, *, go_now: bool, batched: bool, now: datetime) -> None:
-    row["lane"] = Lane.BULK
+def _placement(*, go_now: bool, batched: bool, now: datetime) -> dict[str, Any]:
+    """The columns every row of a chunk gets: its lane, and queued now or held."""
     if go_now:
-        row["status"] = MessageStatus.QUEUED
-        row["send_at"] = None
         # batch tasks claim these rows; stamped so beat's republish leaves them to the batches
-        row["published_at"] = now if batched else None
-    else:
-        row["status"] = MessageStatus.SCHEDULED
-        row["send_at"] = HELD_UNTIL
-        row["published_at"] = None
+        return {
+            "lane": Lane.BULK,
+            "status": MessageStatus.QUEUED,
+            "send_at": None,
+            "published_at": now if batched else None,
+        }
+    return {
+        "lane": Lane.BULK,
+        "status": MessageStatus.SCHEDULED,
+        "send_at": HELD_UNTIL,
+        "published_at": None,
+    }
 
 
 def publish_queued(

@@ -32,6 +32,7 @@ from postier.dispatch.rows import (
     RowBuilder,
     SmsRequest,
 )
+from postier.ledger.bulk import collector_paused
 from postier.ledger.db import make_engine, session_scope
 from postier.ledger.models import Lane, MessageKind, MessageStatus, utcnow
 from postier.ledger.queries import get_message, insert_messages, statuses_of
@@ -53,6 +54,8 @@ from postier.rules.inputs import (
 MAX_URL_CHARS = 2048
 #: a row's lane as stored, by the value it may hold (saves an Enum call per row)
 _LANES: dict[Any, Lane] = {**{lane: lane for lane in Lane}, **{lane.value: lane for lane in Lane}}
+#: no value yet (a status or lane may be None)
+_UNSET: Any = object()
 #: messages one ``send_many`` call may queue (larger sends: a campaign, or several calls)
 MAX_BULK_ROWS = 100_000
 
@@ -133,15 +136,28 @@ class Producer:
                 stored = statuses_of(session, duplicates)
         handles: list[MessageHandle] = []
         to_publish: dict[Lane, list[str]] = {}
+        # a status or lane is worked out again only when it is not the previous row's object:
+        # a call's rows share them, and hashing an Enum member is a Python call
+        last_status: Any = _UNSET
+        last_lane: Any = _UNSET
+        text = ""
+        due = False
+        publishing: list[str] = []
         for row, want, got in zip(rows, wanted, ids, strict=True):
             status = row["status"]
             if want != got:
                 handles.append(MessageHandle(got, str(stored.get(got, status)), True))
                 continue
-            if status == queued:
-                lane = _LANES.get(row.get("lane") or Lane.TRANSACTIONAL)
-                to_publish.setdefault(lane or Lane(row["lane"]), []).append(got)
-            handles.append(MessageHandle(got, str(status)))
+            if status is not last_status:
+                last_status, text, due = status, str(status), status == queued
+            if due:
+                lane = row.get("lane")
+                if lane is not last_lane:
+                    last_lane = lane
+                    known = _LANES.get(lane or Lane.TRANSACTIONAL)
+                    publishing = to_publish.setdefault(known or Lane(row["lane"]), [])
+                publishing.append(got)
+            handles.append(MessageHandle(got, text))
         for lane, ids_of_lane in to_publish.items():
             self.publisher.publish(ids_of_lane, lane=lane, stamped=True)
         return handles
@@ -304,6 +320,10 @@ class Producer:
         than ``dispatch.bulk_threshold`` requests go on the bulk lane, except those that name
         their own ``priority``.
         """
+        with collector_paused():
+            return self._send_many(requests)
+
+    def _send_many(self, requests: Iterable[SmsRequest]) -> BulkResult:
         result = BulkResult()
         rows: list[Row] = []
         chosen: list[bool] = []

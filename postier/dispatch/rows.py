@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from operator import attrgetter
+from typing import Any, Final, Literal
 
 from postier.config import Settings
 from postier.dispatch.lanes import Priority, lane_for
@@ -19,7 +20,13 @@ from postier.dispatch.routing import (
     text_policy_for,
     text_transport_for,
 )
-from postier.ledger.models import Channel, MessageKind, MessageStatus, new_message_id
+from postier.ledger.models import (
+    Channel,
+    MessageKind,
+    MessageStatus,
+    new_message_id,
+    new_message_ids,
+)
 from postier.rules import (
     PolicyOutcome,
     apply_text_policy,
@@ -36,6 +43,7 @@ from postier.rules.inputs import (
     check_send_at,
     check_string,
 )
+from postier.rules.phones import plain_french_mobile
 from postier.rules.quiet_hours import QuietHours
 
 Category = Literal["notification", "marketing"]
@@ -107,7 +115,7 @@ class RowMemo:
     Scoped to one call, so a change of settings between calls is always seen.
     """
 
-    __slots__ = ("hash_key", "now", "rows", "senders", "texts")
+    __slots__ = ("hash_key", "ids", "now", "rows", "senders", "texts")
 
     #: distinct texts (and rows) remembered; beyond, each further one is checked row by row
     MAX_TEXTS = 4096
@@ -118,7 +126,9 @@ class RowMemo:
         self.texts: dict[tuple[str, str, str | None], _CheckedText] = {}
         self.senders: dict[str, str] = {}
         #: a checked row by everything of its request but the number (``_shared_key``)
-        self.rows: dict[tuple[str | None, ...], Row] = {}
+        self.rows: dict[tuple[Any, ...], Row] = {}
+        #: the ids of the call's rows, drawn a block at a time
+        self.ids = new_message_ids()
 
 
 def _text_key(request: SmsRequest) -> tuple[str, str, str | None] | None:
@@ -130,32 +140,51 @@ def _text_key(request: SmsRequest) -> tuple[str, str, str | None] | None:
     return None
 
 
-def _shared_key(request: SmsRequest) -> tuple[str | None, ...] | None:
+#: everything of a request but its number: ``send_at`` and ``idempotency_key`` first
+_SHAPE: Final = attrgetter(
+    "send_at",
+    "idempotency_key",
+    "text",
+    "category",
+    "provider",
+    "sender",
+    "campaign_id",
+    "priority",
+    "callback_url",
+)
+#: the types a remembered request's values may have (a subclass of ``str`` is checked alone)
+_PLAIN_TYPES: Final = frozenset({str, type(None)})
+
+
+def _shared_key(request: SmsRequest) -> tuple[Any, ...] | None:
     """``request``'s key in ``RowMemo.rows``: all of it but the number. None when it has a
     value of its own (``send_at``, ``idempotency_key``) or one of a type the checks refuse
-    (checked, and refused, row by row)."""
-    if request.send_at is not None or request.idempotency_key is not None:
+    (checked, and refused, row by row).
+
+    One ``attrgetter`` call and one set test (both in C) per row: this runs for every row of
+    a bulk send. A ``None`` text or category is a key too: its checks refuse it, so no row is
+    ever remembered under it.
+    """
+    shape = _SHAPE(request)
+    if shape[0] is not None or shape[1] is not None:
         return None
-    text = _text_key(request)
-    if text is None:
+    if not _PLAIN_TYPES.issuperset(map(type, shape)):
         return None
-    rest = (request.sender, request.campaign_id, request.priority, request.callback_url)
-    for value in rest:
-        if value is not None and type(value) is not str:
-            return None
-    return (*text, *rest)
+    return shape
+
+
+def _copied_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` copied two levels deep (a row is the caller's to change)."""
+    return {
+        key: dict(value) if isinstance(value, dict) else value for key, value in payload.items()
+    }
 
 
 def _copied(row: Row) -> Row:
-    """``row`` with its payload copied (a row is the caller's to change)."""
+    """``row`` with its payload copied."""
     copy = row.copy()
     payload = row["payload"]
-    if payload:
-        copy["payload"] = {
-            key: dict(value) if isinstance(value, dict) else value for key, value in payload.items()
-        }
-    else:
-        copy["payload"] = {}
+    copy["payload"] = _copied_payload(payload) if payload else {}
     return copy
 
 
@@ -218,19 +247,24 @@ class RowBuilder:
         of the row)."""
         if memo is None:
             memo = self.memo()
-        recipient = normalize_number(_check_to(to), region=self.settings.default_region, field="to")
+        region = self.settings.default_region
+        # a plainly written mobile passes the string checks and libphonenumber's: one match
+        recipient = plain_french_mobile(to, region) if type(to) is str else None
+        if recipient is None:
+            recipient = normalize_number(_check_to(to), region=region, field="to")
         shared = _shared_key(request)
         if shared is not None:
             # everything but the number was checked for an earlier row of this call: its row
             # with this number (and a new id) is the row the checks below would build
             known = memo.rows.get(shared)
             if known is not None:
-                row = _copied(known)
-                row["id"] = new_message_id()
+                row = known.copy()
+                payload = known["payload"]
+                row["payload"] = _copied_payload(payload) if payload else {}
+                row["id"] = next(memo.ids)
                 row["recipient"] = recipient
-                row["recipient_hash"] = (
-                    number_hash(recipient, memo.hash_key) if memo.hash_key else None
-                )
+                if memo.hash_key:
+                    row["recipient_hash"] = number_hash(recipient, memo.hash_key)
                 return row
             built = self._checked_sms(request, recipient, memo)
             if len(memo.rows) < RowMemo.MAX_TEXTS:

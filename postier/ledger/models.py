@@ -13,6 +13,7 @@ JSON columns are JSONB on PostgreSQL. They are not change-tracked: assign a new 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -194,6 +195,25 @@ def new_message_id() -> str:
     of a bulk send's row building).
     """
     return f"{int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
+#: ids ``new_message_ids`` draws at a time: one read of 16 KiB from the system's generator
+_ID_BLOCK: Final = 1024
+
+
+def new_message_ids() -> Iterator[str]:
+    """Endless new message ids, as ``new_message_id`` gives them, drawn a block at a time.
+
+    A bulk send takes one id per row: one ``os.urandom`` call (a system call) and one integer
+    formatting per id cost a third of a memoised row; a block of 1,024 costs one call, two
+    slice assignments (the version and variant bits) and one ``hex``.
+    """
+    while True:
+        raw = bytearray(os.urandom(16 * _ID_BLOCK))
+        raw[6::16] = bytes(byte & 0x0F | 0x40 for byte in raw[6::16])
+        raw[8::16] = bytes(byte & 0x3F | 0x80 for byte in raw[8::16])
+        text = raw.hex()
+        yield from [text[start : start + 32] for start in range(0, len(text), 32)]
 
 
 class Message(SQLModel, table=True):

@@ -70,33 +70,36 @@ _UNMASKED_TAIL: Final = 2
 _MIN_MASKABLE: Final = 6
 
 
-#: a French number written plainly: ``+33``, ``0033`` or the trunk ``0``, then 9 digits
-_PLAIN_FRENCH: Final = re.compile(r"(?:\+33|0033|0)([1-9][0-9]{8})")
-
-
 #: libphonenumber's own pattern of French mobile numbers (its metadata, not a copy of it)
-def _fr_mobile_pattern() -> re.Pattern[str]:
+def _fr_mobile_pattern() -> str:
     metadata = phonenumbers.PhoneMetadata.metadata_for_region("FR")
     pattern = metadata.mobile.national_number_pattern if metadata and metadata.mobile else None
     # no pattern (a stripped metadata build): never matches, every number takes the full path
-    return re.compile(str(pattern) if pattern else r"(?!)")
+    return str(pattern) if pattern else r"(?!)"
 
 
-_FR_MOBILE: Final = _fr_mobile_pattern()
+#: a French mobile number written plainly: ``+33``, ``0033`` or the trunk ``0``, then 9 ASCII
+#: digits (the first not 0) that libphonenumber's mobile pattern takes whole
+_PLAIN_FRENCH_MOBILE: Final = re.compile(
+    r"(?:\+33|0033|0)(?=[1-9][0-9]{8}\Z)(?:" + _fr_mobile_pattern() + ")"
+)
 
 
-def _fast_french_mobile(text: str, region: str) -> str | None:
-    """The E.164 form of a plainly written French mobile number, or None to take the full path.
+def plain_french_mobile(text: str, region: str = "FR") -> str | None:
+    """The E.164 form of ``text`` when it is a plainly written French mobile number (nothing
+    to strip, nothing but ``+`` and ASCII digits), or None to take ``normalize_number``.
 
     A bulk send is mostly such numbers; libphonenumber's parse and validity check cost about
     a quarter of a millisecond each. Matching its own mobile pattern gives the same answer
-    (a property test compares both paths) at a fraction of the cost.
+    (a property test compares both paths) in one regular expression. Such a ``text`` also
+    passes every check of a string field (``rules.inputs.check_string``): a producer calls
+    this first, and the checks only for what it does not take.
     """
-    found = _PLAIN_FRENCH.fullmatch(text)
-    if found is None or (region != "FR" and not text.startswith("+")):
+    if _PLAIN_FRENCH_MOBILE.fullmatch(text) is None:
         return None
-    national = found.group(1)
-    return "+33" + national if _FR_MOBILE.fullmatch(national) else None
+    if text[0] == "+":
+        return text
+    return "+33" + text[-9:] if region == "FR" else None
 
 
 def normalize_number(raw: str, *, region: str = "FR", field: str = "recipient") -> str:
@@ -109,7 +112,7 @@ def normalize_number(raw: str, *, region: str = "FR", field: str = "recipient") 
     text = raw.strip()
     if not text:
         raise RuleViolation(field, "e164.empty", "phone number is empty")
-    fast = _fast_french_mobile(text, region)
+    fast = plain_french_mobile(text, region)
     if fast is not None:
         return fast
     return _normalize_with_libphonenumber(text, region, field)

@@ -291,3 +291,42 @@ def test_rows_from_one_remembered_row_own_their_payload() -> None:
     assert third["payload"]["sender"] == "Postier"
     assert third["payload"]["text_policy"]["changes"] != []
     assert len({first["id"], second["id"], third["id"]}) == 3
+
+
+class _Text(str):
+    """A ``str`` subclass: equal to, and hashed as, its plain value."""
+
+    __slots__ = ()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["0612345678", "+33612345679", "06 12 34 56 70", "0512345678"]),
+            st.sampled_from(["Bonjour", "Votre œuvre"]),
+            st.sampled_from([None, "Postier"]),
+            st.sampled_from([None, "bulk"]),
+            st.integers(0, 15),
+        ),
+        max_size=12,
+    )
+)
+def test_a_value_of_another_type_is_never_answered_from_the_memo(
+    picks: list[tuple[str, str, str | None, str | None, int]],
+) -> None:
+    """A memo's key is equal for a ``str`` subclass of the same value: such a request (or
+    number) is checked alone, and the memo answers plain requests as before it."""
+    b = RowBuilder(_KEYED, clock=lambda: datetime(2026, 11, 17, 10, 0, tzinfo=PARIS))
+    memo = b.memo()
+    for to, text, sender, priority, odd in picks:
+        values: list[object] = [to, text, sender, priority]
+        for position in range(4):
+            if odd >> position & 1 and values[position] is not None:
+                values[position] = _Text(values[position])
+        request = SmsRequest(
+            values[0],  # type: ignore[arg-type]
+            values[1],  # type: ignore[arg-type]
+            sender=values[2],  # type: ignore[arg-type]
+            priority=values[3],  # type: ignore[arg-type]
+        )
+        assert _outcome(b, request, memo) == _outcome(b, request, None)

@@ -22,6 +22,7 @@ from postier.ledger.models import (
     MessageStatus,
     messages_table,
     new_message_id,
+    new_message_ids,
 )
 from postier.ledger.queries import get_message, insert_messages
 from tests.ledger.conftest import message_row
@@ -38,6 +39,20 @@ def test_new_message_id_is_uuid4_hex() -> None:
         int(value, 16)
         parsed = uuid.UUID(value)
         assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, value)
+
+
+def test_message_ids_drawn_in_blocks_are_uuid4_hex_too() -> None:
+    """Three blocks' worth: every id a distinct uuid4, each hex digit but the version's
+    taking many values (the bits around the fixed ones are not cleared with them)."""
+    drawn = new_message_ids()
+    ids = [next(drawn) for _ in range(3 * 1024 + 7)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, value)
+    for position in range(32):
+        seen = {value[position] for value in ids}
+        assert seen == {"4"} if position == 12 else len(seen) >= (4 if position == 16 else 16)
 
 
 @pytest.mark.parametrize(

@@ -142,6 +142,28 @@ def test_store_says_which_rows_it_inserted(engine: Engine) -> None:
     assert _count(engine, DeliveryEvent) == 35
 
 
+def test_a_stored_batch_stays_in_its_transaction(engine: Engine) -> None:
+    """The SQLite move runs in a savepoint (rolled back and run again with RETURNING when a
+    row was stored already): neither way may commit on its own. A batch all new, then one
+    half stored already, each rolled back with its transaction, leaves the ledger as it was;
+    the second, committed, inserts only its new half, with one event each."""
+    stored = [message_row() for _ in range(6)]
+    with session_scope(engine) as session:
+        store_messages(session, stored)
+    fresh = [message_row() for _ in range(6)]
+    for batch in (fresh, [*stored[:3], *fresh[:3]]):
+        with pytest.raises(RuntimeError), session_scope(engine) as session:
+            result = store_messages(session, batch)
+            assert result.inserted == {row["id"] for row in batch if row in fresh}
+            raise RuntimeError("the caller's transaction fails after the insert")
+        assert _count(engine, Message) == 6
+        assert _count(engine, DeliveryEvent) == 6
+    with session_scope(engine) as session:
+        result = store_messages(session, [*stored[:3], *fresh[:3]])
+    assert result.inserted == {row["id"] for row in fresh[:3]}
+    assert (_count(engine, Message), _count(engine, DeliveryEvent)) == (9, 9)
+
+
 def test_insert_nothing(engine: Engine) -> None:
     with session_scope(engine) as session:
         assert insert_messages(session, []) == []
@@ -266,6 +288,98 @@ def test_insert_stores_shared_and_varying_columns_alike(engine: Engine, size: in
                 assert [(e.to_status, e.at, e.detail) for e in events] == [
                     (row["status"], T0, "created")
                 ]
+
+
+def _stored_columns(engine: Engine, message_id: str) -> dict[str, Any]:
+    with session_scope(engine) as session:
+        row = session.execute(select(messages_table).where(messages_table.c.id == message_id)).one()
+    return {key: value for key, value in row._mapping.items() if key not in ("id",)}
+
+
+def test_rows_naming_different_columns_are_stored_as_each_alone(engine: Engine) -> None:
+    """A call's rows are read column by column when they all name the same columns, row by
+    row otherwise: a batch of both kinds (defaults, empty values filled in, a ``Message``)
+    stores each row as inserting it alone would."""
+    alike = [
+        message_row(created_at=T0, updated_at=None, payload=None, parts=1),
+        message_row(created_at=None, updated_at=T0, payload={}, parts=None),
+        message_row(created_at=T0, updated_at=T0, payload={"sender": "Shop"}, parts=2),
+    ]
+    mixed = [
+        {"channel": "sms", "kind": "sms", "recipient": "+33612345670", "created_at": T0},
+        message_row(created_at=T0, campaign_id="camp"),
+        Message(
+            channel=Channel.SMS,
+            kind="sms",
+            recipient="+33612345671",
+            body="b",
+            payload={},
+            category="notification",
+            status=S.QUEUED,
+            created_at=T0,
+            updated_at=T0,
+        ),
+    ]
+    for batch in (alike, mixed):
+        with session_scope(engine) as session:
+            together = insert_messages(session, batch)
+        for given, message_id in zip(batch, together, strict=True):
+            alone = given.model_copy() if isinstance(given, Message) else dict(given)
+            if isinstance(alone, Message):
+                alone.id = new_message_id()
+            else:
+                alone["id"] = new_message_id()
+            with session_scope(engine) as session:
+                (alone_id,) = insert_messages(session, [alone])
+            first, second = _stored_columns(engine, message_id), _stored_columns(engine, alone_id)
+            # a timestamp left empty is the insertion's: each call has its own
+            for key in ("created_at", "updated_at"):
+                if first[key] != T0:
+                    first.pop(key), second.pop(key)
+            assert first == second
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"status": S.SCHEDULED, "send_at": None}, "#2: a scheduled message needs send_at"),
+        ({"status": S.SENT}, "#2: a new message is queued or scheduled"),
+        ({"id": ""}, "#2: no id"),
+    ],
+)
+def test_rows_built_alike_are_refused_by_position_too(
+    engine: Engine, bad: dict[str, Any], error: str
+) -> None:
+    """Rows naming the same columns are checked a column at a time; one the checks refuse
+    is refused by its position, as row by row, and nothing is written."""
+    later = T0 + timedelta(hours=1)
+    rows = [message_row(status=S.QUEUED, send_at=later) for _ in range(4)]
+    rows[2].update(bad)
+    with pytest.raises(ValueError, match=error), session_scope(engine) as session:
+        insert_messages(session, rows)
+    assert _count(engine, Message) == 0
+
+
+def test_the_collector_is_paused_for_a_bulk_call_and_restored_after() -> None:
+    import gc
+
+    from postier.ledger.bulk import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        raise RuntimeError("a failed call")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
 
 
 # -- claim_for_sending ---------------------------------------------------------------------

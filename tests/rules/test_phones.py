@@ -19,6 +19,8 @@ from postier.rules import (
     to_international_digits,
 )
 from postier.rules import phones as _phones
+from postier.rules.inputs import check_string
+from postier.rules.phones import plain_french_mobile
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
@@ -263,6 +265,35 @@ def test_the_fast_path_agrees_with_libphonenumber(
     fast = _outcome(lambda: normalize_number(text, region=region, field="to"))
     full = _outcome(lambda: _phones._normalize_with_libphonenumber(text, region, "to"))
     assert fast == full, text
+
+
+@given(
+    prefix=st.sampled_from(["+33", "0033", "0", "+33 ", " 0", "+", "00", "", "０"]),
+    digits=st.text(alphabet="0123456789٣", min_size=8, max_size=10),
+    lead=st.sampled_from(["6", "7", "1", "9", "0", ""]),
+    tail=st.sampled_from(["", " ", "\n", "\x00"]),
+    region=st.sampled_from(["FR", "BE", "US"]),
+)
+def test_a_plain_mobile_taken_before_the_string_checks_is_what_they_would_give(
+    prefix: str, digits: str, lead: str, tail: str, region: str
+) -> None:
+    """A producer tries ``plain_french_mobile`` on the raw value before ``check_string``:
+    what it takes must pass the string checks and normalise to the same number."""
+    text = prefix + lead + digits + tail
+    fast = plain_french_mobile(text, region)
+    if fast is not None:
+        assert check_string(text, field="to", max_chars=64) == text
+        assert fast == _phones._normalize_with_libphonenumber(text, region, "to")
+        assert fast == normalize_number(text, region=region, field="to")
+
+
+def test_plainly_written_mobiles_take_the_plain_path() -> None:
+    for text in ("+33612345678", "0612345678", "0033612345679", "0756789012"):
+        assert plain_french_mobile(text) == "+33" + text[-9:]
+    assert plain_french_mobile("0612345678", "BE") is None
+    assert plain_french_mobile("+33612345678", "BE") == "+33612345678"
+    for text in ("06 12 34 56 78", "+33612345678\n", "0512345678", "06123456789", "+336١٢٣٤٥٦٧٨"):
+        assert plain_french_mobile(text) is None
 
 
 @pytest.mark.parametrize(
