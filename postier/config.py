@@ -260,10 +260,6 @@ class DispatchSettings(BaseModel):
     #: provider requests one worker process keeps in flight at once, per provider (a bulk
     #: chunk's messages that each need their own request go out concurrently up to this)
     max_in_flight: int = Field(default=48, ge=1, le=512)
-    #: CPU priority (``nice``, 0-19) the bulk worker gives itself at start: on a host it shares
-    #: with the transactional worker, a bulk send's CPU then never delays a one-time code;
-    #: 0 leaves the priority it was started with
-    bulk_niceness: int = Field(default=10, ge=0, le=19)
     #: seconds a sent message waits for its delivery state before it becomes ``expired``
     #: (final: the poll stops asking; a receipt that still comes is applied): 72 hours
     receipt_window: float = Field(default=259_200.0, gt=0)

@@ -8,7 +8,7 @@ from postier import logs, metrics
 from postier.celery_app import create_celery_app
 from postier.dispatch.callbacks import publish_events
 from postier.ledger import outbox
-from worker import forking, priority
+from worker import forking
 
 app = create_celery_app(main="worker")
 # structured, masked logs; /metrics served by the worker's main process (postier.metrics)
@@ -16,7 +16,5 @@ logs.connect_celery_signals()
 metrics.connect_worker_signals()
 # prefork children keep the parent's heap shared instead of copying it (worker.forking)
 forking.connect_worker_signals()
-# the bulk worker yields the CPU to the transactional one on a shared host (worker.priority)
-priority.connect_worker_signals()
 # new callback events are handed to the broker right after their move commits (ids only)
 outbox.set_notifier(partial(publish_events, app))

@@ -7,7 +7,6 @@ Messages go through the stack (producer → Redis → worker → sandbox → led
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
@@ -151,21 +150,3 @@ def test_the_worker_logs_json_with_ids_and_no_full_number(deploy_stack: Stack) -
             assert number not in text and f"+33{number[1:]}" not in text, (name, number)
         for secret in secrets:
             assert secret not in text, name
-
-
-def _niceness(pid: int) -> int:
-    """Field 19 of /proc/PID/stat (after the command name in parentheses)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return int(fields[16])
-
-
-def test_the_bulk_worker_runs_nicer_than_the_transactional_one(deploy_stack: Stack) -> None:
-    """Its pool children inherit the priority its main process gave itself (worker.priority)."""
-    started_at = os.nice(0)  # the test run's own niceness, which the stack inherits
-    niceness = max(started_at, deploy_stack.settings.dispatch.bulk_niceness)
-    bulk = deploy_stack.processes[BULK_WORKER].pid
-    children = [int(pid) for pid in Path(f"/proc/{bulk}/task/{bulk}/children").read_text().split()]
-    assert children, "the bulk worker's pool has no process"
-    assert {_niceness(pid) for pid in [bulk, *children]} == {niceness}
-    assert _niceness(deploy_stack.processes[TRANSACTIONAL_WORKER].pid) == started_at < niceness
