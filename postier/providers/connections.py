@@ -121,7 +121,12 @@ class StdlibTransport(httpx.BaseTransport):
             self._slots.release()
         return httpx.Response(
             answer.status,
-            headers=answer.getheaders(),
+            # http.client decoded the header bytes as Latin-1: encoded back, they are the
+            # server's own bytes, whatever they hold (httpx would refuse non-ASCII str)
+            headers=[
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in answer.getheaders()
+            ],
             stream=httpx.ByteStream(content),
             extensions={
                 "http_version": b"HTTP/1.1",

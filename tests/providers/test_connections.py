@@ -396,3 +396,13 @@ def test_a_connection_on_a_descriptor_past_1024_is_reused(
         for extra in held:
             extra.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_header_bytes_outside_ascii_come_through_as_sent(
+    serve: Callable[..., ScriptedServer],
+) -> None:
+    server = serve(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Note: caf\xe9\r\n\r\nok")
+    with StdlibTransport(max_connections=1) as pool:
+        response = post(pool, server.url, content=b"x")
+    assert response.headers.raw[-1] == (b"X-Note", b"caf\xe9")
+    assert response.text == "ok"
