@@ -215,6 +215,7 @@ def transition_each(
     clash = own & set(fields)
     if clash:
         raise TypeError(f"set for every row and for each: {', '.join(sorted(clash))}")
+    _check_settable(own)  # before anything moves
     messages = messages_table
     ids = list(changes)
     moved: list[str] = []
@@ -243,7 +244,6 @@ def transition_each(
                 {"_id": message_id, **{f"_{key}": value for key, value in values.items()}}
             )
     for columns, parameters in by_columns.items():
-        _check_settable(columns)
         session.execute(
             update(messages)
             .where(messages.c.id == bindparam("_id"))
@@ -284,9 +284,7 @@ def apply_transition(
     check_transition(sources, to)
     fields = fields or {}
     messages = messages_table
-    unknown = set(fields) - (set(messages.c.keys()) - _MANAGED_COLUMNS)
-    if unknown:
-        raise TypeError(f"not settable by a transition: {', '.join(sorted(unknown))}")
+    _check_settable(fields)
     if to is MessageStatus.SCHEDULED and fields.get("send_at") is None:
         raise ValueError("a move to scheduled needs send_at, or beat would never release it")
     at = now or utcnow()

@@ -403,3 +403,18 @@ def test_transition_each_refreshes_a_message_its_session_holds(
             MessageStatus.SENT,
         )
         assert (held.status, held.provider_message_id) == (MessageStatus.SENT, "p-1")
+
+
+def test_columns_the_move_manages_or_that_do_not_exist_are_refused(
+    ledger: Ledger, engine: Engine
+) -> None:
+    message_id = ledger.add(MessageStatus.SENDING)
+    with session_scope(engine) as session:
+        with pytest.raises(TypeError, match="not settable by a transition: callback_seq"):
+            transition(
+                session, message_id, MessageStatus.SENDING, MessageStatus.SENT, callback_seq=9
+            )
+        with pytest.raises(TypeError, match="not settable by a transition: colour"):
+            transition_each(
+                session, {message_id: {"colour": "red"}}, MessageStatus.SENDING, MessageStatus.SENT
+            )
